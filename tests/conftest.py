@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny CNN and data, so engine tests need no dataset or checkpoint."""
+import pytest
+import torch
+from torch import nn
+
+
+class TinyCNN(nn.Module):
+    """conv(1→2, 3×3) → relu → linear(32→3): two faultable layers, 18 + 96 weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.relu(self.conv(x)), 1))
+
+
+@pytest.fixture
+def tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    return TinyCNN().eval()
+
+
+@pytest.fixture
+def tiny_data(tiny_model):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(200, 1, 6, 6, generator=g)
+    with torch.no_grad():
+        y = tiny_model(x).argmax(1)
+    y[:20] = (y[:20] + 1) % 3  # a few wrong labels, so clean accuracy is 0.9
+    return x, y
+
+
+def state_bytes(model: nn.Module) -> dict:
+    """An exact copy of every tensor of a model, for bit-identity checks."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_state(model: nn.Module, saved: dict) -> bool:
+    """Whether ``model``'s tensors are bit-identical to ``saved``."""
+    now = model.state_dict()
+    return now.keys() == saved.keys() and all(
+        torch.equal(now[k].view(torch.uint8) if now[k].dtype.is_floating_point else now[k],
+                    saved[k].view(torch.uint8) if saved[k].dtype.is_floating_point else saved[k])
+        for k in now)

@@ -1,0 +1,87 @@
+"""Campaigns: seeded, summarised honestly, non-finite outputs wrong, the clean model untouched."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import same_state, state_bytes
+from xtmr_core import campaign as campaign_mod
+from xtmr_core.campaign import run_campaign, trial_faults
+from xtmr_core.faults import FaultModel
+from xtmr_core.injection import FaultInjector
+from xtmr_core.protection import make_plan
+from xtmr_core.stats import mean_ci
+
+CPU = torch.device("cpu")
+
+
+def test_zero_ber_gives_the_clean_accuracy_in_every_trial(tiny_model, tiny_data):
+    x, y = tiny_data
+    inj = FaultInjector(tiny_model, "fp32", device=CPU)
+    r = run_campaign(inj, make_plan("none", 32), FaultModel(0.0), x, y, trials=3)
+    assert r.clean_accuracy == pytest.approx(0.9)
+    assert r.accuracies == [r.clean_accuracy] * 3 and r.flips == [0, 0, 0] and r.mismatch_rate == 0
+
+
+def test_campaign_summary_matches_its_trials_and_is_reproducible(tiny_model, tiny_data):
+    x, y = tiny_data
+    inj = FaultInjector(tiny_model, "fp32", device=CPU)
+    plan, fault = make_plan("none", 32), FaultModel(0.01)
+    a = run_campaign(inj, plan, fault, x, y, trials=12, seed=4)
+    b = run_campaign(inj, plan, fault, x, y, trials=12, seed=4)
+    c = run_campaign(inj, plan, fault, x, y, trials=12, seed=5)
+    assert a.accuracies == b.accuracies and a.flips == b.flips and a.accuracies != c.accuracies
+    d = a.to_dict()
+    assert d["mean_accuracy"] == pytest.approx(np.mean(a.accuracies))
+    assert d["ci95"] == pytest.approx(list(mean_ci(a.accuracies)))
+    assert d["min_accuracy"] == min(a.accuracies) and d["trials"] == 12
+    assert d["mean_bit_flips"] == pytest.approx(np.mean([trial_faults(inj, plan, fault, 4, t).count for t in range(12)]))
+    assert 0 < d["mean_bit_flips"] and d["mean_accuracy"] < d["clean_accuracy"]
+
+
+def test_non_finite_outputs_count_as_wrong_not_a_crash(tiny_model, tiny_data):
+    x, y = tiny_data
+    inj = FaultInjector(tiny_model, "fp32", device=CPU)
+    r = run_campaign(inj, make_plan("none", 32), FaultModel(1.0, mode="stuck1", bits=(23, 24, 25, 26, 27, 28, 29, 30)),
+                     x, y, trials=2)
+    assert r.accuracies == [0.0, 0.0] and r.mismatches == [1.0, 1.0]
+
+
+def test_full_tmr_recovers_what_no_protection_loses(tiny_model, tiny_data):
+    x, y = tiny_data
+    inj = FaultInjector(tiny_model, "fp32", device=CPU)
+    fault = FaultModel(0.02, bits=(30,))
+    none = run_campaign(inj, make_plan("none", 32), fault, x, y, trials=10)
+    full = run_campaign(inj, make_plan("full", 32), fault, x, y, trials=10)
+    assert none.mean_accuracy < full.mean_accuracy
+    assert full.overhead.copies_pct == pytest.approx(200)
+
+
+def test_early_stop_once_the_ci_is_narrow(tiny_model, tiny_data):
+    x, y = tiny_data
+    inj = FaultInjector(tiny_model, "fp32", device=CPU)
+    r = run_campaign(inj, make_plan("none", 32), FaultModel(1e-6), x, y, trials=100, ci_target=0.05, min_trials=5)
+    assert r.stopped_early and r.trials == 5
+    stopped = run_campaign(inj, make_plan("none", 32), FaultModel(1e-6), x, y, trials=100, should_stop=lambda: True)
+    assert stopped.trials == 1
+
+
+def test_clean_model_is_bit_identical_after_a_campaign_that_raised(tiny_model, tiny_data, monkeypatch):
+    x, y = tiny_data
+    saved = state_bytes(tiny_model)
+    inj = FaultInjector(tiny_model, "fp32", device=CPU)
+    calls = {"n": 0}
+    real = campaign_mod.predict
+
+    def flaky(model, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("trial crashed")
+        return real(model, data)
+
+    monkeypatch.setattr(campaign_mod, "predict", flaky)
+    with pytest.raises(RuntimeError):
+        run_campaign(inj, make_plan("lrp", 32, budget=10, scores=np.abs(inj.clean_values)), FaultModel(0.2), x, y, trials=5)
+    assert inj.is_clean() and same_state(tiny_model, saved)
+    assert math.isclose(run_campaign(inj, make_plan("none", 32), FaultModel(0.0), x, y, trials=1).mean_accuracy, 0.9)

@@ -1,0 +1,59 @@
+"""Protection plans and their memory overhead."""
+import numpy as np
+import pytest
+
+from xtmr_core.errors import XtmrError
+from xtmr_core.protection import make_plan, overhead, parse_bits, top_weights
+
+
+def test_top_weights_picks_the_highest_scores_with_stable_ties():
+    scores = np.array([0.1, 0.9, 0.5, 0.9, 0.0, 0.3, 0.2, 0.8, 0.4, 0.6])
+    assert top_weights(scores, 30).tolist() == [1, 3, 7]
+    assert top_weights(scores, 10).tolist() == [1]
+    assert top_weights(scores, 0).size == 0 and top_weights(scores, 100).size == 10
+
+
+def test_selective_plan_overhead_counts_two_extra_copies_and_the_smaller_index():
+    n = 10_000
+    plan = make_plan("lrp", 32, budget=1, scores=np.arange(n, dtype=float))
+    assert plan.weights.tolist() == list(range(n - 100, n)) and plan.label == "lrp 1%"
+    o = overhead(plan, n, 32)
+    assert o.protected_weights == 100 and o.protected_bits == 3200
+    assert o.copies_pct == pytest.approx(2.0)
+    # bitmap = 10,000 bits; 32-bit indices = 3,200 bits -> the indices win
+    assert o.index_pct == pytest.approx(100 * 3200 / (n * 32))
+    big = overhead(make_plan("magnitude", 32, budget=50, scores=np.arange(n, dtype=float)), n, 32)
+    assert big.index_pct == pytest.approx(100 * n / (n * 32))  # the bitmap is smaller
+    assert big.with_index_pct == pytest.approx(big.copies_pct + big.index_pct)
+
+
+def test_full_bits_none_and_range_overheads():
+    n = 1000
+    assert overhead(make_plan("full", 32), n, 32).copies_pct == pytest.approx(200.0)
+    assert overhead(make_plan("full", 32), n, 32).index_pct == 0
+    bits = make_plan("bits", 32, bits=(30,))
+    assert overhead(bits, n, 32).copies_pct == pytest.approx(200 / 32)
+    assert overhead(make_plan("none", 32), n, 32).with_index_pct == 0
+    guard = overhead(make_plan("range", 8), n, 8, n_layers=2)
+    assert guard.copies_pct == 0 and guard.index_pct == pytest.approx(100 * 2 * 8 * 2 / (n * 8))
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(protect="lrp", budget=101, scores=np.ones(4)), "budget"),
+    (dict(protect="lrp", budget=-1, scores=np.ones(4)), "budget"),
+    (dict(protect="bits", bits=(32,)), "outside"),
+    (dict(protect="bits"), "needs bit positions"),
+    (dict(protect="best"), "unknown protection"),
+])
+def test_bad_plans_are_clear_errors(kwargs, msg):
+    protect = kwargs.pop("protect")
+    with pytest.raises(XtmrError, match=msg):
+        make_plan(protect, 32, **kwargs)
+
+
+def test_parse_bits():
+    assert parse_bits("30") == (30,)
+    assert parse_bits("23-25,31") == (23, 24, 25, 31)
+    for bad in ("", "a", "5-3", "-1"):
+        with pytest.raises(XtmrError):
+            parse_bits(bad)

@@ -1,0 +1,151 @@
+"""The fault model and exact sampling of faulty stored bits.
+
+Every stored bit fails independently with probability ``ber``. A trial over ``n`` bits therefore has
+``k ~ Binomial(n, ber)`` faulty bits at ``k`` distinct, uniformly placed positions: ``k`` is drawn first,
+then the positions, so the cost grows with ``k`` and not with ``n``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from xtmr_core.errors import XtmrError
+from xtmr_core.memory import WeightLayout
+
+MODES = ("flip", "stuck0", "stuck1")
+
+
+@dataclass(frozen=True)
+class FaultModel:
+    """What fails, and how often.
+
+    Attributes:
+        ber: bit error rate, the probability that one stored bit is faulty, in [0, 1].
+        mode: ``flip`` (bit inverted), ``stuck0`` or ``stuck1`` (bit reads as 0 / 1).
+        bits: the bit positions that can fail (``None`` = every position).
+    """
+
+    ber: float
+    mode: str = "flip"
+    bits: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.ber, (int, float)) and 0.0 <= float(self.ber) <= 1.0):
+            raise XtmrError(f"BER must be a number in [0, 1], got {self.ber!r}")
+        if self.mode not in MODES:
+            raise XtmrError(f"unknown fault mode {self.mode!r}: choose one of {', '.join(MODES)}")
+
+    def positions(self, word_bits: int) -> np.ndarray:
+        """The bit positions that can fail in a word of ``word_bits`` bits."""
+        if self.bits is None:
+            return np.arange(word_bits, dtype=np.int64)
+        bad = [b for b in self.bits if not 0 <= b < word_bits]
+        if bad:
+            raise XtmrError(f"fault bit position {bad[0]} outside 0..{word_bits - 1} for this format")
+        return np.array(sorted(set(self.bits)), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A block of stored bits: some words, some bit positions of each, in one copy.
+
+    Attributes:
+        weights: flat weight indices of the words (``None`` = all ``n_words`` weights, in order).
+        bits: the bit positions of each word that belong to the block.
+        copy: 0 for the primary copy, 1 and 2 for TMR's extra copies.
+        n_words: number of words.
+    """
+
+    weights: np.ndarray | None
+    bits: np.ndarray
+    copy: int
+    n_words: int
+
+    @property
+    def size(self) -> int:
+        """Number of stored bits in the block."""
+        return self.n_words * len(self.bits)
+
+
+@dataclass(frozen=True)
+class FaultSet:
+    """The faulty stored bits of one trial, one entry per bit.
+
+    Attributes:
+        weight: flat weight index. bit: bit position. copy: 0 primary, 1/2 TMR copies.
+    """
+
+    weight: np.ndarray
+    bit: np.ndarray
+    copy: np.ndarray
+
+    @property
+    def count(self) -> int:
+        """Number of faulty bits."""
+        return int(self.weight.size)
+
+    def to_frame(self, layout: WeightLayout) -> pd.DataFrame:
+        """The fault list as a table: layer, index inside the layer's tensor, bit, copy."""
+        layer = layout.layer_of(self.weight)
+        rows = {
+            "layer": [layout.names[i] for i in layer],
+            "flat_index": self.weight,
+            "index": [
+                str(tuple(int(v) for v in np.unravel_index(int(w - layout.offsets[l]), layout.shapes[l])))
+                for w, l in zip(self.weight, layer)
+            ],
+            "bit": self.bit,
+            "copy": self.copy,
+        }
+        return pd.DataFrame(rows).sort_values(["flat_index", "copy", "bit"]).reset_index(drop=True)
+
+
+def sample_positions(n: int, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Sample the faulty positions among ``n`` bits that each fail with probability ``p``.
+
+    Args:
+        n: number of bits.
+        p: per-bit failure probability.
+        rng: the random generator (seeded by the caller).
+
+    Returns:
+        Sorted int64 array of ``k ~ Binomial(n, p)`` distinct positions in ``[0, n)``.
+    """
+    if n <= 0 or p <= 0.0:
+        return np.zeros(0, dtype=np.int64)
+    k = int(rng.binomial(n, p))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    # Generator.choice without replacement uses a set-based (Floyd) draw for k << n: O(k), not O(n).
+    return np.sort(rng.choice(n, size=k, replace=False, shuffle=False).astype(np.int64))
+
+
+def sample_faults(regions: list[Region], p: float, rng: np.random.Generator) -> FaultSet:
+    """Sample one trial's faulty bits over the concatenation of ``regions``.
+
+    Args:
+        regions: the stored bit blocks (primary weights, TMR copies).
+        p: bit error rate.
+        rng: the random generator.
+
+    Returns:
+        The ``FaultSet``: every faulty bit with its weight, bit position and copy.
+    """
+    sizes = np.array([r.size for r in regions], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    pos = sample_positions(int(starts[-1]), p, rng)
+    weight = np.empty(pos.size, dtype=np.int64)
+    bit = np.empty(pos.size, dtype=np.int64)
+    copy = np.empty(pos.size, dtype=np.int8)
+    cut = np.searchsorted(pos, starts)
+    for r, region in enumerate(regions):
+        sel = slice(cut[r], cut[r + 1])
+        local = pos[sel] - starts[r]
+        nb = len(region.bits)
+        word = local // nb
+        weight[sel] = word if region.weights is None else region.weights[word]
+        bit[sel] = region.bits[local % nb]
+        copy[sel] = region.copy
+    return FaultSet(weight, bit, copy)

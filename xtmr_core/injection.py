@@ -1,0 +1,174 @@
+"""One fault trial on a private worker copy of the model: sample, vote, write, evaluate, restore.
+
+The clean model is never touched. The worker's faultable weights are views into one flat buffer, so a
+trial writes only the few weights its faults reach (cost grows with the number of faults, not with the
+model) and restores them in a ``finally``.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from xtmr_core.device import default_device
+from xtmr_core.faults import FaultModel, FaultSet, Region, sample_faults
+from xtmr_core.formats import encode
+from xtmr_core.memory import flat_weights, layout_of
+from xtmr_core.models import weight_layers
+from xtmr_core.protection import ProtectionPlan
+from xtmr_core.voting import majority
+
+
+def corrupt(words: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """Apply faults to stored words.
+
+    Args:
+        words: int64 words (unsigned bit patterns).
+        mask: int64 masks, a 1 at each faulty bit.
+        mode: ``flip``, ``stuck0`` or ``stuck1``.
+
+    Returns:
+        The words as read from the faulty memory.
+    """
+    if mode == "flip":
+        return words ^ mask
+    if mode == "stuck0":
+        return words & ~mask
+    if mode == "stuck1":
+        return words | mask
+    raise ValueError(f"unknown fault mode {mode!r}")
+
+
+class FaultInjector:
+    """Faults a model's weight memory in one number format, trial by trial.
+
+    Args:
+        model: the clean model (read once, never changed).
+        fmt: the storage format (``fp32``, ``fp16``, ``bf16``, ``int8``).
+        int8_granularity: ``channel`` or ``tensor`` scales for int8.
+        device: where the worker model runs (default: CUDA if present, else CPU).
+    """
+
+    def __init__(self, model: nn.Module, fmt: str = "fp32", *, int8_granularity: str = "channel",
+                 device: torch.device | None = None) -> None:
+        self.device = device or default_device()
+        self.layout = layout_of(model)
+        self.stored = encode(flat_weights(model), fmt, self.layout, int8_granularity)
+        self.clean_values = self.stored.values()
+        sizes = self.layout.sizes()
+        starts = self.layout.offsets[:-1]
+        self._lo = np.minimum.reduceat(self.clean_values, starts) if sizes.size else np.zeros(0)
+        self._hi = np.maximum.reduceat(self.clean_values, starts) if sizes.size else np.zeros(0)
+        self._full = (1 << self.stored.bits) - 1
+        # Unsigned clean words, so masks and votes never see sign extension.
+        self._words = self.stored.words.astype(np.int64) & self._full
+        self._unsigned = {8: np.uint8, 16: np.uint16, 32: np.uint32}[self.stored.bits]
+        self._lock = threading.RLock()
+        self.worker = copy.deepcopy(model).to(self.device).eval()
+        for p in self.worker.parameters():
+            p.requires_grad_(False)
+        self._clean = torch.from_numpy(self.clean_values.copy()).to(self.device)
+        self._flat = self._clean.clone()
+        for (name, module), lo, hi in zip(weight_layers(self.worker), starts, self.layout.offsets[1:]):
+            module.weight = nn.Parameter(self._flat[lo:hi].view(module.weight.shape), requires_grad=False)
+
+    @property
+    def format(self) -> str:
+        """The storage format."""
+        return self.stored.format
+
+    @property
+    def n_weights(self) -> int:
+        """Number of faultable weights."""
+        return self.layout.n_weights
+
+    def regions(self, plan: ProtectionPlan, fault: FaultModel) -> list[Region]:
+        """The stored bit blocks that can fail under ``fault`` with ``plan``'s extra copies."""
+        positions = fault.positions(self.stored.bits)
+        regions = [Region(None, positions, 0, self.n_weights)]
+        protected = np.intersect1d(np.array(plan.bits, dtype=np.int64), positions)
+        n_prot = plan.protected_weights(self.n_weights)
+        if protected.size and n_prot:
+            regions += [Region(plan.weights, protected, c, n_prot) for c in (1, 2)]
+        return regions
+
+    def sample(self, plan: ProtectionPlan, fault: FaultModel, rng: np.random.Generator) -> FaultSet:
+        """Sample one trial's faulty bits (primary memory and TMR copies)."""
+        return sample_faults(self.regions(plan, fault), float(fault.ber), rng)
+
+    def read(self, faults: FaultSet, plan: ProtectionPlan, mode: str = "flip") -> tuple[np.ndarray, np.ndarray]:
+        """The weights the faulty memory reads back, for the weights the faults reach.
+
+        Each of the three copies of a protected bit is corrupted by its own faults; the value read is
+        their bitwise majority. Unprotected bits come from the primary copy alone.
+
+        Args:
+            faults: the trial's faulty bits.
+            plan: the protection plan (its copies and range guard).
+            mode: the fault mode.
+
+        Returns:
+            ``(index, values)``: sorted flat indices of the affected weights and the float32 values read.
+        """
+        if faults.count == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        index, inverse = np.unique(faults.weight, return_inverse=True)
+        masks = np.zeros((index.size, 3), dtype=np.int64)
+        # Positions are distinct, so adding the bit values of one word is the same as OR-ing them.
+        np.add.at(masks, (inverse, faults.copy.astype(np.int64)), np.left_shift(1, faults.bit))
+        clean = self._words[index]
+        primary = corrupt(clean, masks[:, 0], mode) & self._full
+        if plan.bits:
+            protected = np.full(index.size, plan.bit_mask(), dtype=np.int64)
+            if plan.weights is not None:
+                at = np.searchsorted(plan.weights, index)
+                hit = at < plan.weights.size
+                hit[hit] = plan.weights[at[hit]] == index[hit]
+                protected[~hit] = 0
+            copy1 = corrupt(clean, masks[:, 1], mode) & self._full
+            copy2 = corrupt(clean, masks[:, 2], mode) & self._full
+            word = (majority(primary, copy1, copy2) & protected) | (primary & ~protected)
+        else:
+            word = primary
+        stored = word.astype(self._unsigned).view(self.stored.words.dtype)
+        values = self.stored.decode(stored, index)
+        if plan.guard:
+            layer = self.layout.layer_of(index)
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(values) | (values < self._lo[layer]) | (values > self._hi[layer])
+            values[bad] = 0.0
+        return index, values
+
+    @contextmanager
+    def applied(self, index: np.ndarray, values: np.ndarray) -> Iterator[nn.Module]:
+        """Write faulty weights into the worker model for the duration of a ``with`` block.
+
+        The worker is locked meanwhile (concurrent app sessions share injectors) and restored to the
+        clean values on exit, also when the block raises.
+
+        Yields:
+            The worker model holding the faulty weights.
+        """
+        with self._lock:
+            idx = torch.from_numpy(np.asarray(index, dtype=np.int64)).to(self.device)
+            try:
+                self._flat[idx] = torch.from_numpy(np.asarray(values, dtype=np.float32)).to(self.device)
+                yield self.worker
+            finally:
+                self._flat[idx] = self._clean[idx]
+
+    @contextmanager
+    def clean(self) -> Iterator[nn.Module]:
+        """The worker model holding the clean weights (in this format), locked for a ``with`` block."""
+        with self._lock:
+            yield self.worker
+
+    def is_clean(self) -> bool:
+        """Whether the worker holds exactly the clean weights (a check for tests and the app)."""
+        with self._lock:
+            return bool(torch.equal(self._flat, self._clean))
