@@ -11,6 +11,8 @@ def test_top_weights_picks_the_highest_scores_with_stable_ties():
     assert top_weights(scores, 30).tolist() == [1, 3, 7]
     assert top_weights(scores, 10).tolist() == [1]
     assert top_weights(scores, 0).size == 0 and top_weights(scores, 100).size == 10
+    # per layer: 20% of each 5-weight layer = the best one of each
+    assert top_weights(scores, 20, offsets=np.array([0, 5, 10])).tolist() == [1, 7]
 
 
 def test_selective_plan_overhead_counts_two_extra_copies_and_the_smaller_index():

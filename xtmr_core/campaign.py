@@ -65,8 +65,9 @@ class CampaignResult:
 
     @property
     def ci95(self) -> tuple[float, float]:
-        """95% confidence interval of the mean accuracy."""
-        return mean_ci(self.accuracies)
+        """95% confidence interval of the mean accuracy, clipped to [0, 1] (accuracy cannot leave it)."""
+        lo, hi = mean_ci(self.accuracies)
+        return (lo, hi) if math.isnan(lo) else (max(0.0, lo), min(1.0, hi))
 
     @property
     def min_accuracy(self) -> float:

@@ -115,26 +115,30 @@ def check_budget(budget: float) -> float:
     return value
 
 
-def top_weights(scores: np.ndarray, budget: float) -> np.ndarray:
+def top_weights(scores: np.ndarray, budget: float, offsets: np.ndarray | None = None) -> np.ndarray:
     """Flat indices of the top ``budget`` % weights by score (ties: lower index first).
 
     Args:
         scores: one score per weight, larger = more important.
         budget: percentage of weights to choose.
+        offsets: layer boundaries (``WeightLayout.offsets``) to rank within each layer instead of
+            globally; ``None`` = one global ranking across layers.
 
     Returns:
-        Sorted int64 indices, ``round(budget / 100 * n)`` of them.
+        Sorted int64 indices, ``round(budget / 100 * n)`` of them (per layer when ranking per layer).
     """
-    n = scores.size
-    k = int(round(check_budget(budget) / 100.0 * n))
-    if k == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    return np.sort(order[:k]).astype(np.int64)
+    budget = check_budget(budget)
+    bounds = [0, scores.size] if offsets is None else list(offsets)
+    chosen = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        k = int(round(budget / 100.0 * (hi - lo)))
+        order = np.argsort(-np.asarray(scores[lo:hi], dtype=np.float64), kind="stable")
+        chosen.append(order[:k] + lo)
+    return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, dtype=np.int64)
 
 
 def make_plan(protect: str, word_bits: int, *, budget: float = 1.0, scores: np.ndarray | None = None,
-              bits: tuple[int, ...] | None = None) -> ProtectionPlan:
+              bits: tuple[int, ...] | None = None, offsets: np.ndarray | None = None) -> ProtectionPlan:
     """Build a protection plan.
 
     Args:
@@ -143,6 +147,7 @@ def make_plan(protect: str, word_bits: int, *, budget: float = 1.0, scores: np.n
         budget: percent of weights to protect, for the scorer plans.
         scores: flat per-weight scores (layout order), for the scorer plans.
         bits: protected bit positions, for ``bits``.
+        offsets: layer boundaries to rank per layer (``None`` = globally).
 
     Returns:
         The ``ProtectionPlan``.
@@ -165,7 +170,7 @@ def make_plan(protect: str, word_bits: int, *, budget: float = 1.0, scores: np.n
         if scores is None:
             raise ValueError(f"protect={protect} needs scores")
         budget = check_budget(budget)
-        return ProtectionPlan(protect, top_weights(scores, budget), every_bit, budget=budget)
+        return ProtectionPlan(protect, top_weights(scores, budget, offsets), every_bit, budget=budget)
     raise XtmrError(f"unknown protection {protect!r}: choose one of {', '.join(PLANS)}")
 
 
