@@ -1,0 +1,38 @@
+# Two commands: `make run` starts the app, `make test` runs the whole suite. Both set everything up.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+PORT   ?= 8501
+
+.PHONY: run test setup browser bench report clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+# The browser test drives Debian's Chromium; install it when missing (needs root, as on CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the browser test will be skipped"; \
+	  else echo "note: chromium not installed (not root); the browser test will be skipped"; fi; }
+
+run: setup
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true
+
+test: setup browser
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m xtmr_core bench
+
+report: setup
+	$(PY) -m xtmr_core report
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

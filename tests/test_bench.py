@@ -1,0 +1,36 @@
+"""The benchmark's reference injectors really inject and restore; the table has its ratios."""
+import random
+
+import torch
+
+from conftest import same_state, state_bytes
+from xtmr_core.bench import _per_bit_mask_trial, _python_loop_trial, format_table, run_bench
+
+
+def test_reference_injectors_restore_the_model(tiny_model, tiny_data):
+    x, _ = tiny_data
+    saved = state_bytes(tiny_model)
+    _per_bit_mask_trial(tiny_model, x, 0.5, torch.Generator().manual_seed(0))
+    _python_loop_trial(tiny_model, x, 0.5, random.Random(0))
+    assert same_state(tiny_model, saved)
+
+
+def test_reference_injectors_do_flip_bits(tiny_model, tiny_data, monkeypatch):
+    x, _ = tiny_data
+    seen = []
+    import xtmr_core.bench as bench
+
+    monkeypatch.setattr(bench, "predict", lambda model, data: seen.append(model.fc.weight.detach().clone()))
+    clean = tiny_model.fc.weight.detach().clone()
+    _per_bit_mask_trial(tiny_model, x, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(seen[-1].view(torch.int32), ~clean.view(torch.int32))
+    _python_loop_trial(tiny_model, x, 0.999, random.Random(0))
+    assert (seen[-1].view(torch.int32) != clean.view(torch.int32)).float().mean() > 0.9
+
+
+def test_bench_table_has_ratios():
+    table = run_bench(["lenet5"], [1e-4], repeats=3, reference_repeats=1)
+    row = table.iloc[0]
+    assert row["trial/clean"] > 0 and row["per_bit_mask/clean"] > 0 and row["python_loop/clean"] > 0
+    assert row["weights"] > 0 and row["mean_flips"] > 0
+    assert "trial/clean" in format_table(table)

@@ -1,0 +1,95 @@
+"""The command line: one-line errors with exit code 2, JSON output, sweeps and the bench."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from xtmr_core.cli import main
+
+BAD = [
+    (["evaluate", "--ber", "1.5"], "BER must be"),
+    (["evaluate", "--ber=-1e-3"], "BER must be"),
+    (["evaluate", "--budget", "120", "--protect", "lrp"], "budget must be"),
+    (["evaluate", "--budget", "-1"], "budget must be"),
+    (["evaluate", "--model", "resnet"], "invalid choice"),
+    (["evaluate", "--dataset", "imagenet"], "invalid choice"),
+    (["evaluate", "--format", "fp8"], "invalid choice"),
+    (["evaluate", "--protect", "best"], "invalid choice"),
+    (["evaluate", "--ber", "abc"], "invalid float"),
+    (["evaluate", "--trials", "0"], "trials"),
+    (["evaluate", "--protect", "bits"], "needs bit positions"),
+    (["evaluate", "--protect", "bits", "--bits", "40"], "outside"),
+    (["evaluate", "--checkpoint", "/nonexistent/x.pt"], "x.pt"),
+    (["sweep", "--bers", "1e-4,7"], "BER must be"),
+    (["sweep", "--protect", "lrp,bogus"], "bogus"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD)
+def test_bad_input_is_one_line_on_stderr_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(argv))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bad_checkpoint_file_is_refused_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "junk.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    assert main(["evaluate", "--checkpoint", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "junk.pt" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_json_has_the_documented_keys(capsys):
+    assert main(["evaluate", "--protect", "lrp", "--budget", "1", "--ber", "1e-4", "--trials", "3", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    for key in ("clean_accuracy", "mean_accuracy", "ci95", "trials", "mean_bit_flips", "protected_weights",
+                "overhead_pct", "overhead_with_index_pct", "ber", "format", "protect", "budget"):
+        assert key in d
+    assert d["trials"] == 3 and d["protect"] == "lrp" and d["budget"] == 1 and d["format"] == "fp32"
+    assert d["overhead_pct"] == pytest.approx(2.0, rel=0.01) and d["clean_accuracy"] >= 0.95
+    assert d["ci95"][0] <= d["mean_accuracy"] <= d["ci95"][1]
+
+
+def test_evaluate_exports_the_fault_list_of_trial_zero(tmp_path, capsys):
+    out = tmp_path / "faults.csv"
+    assert main(["evaluate", "--ber", "1e-4", "--trials", "1", "--seed", "3", "--export-faults", str(out), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    faults = pd.read_csv(out)
+    assert list(faults.columns) == ["layer", "flat_index", "index", "bit", "copy"]
+    assert len(faults) == d["flips"][0] and faults["bit"].between(0, 31).all()
+
+
+def test_sweep_writes_csv_and_the_smallest_budget_table(tmp_path, capsys):
+    out = tmp_path / "s.csv"
+    assert main(["sweep", "--protect", "lrp,magnitude", "--budgets", "0.5,5", "--bers", "1e-4",
+                 "--trials", "2", "--out", str(out), "--target", "0.9"]) == 0
+    table = pd.read_csv(out)
+    assert set(table["protect"]) == {"none", "lrp", "magnitude"} and len(table) == 5
+    assert {"recovered", "relative_gain", "overhead_with_index_pct"} <= set(table.columns)
+    printed = capsys.readouterr().out
+    assert "smallest budget" in printed and "lrp" in printed
+
+
+@pytest.mark.slow
+def test_python_dash_m_runs_offline_as_a_subprocess():
+    proc = subprocess.run([sys.executable, "-m", "xtmr_core", "evaluate", "--model", "lenet5", "--dataset", "mnist5k",
+                           "--protect", "lrp", "--budget", "1", "--ber", "1e-4", "--trials", "5", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["trials"] == 5
+    bad = subprocess.run([sys.executable, "-m", "xtmr_core", "evaluate", "--ber", "2"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
+
+
+def test_help_exists_for_every_command(capsys):
+    for cmd in ("train", "evaluate", "sweep", "bench", "report"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+    assert "--ber" in capsys.readouterr().out

@@ -1,0 +1,152 @@
+"""The benchmark: a fault trial against a clean evaluation, measured in one run.
+
+Beside the engine's trial it times two reference injectors kept only here, the way common
+fault-injection tools work: a per-bit random mask over every stored bit, and a per-weight Python loop.
+Every figure is a median over repeats, with clean evaluations interleaved, and reported as a ratio to
+the clean evaluation of the same run so the numbers hold on a noisy machine.
+"""
+from __future__ import annotations
+
+import copy
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from xtmr_core.campaign import run_trial, trial_rng
+from xtmr_core.evaluation import predict
+from xtmr_core.experiment import Experiment
+from xtmr_core.faults import FaultModel
+from xtmr_core.models import weight_layers
+from xtmr_core.protection import make_plan
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _per_bit_mask_trial(model: nn.Module, x: torch.Tensor, p: float, gen: torch.Generator) -> None:
+    """Reference: one random number per stored bit, XOR the mask in place, evaluate, restore."""
+    saved = [m.weight.detach().clone() for _, m in weight_layers(model)]
+    try:
+        shifts = torch.arange(32, dtype=torch.int64)
+        for _, m in weight_layers(model):
+            w = m.weight.data.view(-1).view(torch.int32)
+            hits = torch.rand(w.numel(), 32, generator=gen) < p
+            mask = (hits.to(torch.int64) << shifts).sum(dim=1)
+            w ^= mask.to(torch.int32)
+        predict(model, x)
+    finally:
+        for (_, m), s in zip(weight_layers(model), saved):
+            m.weight.data.copy_(s)
+
+
+def _python_loop_trial(model: nn.Module, x: torch.Tensor, p: float, rnd: random.Random) -> None:
+    """Reference: a Python loop over every weight (probability of a faulty word, then its bit)."""
+    p_word = 1.0 - (1.0 - p) ** 32
+    saved = [m.weight.detach().clone() for _, m in weight_layers(model)]
+    try:
+        for _, m in weight_layers(model):
+            w = m.weight.data.view(-1).view(torch.int32)
+            for i in range(w.numel()):
+                if rnd.random() < p_word:
+                    bit = rnd.randrange(32)
+                    w[i] ^= torch.tensor(1 << bit if bit < 31 else -(1 << 31), dtype=torch.int32)
+        predict(model, x)
+    finally:
+        for (_, m), s in zip(weight_layers(model), saved):
+            m.weight.data.copy_(s)
+
+
+def run_bench(models: Sequence[str] = ("lenet5", "vgg16"), bers: Sequence[float] = (1e-6, 1e-4, 1e-2), *,
+              repeats: int = 20, reference_repeats: int = 3, device: torch.device | None = None,
+              progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Time clean evaluations, the engine's fault trials and the two reference injectors.
+
+    Args:
+        models: shipped models to time (on ``mnist5k``).
+        bers: bit error rates.
+        repeats: timed repetitions of the clean evaluation and of the engine's trial (median).
+        reference_repeats: repetitions of each reference injector (they are slow).
+        device: where to run (default: CUDA if present, else CPU).
+        progress: called with a label before each cell.
+
+    Returns:
+        One row per (model, BER): weights, bits, mean flips, clean/trial/inject-only/reference times
+        in ms and their ratios to the clean evaluation.
+    """
+    rows = []
+    for name in models:
+        exp = Experiment(name, "mnist5k", device=device)
+        inj = exp.injector("fp32")
+        x, y = exp.x_test, exp.y_test
+        clean_pred = exp.clean_predictions("fp32")
+        plan = make_plan("none", 32)
+        reference = copy.deepcopy(exp.model).eval()
+        with inj.clean() as worker:
+            predict(worker, x)  # warm-up
+        for ber in bers:
+            if progress is not None:
+                progress(f"{name} @ BER {ber:g}")
+            fault = FaultModel(ber)
+            counter = iter(range(10**9))
+
+            def clean() -> None:
+                with inj.clean() as worker:
+                    predict(worker, x)
+
+            def trial() -> None:
+                run_trial(inj, plan, fault, x, y, clean_pred, 0, next(counter))
+
+            def inject_only() -> None:
+                faults = inj.sample(plan, fault, trial_rng(0, next(counter)))
+                index, values = inj.read(faults, plan, fault.mode)
+                with inj.applied(index, values):
+                    pass
+
+            clean_times, trial_times = [], []
+            for _ in range(repeats):  # interleaved, so drift hits both alike
+                clean_times.append(_median_time(clean, 1))
+                trial_times.append(_median_time(trial, 1))
+            t_clean, t_trial = statistics.median(clean_times), statistics.median(trial_times)
+            t_inject = _median_time(inject_only, repeats)
+            gen = torch.Generator().manual_seed(0)
+            t_mask = _median_time(lambda: _per_bit_mask_trial(reference, x, ber, gen), reference_repeats)
+            rnd = random.Random(0)
+            t_loop = _median_time(lambda: _python_loop_trial(reference, x, ber, rnd), reference_repeats)
+            flips = np.mean([inj.sample(plan, fault, trial_rng(1, t)).count for t in range(20)])
+            rows.append({
+                "model": name, "ber": ber, "weights": inj.n_weights, "bits": inj.n_weights * 32,
+                "mean_flips": float(flips), "clean_ms": 1e3 * t_clean, "trial_ms": 1e3 * t_trial,
+                "trial/clean": t_trial / t_clean, "inject_only_ms": 1e3 * t_inject,
+                "per_bit_mask_ms": 1e3 * t_mask, "per_bit_mask/clean": t_mask / t_clean,
+                "python_loop_ms": 1e3 * t_loop, "python_loop/clean": t_loop / t_clean,
+            })
+    return pd.DataFrame(rows)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The bench table as Markdown (what the README shows)."""
+    shown = table.copy()
+    shown["ber"] = shown["ber"].map(lambda v: f"{v:g}")
+    for col in shown.columns:
+        if col.endswith("_ms") or col.endswith("/clean"):
+            shown[col] = shown[col].map(lambda v: f"{v:.3f}" if v < 10 else f"{v:.1f}")
+    shown["mean_flips"] = shown["mean_flips"].map(lambda v: f"{v:.1f}")
+    header = "| " + " | ".join(shown.columns) + " |"
+    sep = "|" + "---|" * len(shown.columns)
+    lines = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    device = "CUDA" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    return "\n".join([header, sep, *lines, "", f"device: {device}; torch {torch.__version__}"])

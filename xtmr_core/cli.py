@@ -1,0 +1,269 @@
+"""The command line: ``python -m xtmr_core {train,evaluate,sweep,bench,report}``.
+
+A thin face over the engine. Bad input gets one line on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from xtmr_core.errors import XtmrError
+
+_MODELS = ("mlp", "lenet5", "alexnet", "vgg16")
+_DATASETS = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
+_FORMATS = ("fp32", "fp16", "bf16", "int8")
+_PLANS = ("none", "lrp", "magnitude", "gradient", "taylor", "random", "full", "bits", "range")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2)."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse's signature
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(choices: Sequence[str]):
+    def parse(text: str) -> list[str]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [n for n in names if n not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"unknown {bad[0] if bad else 'empty'!r}: choose from {', '.join(choices)}")
+        return names
+    return parse
+
+
+def _bits(text: str) -> tuple[int, ...]:
+    from xtmr_core.protection import parse_bits
+
+    try:
+        return parse_bits(text)
+    except XtmrError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=_MODELS, default="lenet5", help="architecture (default lenet5)")
+    p.add_argument("--dataset", choices=_DATASETS, default="mnist5k", help="dataset (default mnist5k, offline)")
+    p.add_argument("--checkpoint", help="a checkpoint file (default: the shipped one for model+dataset)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if present, else cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of the faults (trial t uses (seed, t)) and of random scores")
+    p.add_argument("--rule", choices=("epsilon", "gamma", "alpha1beta0"), default="epsilon", help="LRP rule")
+    p.add_argument("--per-layer", action="store_true", help="rank weights within each layer, not globally")
+    p.add_argument("--bits", type=_bits, help="protected bit positions for --protect bits, e.g. 30 or 23-31")
+    p.add_argument("--fault-bits", type=_bits, help="only these bit positions can fail (default: all)")
+    p.add_argument("--mode", choices=("flip", "stuck0", "stuck1"), default="flip", help="fault type")
+    p.add_argument("--trials", type=int, default=20, help="trials per configuration")
+    p.add_argument("--ci-target", type=float, help="stop early once the 95%% CI half-width is below this")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = _Parser(prog="python -m xtmr_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    t.add_argument("--model", choices=_MODELS, default="lenet5")
+    t.add_argument("--dataset", choices=_DATASETS, default="mnist5k")
+    t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--width", type=float, help="width multiplier (default: the model's)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, help="checkpoint file to write")
+
+    e = sub.add_parser("evaluate", help="one fault campaign: accuracy under faults with a protection plan")
+    _add_model_args(e)
+    e.add_argument("--format", choices=_FORMATS, default="fp32", help="how weights are stored")
+    e.add_argument("--int8-granularity", choices=("channel", "tensor"), default="channel")
+    e.add_argument("--ber", type=float, default=1e-4, help="bit error rate in [0, 1]")
+    e.add_argument("--protect", choices=_PLANS, default="none", help="protection plan")
+    e.add_argument("--budget", type=float, default=1.0, help="percent of weights protected by a scorer plan")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--export-faults", metavar="CSV", help="write trial 0's fault list (layer, index, bit, copy)")
+
+    s = sub.add_parser("sweep", help="a grid of campaigns to CSV, and the budget each scorer needs")
+    _add_model_args(s)
+    s.add_argument("--formats", type=_names(_FORMATS), default=["fp32"], help="e.g. fp32,int8")
+    s.add_argument("--protect", type=_names(_PLANS), default=["lrp", "magnitude", "random", "full"],
+                   help="plans, comma-separated (none is always added)")
+    s.add_argument("--budgets", type=_floats, default=[0.5, 1, 2, 5, 10], help="percentages, comma-separated")
+    s.add_argument("--bers", type=_floats, default=[1e-5, 1e-4], help="BERs, comma-separated")
+    s.add_argument("--target", type=float, default=0.95, help="target accuracy for the smallest-budget table")
+    s.add_argument("--out", default="sweep.csv", help="CSV file to write")
+
+    b = sub.add_parser("bench", help="time fault trials against a clean evaluation")
+    b.add_argument("--models", type=_names(_MODELS), default=["lenet5", "vgg16"])
+    b.add_argument("--bers", type=_floats, default=[1e-6, 1e-4, 1e-2])
+    b.add_argument("--repeats", type=int, default=20, help="timed repetitions per cell (median)")
+    b.add_argument("--device", choices=("cpu", "cuda"))
+
+    r = sub.add_parser("report", help="reproduce the paper's experiment into docs/REPRODUCTION.md")
+    r.add_argument("--quick", action="store_true", help="a reduced grid (a few minutes)")
+    r.add_argument("--out", default="docs", help="folder for REPRODUCTION.md, figures and CSV")
+    r.add_argument("--dataset", choices=_DATASETS, default="mnist5k")
+    r.add_argument("--models", type=_names(_MODELS), help="default: lenet5,alexnet,vgg16")
+    return parser
+
+
+def _device(name: str | None):
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise XtmrError("--device cuda asked for, but no CUDA GPU is available; leave --device out")
+    return torch.device(name) if name else None
+
+
+class _Progress:
+    """A tqdm bar on stderr, opened at the first step, so input errors found earlier print alone."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.bar = total, desc, None
+
+    def step(self, label: str | None = None) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+        if label:
+            self.bar.set_postfix_str(label)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from xtmr_core.training import train_and_save
+
+    command = "python -m xtmr_core " + shlex.join(a._argv)
+    entry = train_and_save(a.model, a.dataset, a.out, epochs=a.epochs, lr=a.lr, seed=a.seed, width=a.width,
+                           batch_size=a.batch_size, command=command)
+    print(json.dumps(entry, indent=2))
+    return 0
+
+
+def _experiment(a: argparse.Namespace):
+    from xtmr_core.experiment import Experiment
+
+    return Experiment(a.model, a.dataset, a.checkpoint, _device(a.device))
+
+
+def _check_cheap(a: argparse.Namespace) -> None:
+    """Reject bad numbers before the (slower) model load."""
+    from xtmr_core.faults import FaultModel
+    from xtmr_core.protection import check_budget
+
+    for ber in getattr(a, "bers", None) or [a.ber]:
+        FaultModel(ber)
+    for budget in getattr(a, "budgets", None) or [getattr(a, "budget", 0.0)]:
+        check_budget(budget)
+    if a.trials < 1:
+        raise XtmrError(f"--trials must be at least 1, got {a.trials}")
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    _check_cheap(a)
+    exp = _experiment(a)
+    bar = _Progress(a.trials, f"{a.protect} @ BER {a.ber:g}")
+    try:
+        r = exp.evaluate(a.protect, a.budget, a.ber, a.format, trials=a.trials, seed=a.seed, mode=a.mode,
+                         fault_bits=a.fault_bits, bits=a.bits, rule=a.rule, per_layer=a.per_layer,
+                         int8_granularity=a.int8_granularity, ci_target=a.ci_target,
+                         progress=lambda done, total: bar.step())
+    finally:
+        bar.close()
+    if a.export_faults:
+        plan = exp.plan(a.protect, a.format, a.budget, bits=a.bits, rule=a.rule, per_layer=a.per_layer, seed=a.seed)
+        faults = exp.faults_of_trial(plan, a.ber, a.format, seed=a.seed, trial=0, mode=a.mode, fault_bits=a.fault_bits)
+        faults.to_frame(exp.layout).to_csv(a.export_faults, index=False)
+    d = r.to_dict()
+    d.update(model=exp.model_name, dataset=exp.dataset, checkpoint=exp.meta.get("file"))
+    if a.json:
+        print(json.dumps(d))
+    else:
+        lo, hi = d["ci95"]
+        ci = f"[{lo:.4f}, {hi:.4f}]" if lo is not None else "n/a (one trial)"
+        print(f"{exp.model_name} on {exp.dataset}, {r.format}, BER {r.ber:g}, {r.plan}, {r.trials} trials\n"
+              f"  clean accuracy     {r.clean_accuracy:.4f}\n"
+              f"  mean accuracy      {r.mean_accuracy:.4f}  95% CI {ci}  min {r.min_accuracy:.4f}\n"
+              f"  mismatch vs clean  {r.mismatch_rate:.4f}\n"
+              f"  bit flips / trial  {r.mean_bit_flips:.1f}\n"
+              f"  protected weights  {r.overhead.protected_weights}  overhead {r.overhead.copies_pct:.3f}% "
+              f"(with index {r.overhead.with_index_pct:.3f}%)")
+    return 0
+
+
+def _cmd_sweep(a: argparse.Namespace) -> int:
+    from xtmr_core.sweep import grid, iso_table, run_sweep
+
+    _check_cheap(a)
+    exp = _experiment(a)
+    total = len(grid(list(dict.fromkeys(["none", *a.protect])), a.budgets, a.bers, a.formats))
+    bar = _Progress(total, "sweep")
+    try:
+        table = run_sweep(exp, a.protect, a.budgets, a.bers, a.formats, trials=a.trials, seed=a.seed, bits=a.bits,
+                          ci_target=a.ci_target, progress=lambda d, t, label: bar.step(label))
+    finally:
+        bar.close()
+    out = Path(a.out)
+    if out.parent and not out.parent.exists():
+        raise XtmrError(f"folder {out.parent} does not exist; create it or choose another --out")
+    table.to_csv(out, index=False)
+    print(f"wrote {len(table)} rows to {out}")
+    iso = iso_table(table, a.target)
+    print(f"smallest budget (%) reaching accuracy {a.target:g}:")
+    print(iso.to_string(index=False) if not iso.empty else "  (no scorer plan in the sweep)")
+    return 0
+
+
+def _cmd_bench(a: argparse.Namespace) -> int:
+    from xtmr_core.bench import format_table, run_bench
+
+    print(format_table(run_bench(a.models, a.bers, repeats=a.repeats, device=_device(a.device))))
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from xtmr_core.report import run_report
+
+    path = run_report(out_dir=a.out, quick=a.quick, dataset=a.dataset, models=a.models)
+    print(f"wrote {path}")
+    return 0
+
+
+_COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sweep": _cmd_sweep, "bench": _cmd_bench,
+             "report": _cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 on success, 2 on bad input, 130 when interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args._argv = argv
+    try:
+        return _COMMANDS[args.command](args)
+    except XtmrError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
