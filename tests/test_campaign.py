@@ -62,7 +62,10 @@ def test_early_stop_once_the_ci_is_narrow(tiny_model, tiny_data):
     x, y = tiny_data
     inj = FaultInjector(tiny_model, "fp32", device=CPU)
     r = run_campaign(inj, make_plan("none", 32), FaultModel(1e-6), x, y, trials=100, ci_target=0.05, min_trials=5)
-    assert r.stopped_early and r.trials == 5
+    # every trial identical (no flip at this BER): zero spread, so 3x min_trials before stopping
+    assert r.stopped_early and r.trials == 15 and len(set(r.accuracies)) == 1
+    varied = run_campaign(inj, make_plan("none", 32), FaultModel(0.003), x, y, trials=200, ci_target=0.05, min_trials=5)
+    assert varied.stopped_early and 5 <= varied.trials < 200 and len(set(varied.accuracies)) > 1
     stopped = run_campaign(inj, make_plan("none", 32), FaultModel(1e-6), x, y, trials=100, should_stop=lambda: True)
     assert stopped.trials == 1
 

@@ -129,6 +129,17 @@ def run_trial(injector: FaultInjector, plan: ProtectionPlan, fault: FaultModel, 
     return accuracy(pred, y), mismatch(pred, clean_pred), faults.count
 
 
+def _may_stop(accuracies: list[float], ci_target: float, min_trials: int) -> bool:
+    """Whether a campaign has a narrow enough CI to stop.
+
+    Identical trials give a zero-width CI that says little about rare catastrophic flips (after n clean
+    trials an event of rate 3/n is still plausible, the rule of three), so such a run needs 3x the trials.
+    """
+    n = len(accuracies)
+    needed = min_trials if min(accuracies) != max(accuracies) else 3 * min_trials
+    return n >= needed and ci_half_width(accuracies) <= ci_target
+
+
 def run_campaign(injector: FaultInjector, plan: ProtectionPlan, fault: FaultModel, x: torch.Tensor, y: torch.Tensor,
                  *, trials: int = 20, seed: int = 0, clean_pred: torch.Tensor | None = None,
                  ci_target: float | None = None, min_trials: int = 10,
@@ -144,7 +155,7 @@ def run_campaign(injector: FaultInjector, plan: ProtectionPlan, fault: FaultMode
         seed: campaign seed; trial ``t`` uses ``trial_rng(seed, t)``.
         clean_pred: the clean model's predictions on ``x`` (computed if ``None``).
         ci_target: stop early once the 95% CI half-width of the accuracy is below this (after
-            ``min_trials`` trials).
+            ``min_trials`` trials; after ``3 * min_trials`` when every trial so far gave the same accuracy).
         progress: called with ``(done, trials)`` after each trial.
         should_stop: polled after each trial; ``True`` ends the campaign with the trials run so far.
 
@@ -168,7 +179,7 @@ def run_campaign(injector: FaultInjector, plan: ProtectionPlan, fault: FaultMode
         result.flips.append(flips)
         if progress is not None:
             progress(t + 1, int(trials))
-        if ci_target is not None and t + 1 >= min_trials and t + 1 < trials and ci_half_width(result.accuracies) <= ci_target:
+        if ci_target is not None and t + 1 < trials and _may_stop(result.accuracies, ci_target, min_trials):
             result.stopped_early = True
             break
         if should_stop is not None and should_stop():

@@ -1,6 +1,7 @@
 """Single-bit experiments: what one flip of one bit of one weight does, and per-bit sensitivity."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,13 +71,15 @@ def flip_one(exp: Experiment, weight: int, bit: int, fmt: str = "fp32") -> FlipO
                        accuracy(clean_pred, exp.y_test))
 
 
-def bit_sensitivity(exp: Experiment, fmt: str = "fp32", *, trials: int = 20, seed: int = 0) -> pd.DataFrame:
+def bit_sensitivity(exp: Experiment, fmt: str = "fp32", *, trials: int = 20, seed: int = 0,
+                    progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Accuracy after one flip at each bit position of one uniformly chosen weight.
 
     Args:
         exp: the experiment. fmt: storage format.
         trials: weights tried per bit position (the same weights for every position).
         seed: seed of the weight choice.
+        progress: called with ``(done, total)`` after each flip.
 
     Returns:
         One row per bit: ``bit``, ``role``, ``mean_accuracy``, ``ci_low``, ``ci_high``, ``min_accuracy``,
@@ -86,8 +89,13 @@ def bit_sensitivity(exp: Experiment, fmt: str = "fp32", *, trials: int = 20, see
     weights = np.random.default_rng(seed).integers(0, inj.n_weights, size=int(trials))
     clean = exp.clean_accuracy(fmt)
     rows = []
+    total = inj.stored.bits * len(weights)
     for bit in range(inj.stored.bits):
-        accs = [flip_one(exp, int(w), bit, fmt).accuracy for w in weights]
+        accs = []
+        for w in weights:
+            accs.append(flip_one(exp, int(w), bit, fmt).accuracy)
+            if progress is not None:
+                progress(bit * len(weights) + len(accs), total)
         lo, hi = mean_ci(accs)
         rows.append({"bit": bit, "role": bit_roles(fmt)[bit], "mean_accuracy": float(np.mean(accs)),
                      "ci_low": lo, "ci_high": hi, "min_accuracy": float(np.min(accs)), "clean_accuracy": clean,
