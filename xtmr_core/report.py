@@ -241,11 +241,11 @@ def run_grid(grid: Grid, dataset: str = "mnist5k", checkpoints: dict[str, str | 
                         runner.point(exp, fmt, spec, ber)
             for fmt in grid.formats:
                 bar.set_postfix_str(f"{model} {fmt} one flip per bit")
-                sens = bit_sensitivity(exp, fmt, trials=grid.sensitivity_weights, seed=0)
+                sens = bit_sensitivity(exp, fmt, trials=grid.sensitivity_weights, seed=0,
+                                       progress=lambda done, total: bar.update(1))
                 for rec in sens.to_dict("records"):
                     flips.append({"kind": "bit_flip", "name": f"one flip at bit {rec['bit']}", "model": model,
                                   "dataset": dataset, "format": fmt, "protect": "none", **rec})
-                bar.update(WORD_BITS[fmt] * grid.sensitivity_weights)
             info["models"][model]["seconds"] = time.perf_counter() - t0
             del exp
     finally:

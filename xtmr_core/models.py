@@ -1,0 +1,190 @@
+"""The four classifiers, sized by a width multiplier so they train on a small CPU.
+
+Every model is built from ``nn.Conv2d``, ``nn.Linear``, ``nn.ReLU``, ``nn.MaxPool2d`` and ``nn.Dropout``
+only, each module used once, flattening in ``forward``: the shape Captum's LRP rules support. No
+BatchNorm, so relevance needs no canonization.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xtmr_core.errors import XtmrError
+
+MODELS = ("mlp", "lenet5", "alexnet", "vgg16")
+
+# Chosen so a clean pass over 1,000 28×28 images stays well under 0.15 s on 2 CPU cores and each
+# model reaches >= 95% on mnist5k in a few CPU minutes (measured numbers in checkpoints/MANIFEST.json).
+_DEFAULT_WIDTH = {"mlp": 0.5, "lenet5": 1.0, "alexnet": 0.125, "vgg16": 0.125}
+
+# Channel / hidden counts at width 1 (the original architectures; "M" = 2×2 max-pool).
+_MLP_HIDDEN = (512, 256)
+_LENET_CONV = (6, 16)
+_LENET_FC = (120, 84)
+_ALEXNET_CONV = ((64, 5), "M", (192, 5), "M", (384, 3), (256, 3), (256, 3), "M")
+_ALEXNET_FC = (4096, 4096)
+_VGG16_CONV = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+_VGG16_FC = (4096, 4096)
+
+
+def default_width(name: str) -> float:
+    """Return the width multiplier a model is built with when none is given.
+
+    Args:
+        name: one of ``MODELS``.
+
+    Returns:
+        The multiplier applied to every channel and hidden-unit count of the original architecture.
+    """
+    _check_name(name)
+    return _DEFAULT_WIDTH[name]
+
+
+def build_model(name: str, in_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
+                width: float | None = None) -> nn.Module:
+    """Build an untrained classifier (initialised from torch's global RNG: seed it for determinism).
+
+    Args:
+        name: ``mlp`` (2 hidden layers), ``lenet5`` (2 conv + 3 linear), ``alexnet`` (5 conv + 3
+            linear) or ``vgg16`` (13 conv 3×3 + 3 linear).
+        in_shape: input C×H×W; any size from 8×8 up (pooling is skipped where it would reach 0).
+        num_classes: number of outputs.
+        width: multiplier on channel and hidden counts; ``None`` = ``default_width(name)``.
+
+    Returns:
+        The model in train mode, on the CPU.
+
+    Raises:
+        XtmrError: unknown name or invalid shape, class count or width.
+    """
+    _check_name(name)
+    width = default_width(name) if width is None else float(width)
+    if not (0 < width <= 4):
+        raise XtmrError(f"width must be in (0, 4], got {width}; pass e.g. --width {default_width(name)}")
+    try:
+        c, h, w = (int(v) for v in in_shape)
+    except (TypeError, ValueError):
+        raise XtmrError(f"in_shape must be three integers C, H, W, got {in_shape!r}") from None
+    if min(c, h, w) < 1:
+        raise XtmrError(f"in_shape must be positive, got {in_shape!r}")
+    if name != "mlp" and min(h, w) < 8:
+        raise XtmrError(f"{name} needs images of at least 8×8 pixels, got {h}×{w}; use the mlp model")
+    if int(num_classes) < 2:
+        raise XtmrError(f"num_classes must be at least 2, got {num_classes}")
+    model = _BUILDERS[name]((c, h, w), int(num_classes), width)
+    _init_weights(model)
+    return model
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """List the layers whose weights are faultable: every ``nn.Conv2d`` and ``nn.Linear``.
+
+    Args:
+        model: any module.
+
+    Returns:
+        ``(qualified name, module)`` pairs in registration order, which for these models is forward order.
+    """
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+class Classifier(nn.Module):
+    """``features`` (convolutions; none for the MLP), flattened in ``forward``, then ``classifier``."""
+
+    def __init__(self, features: nn.Sequential | None, classifier: nn.Sequential) -> None:
+        super().__init__()
+        # None rather than an empty Sequential: Captum's LRP treats a childless module as a layer
+        # and has no rule for it.
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the logits of a batch N×C×H×W."""
+        if self.features is not None:
+            x = self.features(x)
+        # torch.flatten, not nn.Flatten: Captum's LRP has no rule for a Flatten module.
+        return self.classifier(torch.flatten(x, 1))
+
+
+def _check_name(name: str) -> None:
+    if name not in MODELS:
+        raise XtmrError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+
+
+def _scaled(count: int, width: float) -> int:
+    return max(1, int(round(count * width)))
+
+
+def _head(n_in: int, hidden: tuple[int, ...], num_classes: int, width: float,
+          dropout: float) -> nn.Sequential:
+    """Linear layers with a fresh ReLU (and Dropout) after each hidden one."""
+    layers: list[nn.Module] = []
+    for units in hidden:
+        n_out = _scaled(units, width)
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        n_in = n_out
+    layers.append(nn.Linear(n_in, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _conv_stack(spec, in_shape: tuple[int, int, int], width: float) -> tuple[nn.Sequential, int]:
+    """Conv(k, same padding) + ReLU per entry, 2×2 max-pool at "M" while the map is at least 2 wide."""
+    c, h, w = in_shape
+    layers: list[nn.Module] = []
+    for item in spec:
+        if item == "M":
+            if min(h, w) >= 2:
+                layers.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+            continue
+        out, k = item if isinstance(item, tuple) else (item, 3)
+        out = _scaled(out, width)
+        layers += [nn.Conv2d(c, out, k, padding=k // 2), nn.ReLU()]
+        c = out
+    return nn.Sequential(*layers), c * h * w
+
+
+def _mlp(in_shape, num_classes, width) -> nn.Module:
+    c, h, w = in_shape
+    return Classifier(None, _head(c * h * w, _MLP_HIDDEN, num_classes, width, 0.0))
+
+
+def _lenet5(in_shape, num_classes, width) -> nn.Module:
+    c, h, w = in_shape
+    layers: list[nn.Module] = []
+    for i, out in enumerate(_LENET_CONV):
+        # LeNet-5 maps 32×32 to 28×28 to 14×14 to 10×10 to 5×5; smaller inputs get padding 2 (as
+        # MNIST 28×28 is classically padded to 32×32) wherever a 5×5 kernel would not leave 5×5.
+        pad = 0 if min(h, w) >= (32 if i == 0 else 10) else 2
+        out = _scaled(out, width)
+        layers += [nn.Conv2d(c, out, 5, padding=pad), nn.ReLU()]
+        c, h, w = out, h + 2 * pad - 4, w + 2 * pad - 4
+        if min(h, w) >= 2:
+            layers.append(nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
+    return Classifier(nn.Sequential(*layers), _head(c * h * w, _LENET_FC, num_classes, width, 0.0))
+
+
+def _alexnet(in_shape, num_classes, width) -> nn.Module:
+    # AlexNet's 11×11/stride-4 stem is for 224-pixel inputs; on 28-32 pixels it becomes 5×5/stride 1.
+    features, n = _conv_stack(_ALEXNET_CONV, in_shape, width)
+    return Classifier(features, _head(n, _ALEXNET_FC, num_classes, width, 0.5))
+
+
+def _vgg16(in_shape, num_classes, width) -> nn.Module:
+    features, n = _conv_stack(_VGG16_CONV, in_shape, width)
+    return Classifier(features, _head(n, _VGG16_FC, num_classes, width, 0.5))
+
+
+_BUILDERS = {"mlp": _mlp, "lenet5": _lenet5, "alexnet": _alexnet, "vgg16": _vgg16}
+
+
+def _init_weights(model: nn.Module) -> None:
+    # He initialisation keeps activations at scale through 16 ReLU layers without BatchNorm;
+    # PyTorch's default init shrinks them layer by layer and VGG16 would not start learning.
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)

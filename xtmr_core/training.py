@@ -1,0 +1,227 @@
+"""Training: a seeded Adam loop with progress reports and clean cancellation, and train-then-save."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from xtmr_core.checkpoints import CHECKPOINT_DIR, MANIFEST_NAME, save_checkpoint
+from xtmr_core.data import DataSplits, load_dataset
+from xtmr_core.device import default_device
+from xtmr_core.errors import XtmrError
+from xtmr_core.models import build_model, default_width
+
+
+def train_model(model: nn.Module, splits: DataSplits, *, epochs: int, lr: float, batch_size: int = 64,
+                seed: int = 0, device: torch.device | str | None = None,
+                progress: Callable[[dict], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> list[dict]:
+    """Train a classifier in place with Adam and cross-entropy on ``splits``' train part.
+
+    Deterministic on the CPU for a given seed: the batch order comes from a private generator and
+    dropout from torch's global RNG, seeded inside ``torch.random.fork_rng`` so the caller's RNG state
+    is left untouched. The model ends in eval mode on ``device``.
+
+    Args:
+        model: the model to train (moved to ``device``).
+        splits: the dataset; the test accuracy after each epoch is recorded.
+        epochs: passes over the training images (>= 1).
+        lr: Adam learning rate (> 0).
+        batch_size: images per step.
+        seed: seed of the batch order and dropout.
+        device: where to train; ``None`` = ``default_device()``.
+        progress: called after every step with ``{"epoch", "step", "total_steps", "loss",
+            "test_accuracy": None}`` and after every epoch with that epoch's history record.
+        should_stop: polled after every step; ``True`` ends training after that step (the weights
+            are those of a completed optimiser step) and records the partial epoch.
+
+    Returns:
+        One record per (possibly partial) epoch: ``{"epoch", "step", "total_steps", "loss" (mean
+        training loss of the epoch), "test_accuracy", "stopped"}``.
+
+    Raises:
+        XtmrError: invalid epochs/lr/batch size, a model that does not fit the data, or a diverging loss.
+    """
+    epochs, batch_size = int(epochs), int(batch_size)
+    if epochs < 1:
+        raise XtmrError(f"epochs must be at least 1, got {epochs}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise XtmrError(f"learning rate must be a positive number, got {lr}; try --lr 1e-3")
+    if batch_size < 1:
+        raise XtmrError(f"batch size must be at least 1, got {batch_size}")
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
+    _check_fits(model, splits, device)
+
+    n = len(splits.y_train)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total = epochs * steps_per_epoch
+    history: list[dict] = []
+    step = 0
+    order_gen = torch.Generator().manual_seed(int(seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(lr))
+    loss_fn = nn.CrossEntropyLoss()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for epoch in range(1, epochs + 1):
+            model.train()
+            order = torch.randperm(n, generator=order_gen)
+            loss_sum, seen, stopped = 0.0, 0, False
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                x, y = splits.x_train[idx].to(device), splits.y_train[idx].to(device)
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                if not torch.isfinite(loss):
+                    model.eval()
+                    raise XtmrError(f"training diverged (loss {loss.item()}) at step {step + 1}; "
+                                    f"lower the learning rate (now {lr})")
+                loss.backward()
+                optimizer.step()
+                step += 1
+                loss_sum += loss.item() * len(idx)
+                seen += len(idx)
+                if progress is not None:
+                    progress({"epoch": epoch, "step": step, "total_steps": total,
+                              "loss": loss.item(), "test_accuracy": None})
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
+            record = {"epoch": epoch, "step": step, "total_steps": total, "loss": loss_sum / seen,
+                      "test_accuracy": accuracy_on_test(model, splits, device), "stopped": stopped}
+            history.append(record)
+            if progress is not None:
+                progress(dict(record))
+            if stopped:
+                break
+    model.eval()
+    return history
+
+
+def accuracy_on_test(model: nn.Module, splits: DataSplits, device: torch.device | str | None = None,
+                  batch_size: int = 500) -> float:
+    """Return the share of test images the model classifies correctly (eval mode, no gradients).
+
+    Args:
+        model: the classifier; left in eval mode.
+        splits: the dataset.
+        device: where to evaluate; ``None`` = where the model's parameters are.
+        batch_size: images per forward pass.
+
+    Returns:
+        correct / total as a float; a non-finite output row counts as wrong.
+    """
+    if device is None:
+        device = next(model.parameters()).device
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(splits.y_test), batch_size):
+            out = model(splits.x_test[start:start + batch_size].to(device)).cpu()
+            ok = (out.argmax(dim=1) == splits.y_test[start:start + batch_size]) & torch.isfinite(out).all(1)
+            correct += int(ok.sum())
+    return correct / len(splits.y_test)
+
+
+def train_and_save(model: str, dataset: str, out: str | Path, *, epochs: int, lr: float, seed: int = 0,
+                   width: float | None = None, batch_size: int = 64, command: str = "",
+                   progress: bool = True) -> dict:
+    """Build, train (on the CPU or ``default_device()``), evaluate and save a model.
+
+    The model is initialised under ``torch.manual_seed(seed)`` (inside ``fork_rng``), trained with
+    ``train_model``, evaluated on the test split on the CPU, and saved with ``save_checkpoint``.
+    When ``out`` lies in ``CHECKPOINT_DIR`` the manifest ``checkpoints/MANIFEST.json`` gets its entry.
+
+    Args:
+        model: one of ``models.MODELS``.
+        dataset: one of ``data.DATASETS``.
+        out: the checkpoint path to write.
+        epochs, lr, seed, batch_size: as in ``train_model``.
+        width: width multiplier; ``None`` = ``default_width(model)``.
+        command: the command line that reproduces this run, recorded in meta and manifest.
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        The manifest entry: ``{"file", "model", "dataset", "width", "in_shape", "num_classes",
+        "seed", "epochs", "lr", "batch_size", "test_accuracy", "params", "bytes", "sha256",
+        "command", "torch"}``.
+    """
+    splits = load_dataset(dataset)
+    width = default_width(model) if width is None else float(width)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        net = build_model(model, splits.in_shape, splits.num_classes, width)
+
+    bar = None
+    callback = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=epochs * math.ceil(len(splits.y_train) / batch_size),
+                   desc=f"{model} on {dataset}", unit="step")
+
+        def callback(rec: dict) -> None:
+            if rec["test_accuracy"] is None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", refresh=False)
+            else:
+                bar.set_postfix(epoch=rec["epoch"], test_acc=f"{rec['test_accuracy']:.4f}")
+    try:
+        history = train_model(net, splits, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                              progress=callback)
+    finally:
+        if bar is not None:
+            bar.close()
+    # Evaluated on the CPU so the recorded accuracy is what a CPU-only user reproduces exactly.
+    net.to("cpu")
+    accuracy = accuracy_on_test(net, splits, "cpu")
+    meta = {"model": model, "dataset": dataset, "width": width, "in_shape": list(splits.in_shape),
+            "num_classes": splits.num_classes, "seed": int(seed), "epochs": int(epochs), "lr": float(lr),
+            "batch_size": int(batch_size), "test_accuracy": accuracy,
+            "final_loss": history[-1]["loss"], "command": command, "torch": str(torch.__version__)}
+    out = Path(out)
+    digest = save_checkpoint(out, net, meta)
+    entry = {"file": out.name, **{k: meta[k] for k in ("model", "dataset", "width", "in_shape",
+                                                        "num_classes", "seed", "epochs", "lr",
+                                                        "batch_size", "test_accuracy")},
+             "params": sum(p.numel() for p in net.parameters()), "bytes": out.stat().st_size,
+             "sha256": digest, "command": command, "torch": str(torch.__version__)}
+    if out.resolve().parent == CHECKPOINT_DIR.resolve():
+        _update_manifest(CHECKPOINT_DIR / MANIFEST_NAME, entry)
+    return entry
+
+
+def _check_fits(model: nn.Module, splits: DataSplits, device: torch.device) -> None:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(splits.x_train[:1].to(device))
+    except RuntimeError:
+        raise XtmrError(f"the model does not accept {splits.name} images of shape "
+                        f"{'×'.join(map(str, splits.in_shape))}; build it with that in_shape") from None
+    finally:
+        model.train(was_training)
+    if out.shape != (1, splits.num_classes):
+        raise XtmrError(f"the model has {out.shape[-1]} outputs but {splits.name} has "
+                        f"{splits.num_classes} classes; build it with num_classes={splits.num_classes}")
+
+
+def _update_manifest(path: Path, entry: dict) -> None:
+    """Set the manifest's entry for ``entry['file']``, keeping the others; written atomically."""
+    manifest = {"checkpoints": {}}
+    if path.is_file():
+        manifest = json.loads(path.read_text())
+    manifest.setdefault("checkpoints", {})[entry["file"]] = entry
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+    os.replace(tmp, path)
