@@ -2,7 +2,38 @@
 
 The engine under the Streamlit app: LRP weight relevance, exact bit-flip faults in several number
 formats, selective Triple Modular Redundancy and seeded fault campaigns. No Streamlit import here.
+
+The public API is re-exported here and imported lazily (PEP 562), so ``python -m xtmr_core`` can reject
+bad input before torch is loaded.
 """
+from __future__ import annotations
+
+import importlib
+
 from xtmr_core.errors import XtmrError
 
-__all__ = ["XtmrError"]
+_EXPORTS = {
+    "Experiment": "experiment",
+    "CampaignResult": "campaign", "run_campaign": "campaign",
+    "FaultModel": "faults", "FaultSet": "faults",
+    "FaultInjector": "injection",
+    "ProtectionPlan": "protection", "make_plan": "protection", "overhead": "protection", "PLANS": "protection",
+    "FORMATS": "formats", "encode": "formats",
+    "majority": "voting",
+    "score_weights": "scoring", "SCORERS": "scoring",
+    "lrp_weight_relevance": "relevance", "input_relevance": "relevance",
+    "load_dataset": "data", "DATASETS": "data",
+    "build_model": "models", "MODELS": "models",
+    "load_model": "checkpoints",
+    "run_sweep": "sweep",
+    "flip_one": "sensitivity", "bit_sensitivity": "sensitivity",
+    "reliability_improvement": "stats", "mean_ci": "stats",
+}
+
+__all__ = ["XtmrError", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"xtmr_core.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'xtmr_core' has no attribute {name!r}")
