@@ -88,3 +88,17 @@ def test_clean_model_is_bit_identical_after_a_campaign_that_raised(tiny_model, t
         run_campaign(inj, make_plan("lrp", 32, budget=10, scores=np.abs(inj.clean_values)), FaultModel(0.2), x, y, trials=5)
     assert inj.is_clean() and same_state(tiny_model, saved)
     assert math.isclose(run_campaign(inj, make_plan("none", 32), FaultModel(0.0), x, y, trials=1).mean_accuracy, 0.9)
+
+
+def test_a_trial_whose_faults_are_all_outvoted_skips_evaluation_with_the_same_result(tiny_model, tiny_data, monkeypatch):
+    x, y = tiny_data
+    inj = FaultInjector(tiny_model, "fp32", device=CPU)
+    plan, fault = make_plan("full", 32), FaultModel(0.002)
+    full = run_campaign(inj, plan, fault, x, y, trials=20, seed=1)
+    assert sum(full.flips) > 0
+    evaluated = []
+    real = campaign_mod.predict
+    monkeypatch.setattr(campaign_mod, "predict", lambda m, d: evaluated.append(1) or real(m, d))
+    slow = [campaign_mod.run_trial(inj, plan, fault, x, y, real(inj.worker, x), 1, t, skip_clean=False)
+            for t in range(20)]
+    assert [a for a, _, _ in slow] == full.accuracies and len(evaluated) == 20

@@ -50,11 +50,23 @@ def test_every_bit_of_every_region_fails_exactly_once_at_ber_one():
 
 def test_region_mapping_matches_a_loop_over_positions():
     regions = [Region(None, np.array([0, 30, 31]), 0, 7), Region(np.array([2, 5]), np.array([30, 31]), 1, 2)]
-    rng = np.random.default_rng(5)
     f = sample_faults(regions, 0.4, np.random.default_rng(5))
-    pos = sample_positions(7 * 3 + 2 * 2, 0.4, rng)
-    table = [(w, b, 0) for w in range(7) for b in (0, 30, 31)] + [(w, b, 1) for w in (2, 5) for b in (30, 31)]
-    assert list(zip(f.weight.tolist(), f.bit.tolist(), f.copy.tolist())) == [table[p] for p in pos]
+    streams = np.random.default_rng(5).spawn(2)
+    want = []
+    for region, stream in zip(regions, streams):
+        words = range(region.n_words) if region.weights is None else region.weights.tolist()
+        table = [(w, b, region.copy) for w in words for b in region.bits.tolist()]
+        want += [table[p] for p in sample_positions(region.size, 0.4, stream)]
+    assert list(zip(f.weight.tolist(), f.bit.tolist(), f.copy.tolist())) == want
+
+
+def test_primary_faults_do_not_depend_on_the_copies_a_plan_adds():
+    primary = Region(None, np.arange(32), 0, 1000)
+    alone = sample_faults([primary], 1e-3, np.random.default_rng([3, 0]))
+    copies = [Region(np.arange(10), np.arange(32), c, 10) for c in (1, 2)]
+    with_tmr = sample_faults([primary, *copies], 1e-3, np.random.default_rng([3, 0]))
+    first = with_tmr.copy == 0
+    assert np.array_equal(alone.weight, with_tmr.weight[first]) and np.array_equal(alone.bit, with_tmr.bit[first])
 
 
 def test_same_seed_same_faults():

@@ -108,7 +108,8 @@ def run_bench(models: Sequence[str] = ("lenet5", "vgg16"), bers: Sequence[float]
                     predict(worker, x)
 
             def trial() -> None:
-                run_trial(inj, plan, fault, x, y, clean_pred, 0, next(counter))
+                # skip_clean=False: always the full trial, also when no fault reached a weight
+                run_trial(inj, plan, fault, x, y, clean_pred, 0, next(counter), skip_clean=False)
 
             def inject_only() -> None:
                 faults = inj.sample(plan, fault, trial_rng(0, next(counter)))

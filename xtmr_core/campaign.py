@@ -116,14 +116,23 @@ class CampaignResult:
 
 
 def run_trial(injector: FaultInjector, plan: ProtectionPlan, fault: FaultModel, x: torch.Tensor, y: torch.Tensor,
-              clean_pred: torch.Tensor, seed: int, trial: int) -> tuple[float, float, int]:
+              clean_pred: torch.Tensor, seed: int, trial: int, *, skip_clean: bool = True) -> tuple[float, float, int]:
     """One trial: sample faults, read the voted weights back, evaluate, restore.
+
+    Args:
+        injector, plan, fault: what is faulted, how it is protected, how it fails.
+        x, y: the test split. clean_pred: the clean model's predictions on ``x``.
+        seed, trial: which trial (its faults depend on these alone).
+        skip_clean: when every weight reads back bit-identical to the clean one (no fault, or every
+            fault outvoted or masked), reuse ``clean_pred`` instead of evaluating: same result, no cost.
 
     Returns:
         ``(accuracy, mismatch, faulty_bits)``.
     """
     faults = trial_faults(injector, plan, fault, seed, trial)
     index, values = injector.read(faults, plan, fault.mode)
+    if skip_clean and np.array_equal(values.view(np.uint32), injector.clean_values[index].view(np.uint32)):
+        return accuracy(clean_pred, y), 0.0, faults.count
     with injector.applied(index, values) as model:
         pred = predict(model, x)
     return accuracy(pred, y), mismatch(pred, clean_pred), faults.count

@@ -123,29 +123,34 @@ def sample_positions(n: int, p: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_faults(regions: list[Region], p: float, rng: np.random.Generator) -> FaultSet:
-    """Sample one trial's faulty bits over the concatenation of ``regions``.
+    """Sample one trial's faulty bits in each of ``regions``.
+
+    Each region draws from its own stream, spawned from ``rng`` by copy number, so the primary copy's
+    faults do not depend on how many TMR copies a plan adds: every plan of a campaign sees the same
+    primary faults, and plans differ only by what they protect (common random numbers). Drawing the
+    regions separately is exact: disjoint blocks of independent bits.
 
     Args:
-        regions: the stored bit blocks (primary weights, TMR copies).
+        regions: the stored bit blocks (primary weights, TMR copies), at most one per copy number.
         p: bit error rate.
-        rng: the random generator.
+        rng: the trial's random generator (a fresh one per trial; only its spawned children are used).
 
     Returns:
         The ``FaultSet``: every faulty bit with its weight, bit position and copy.
     """
-    sizes = np.array([r.size for r in regions], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    pos = sample_positions(int(starts[-1]), p, rng)
-    weight = np.empty(pos.size, dtype=np.int64)
-    bit = np.empty(pos.size, dtype=np.int64)
-    copy = np.empty(pos.size, dtype=np.int8)
-    cut = np.searchsorted(pos, starts)
-    for r, region in enumerate(regions):
-        sel = slice(cut[r], cut[r + 1])
-        local = pos[sel] - starts[r]
+    copies = [r.copy for r in regions]
+    if len(set(copies)) != len(copies):
+        raise ValueError("at most one region per copy number")
+    streams = rng.spawn(max(copies, default=0) + 1)
+    weight, bit, copy = [], [], []
+    for region in regions:
+        local = sample_positions(region.size, p, streams[region.copy])
         nb = len(region.bits)
         word = local // nb
-        weight[sel] = word if region.weights is None else region.weights[word]
-        bit[sel] = region.bits[local % nb]
-        copy[sel] = region.copy
-    return FaultSet(weight, bit, copy)
+        weight.append(word if region.weights is None else region.weights[word])
+        bit.append(region.bits[local % nb])
+        copy.append(np.full(local.size, region.copy, dtype=np.int8))
+    if not regions:
+        return FaultSet(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8))
+    return FaultSet(np.concatenate(weight).astype(np.int64), np.concatenate(bit).astype(np.int64),
+                    np.concatenate(copy))
