@@ -1,0 +1,306 @@
+"""The app's one caching and session-state module (no computation of its own).
+
+* ``st.cache_resource``: one ``Experiment`` per (model, dataset, checkpoint id), shared by every
+  session and never mutated (trials run on the injector's private worker copy, under its lock).
+* ``st.cache_data``: campaign results and other derived data, keyed by the experiment key and their
+  configuration; results are plain data (dataclasses, numpy arrays, DataFrames).
+* Session settings (dataset, model, format, BER, ...) live in widgets with ``persist_state="session"``;
+  ``setting`` reads them on pages where the widget is not drawn.
+
+Every wrapper here calls exactly one engine function; pages call these wrappers and draw.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from xtmr_core.campaign import CampaignResult
+from xtmr_core.checkpoints import load_state_dict_bytes, shipped_checkpoint
+from xtmr_core.errors import XtmrError
+from xtmr_core.experiment import Experiment
+from xtmr_core.formats import FORMATS, WORD_BITS, bit_roles
+from xtmr_core.layers_view import protected_per_layer
+from xtmr_core.protection import SCORER_PLANS, Overhead, overhead
+from xtmr_core.relevance import input_relevance, lrp_weight_relevance
+from xtmr_core.scoring import topk_overlap
+from xtmr_core.sensitivity import FlipOutcome, flip_one
+from xtmr_core.session_checkpoints import digest
+
+# ---------------------------------------------------------------- settings shared by the pages
+
+DEFAULTS = {"dataset": "mnist5k", "model": "lenet5", "fmt": "fp32", "weights_source": "shipped",
+            "rule": "epsilon"}
+
+#: BER slider stops: 1, 2, 5 per decade from 1e-7 to 1e-2.
+BER_VALUES: tuple[float, ...] = tuple(float(f"{m}e{e}") for e in range(-7, -2) for m in (1, 2, 5)) + (1e-2,)
+#: Budget slider stops (% of weights): fine steps around 1%, coarse towards 100%.
+BUDGET_VALUES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0,
+                                    20.0, 30.0, 50.0, 75.0, 100.0)
+FORMAT_HELP = {"fp32": "32-bit float: a flip of the top exponent bit (30) can make a weight 2^128 times larger.",
+               "fp16": "16-bit float: smaller exponent range, so exponent flips do less harm than in fp32.",
+               "bf16": "bfloat16: fp32's exponent range in 16 bits; exponent flips hurt as in fp32.",
+               "int8": "8-bit integers with a scale per output channel: a flip moves a weight by at most 128 steps."}
+SOURCE_LABELS = {"shipped": "Shipped checkpoint", "train": "Train one here", "upload": "Upload a .pt file"}
+
+
+def top_bit(fmt: str) -> int:
+    """The bit whose flip does the most harm in ``fmt``: fp32's bit 30, the top exponent bit of fp16/bf16,
+    int8's bit 7 (a step of 128)."""
+    return 7 if fmt == "int8" else max(b for b, r in enumerate(bit_roles(fmt)) if r == "exponent")
+
+
+def setting(name: str):
+    """A session setting (its widget's value), or its default when the widget was never drawn."""
+    value = st.session_state.get(name)
+    return DEFAULTS[name] if value is None else value
+
+
+def fmt_ber(v: float) -> str:
+    """A BER as ``1e-5`` / ``2e-7``."""
+    mantissa, exponent = f"{float(v):.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def pct(v: float, digits: int = 1) -> str:
+    """An accuracy in [0, 1] as a percentage (``–`` for NaN)."""
+    return "–" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}%"
+
+
+def format_select(container=st) -> str:
+    """The storage-format selector (the same widget, key and state on every page that draws it)."""
+    return container.selectbox("Number format", FORMATS, key="fmt", persist_state="session",
+                               help="How each weight is stored in memory; it decides what one bit flip does. "
+                                    + " ".join(FORMAT_HELP.values()))
+
+
+# ---------------------------------------------------------------- navigation
+
+
+def enter_page() -> None:
+    """Call first on every page: make sure the page runs inside ``app.py``'s ``st.navigation``.
+
+    Streamlit treats an app with a ``pages/`` folder as a legacy (v1) multipage app until the entry
+    point has called ``st.navigation`` once in the server process. When a fresh server's first request
+    opens a page URL directly (e.g. ``/fault_lab``), the page would run alone, without the entry
+    point's page config, sidebar and titles. Switch the process to ``st.navigation`` and rerun: the
+    same URL then runs through ``app.py``. (Renaming ``pages/`` would avoid this, but the layout
+    asks for ``pages/``.) Under ``AppTest`` the page simply runs on its own, as it can.
+    """
+    from streamlit import config
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # AppTest resets this flag before every run and runs a switched-to page on its own; a rerun there
+    # would only drop the button clicks of the run, so pages run as they are.
+    if PagesManager.uses_pages_directory and not config.get_option("global.appTest"):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+# ---------------------------------------------------------------- which model is active
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The active model of a session.
+
+    Attributes:
+        model, dataset: names. source: ``shipped`` or ``custom``.
+        ckpt_id: the shipped file's version (mtime/size) or the custom checkpoint's SHA-256.
+        label: a short human description of where the weights come from.
+    """
+
+    model: str
+    dataset: str
+    source: str
+    ckpt_id: str
+    label: str
+
+    @property
+    def key(self) -> str:
+        """The cache key of everything derived from this model."""
+        return f"{self.model}|{self.dataset}|{self.source}|{self.ckpt_id}"
+
+
+def custom_checkpoint() -> dict | None:
+    """The session's trained/uploaded checkpoint: ``{origin, model, dataset, sha, name, data, history}``."""
+    return st.session_state.get("custom_ckpt")
+
+
+def set_custom_checkpoint(entry: dict | None) -> None:
+    """Make a trained/uploaded checkpoint the session's custom model (``None`` forgets it)."""
+    st.session_state["custom_ckpt"] = entry
+
+
+def current_choice() -> ModelChoice:
+    """The model the session works on: its custom checkpoint when chosen and fitting, else the shipped one."""
+    model, dataset, source = setting("model"), setting("dataset"), setting("weights_source")
+    custom = custom_checkpoint()
+    if (source in ("train", "upload") and custom and custom["origin"] == source
+            and custom["model"] == model and custom["dataset"] == dataset):
+        return ModelChoice(model, dataset, "custom", custom["sha"],
+                           f"{'trained here' if source == 'train' else 'uploaded ' + custom['name']}")
+    return shipped_choice(model, dataset)
+
+
+def shipped_choice(model: str, dataset: str) -> ModelChoice:
+    """The shipped checkpoint of (model, dataset); its id changes when the file does (``missing`` if none)."""
+    try:
+        path = shipped_checkpoint(model, dataset)
+    except XtmrError:
+        path = None
+    ckpt_id = f"{path.stat().st_mtime_ns}-{path.stat().st_size}" if path is not None else "missing"
+    return ModelChoice(model, dataset, "shipped", ckpt_id, "shipped checkpoint")
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the model and its data…")
+def _shipped_experiment(model: str, dataset: str, ckpt_id: str) -> Experiment:
+    return Experiment(model, dataset)
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the checkpoint…")
+def _custom_experiment(model: str, dataset: str, sha: str, _data: bytes, name: str) -> Experiment:
+    net, meta = load_state_dict_bytes(_data, model, dataset, name=name)
+    return Experiment(model, dataset, net=net, meta=meta)
+
+
+def load_experiment(choice: ModelChoice) -> Experiment:
+    """The shared ``Experiment`` of a choice (cached across sessions).
+
+    Raises:
+        XtmrError: no checkpoint, a dataset that is not available offline, or weights that do not fit.
+    """
+    if choice.source == "custom":
+        custom = custom_checkpoint()
+        return _custom_experiment(choice.model, choice.dataset, choice.ckpt_id, custom["data"], custom["name"])
+    return _shipped_experiment(choice.model, choice.dataset, choice.ckpt_id)
+
+
+def try_custom_experiment(model: str, dataset: str, data: bytes, name: str) -> Experiment:
+    """Load (and cache) checkpoint bytes as ``model`` on ``dataset``; raises ``XtmrError`` on a misfit."""
+    return _custom_experiment(model, dataset, digest(data), data, name)
+
+
+def require_experiment() -> tuple[ModelChoice, Experiment]:
+    """The active choice and its experiment; on failure explain in one sentence and stop the page."""
+    choice = current_choice()
+    try:
+        return choice, load_experiment(choice)
+    except XtmrError as e:
+        st.error(str(e))
+        st.info("Pick another dataset or architecture on the **Model** page, or train / upload weights there.")
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
+
+
+# ---------------------------------------------------------------- cached computations
+
+def scores(exp: Experiment, scorer: str, rule: str = "epsilon") -> np.ndarray:
+    """Flat per-weight scores (cached inside the shared ``Experiment``), with a spinner the first time."""
+    with st.spinner(f"Scoring every weight by {scorer} (once per model)…"):
+        return exp.scores(scorer, rule)
+
+
+def _plan_args(protect: str, budget: float, bits: tuple[int, ...] | None, rule: str) -> tuple:
+    """Normalise arguments that a plan ignores, so equal plans share cache entries."""
+    return (float(budget) if protect in SCORER_PLANS else 0.0, tuple(bits) if protect == "bits" and bits else None,
+            rule if protect == "lrp" else "epsilon")
+
+
+def campaign(exp_key: str, exp: Experiment, protect: str, budget: float, ber: float, fmt: str, *,
+             trials: int = 20, seed: int = 0, bits: tuple[int, ...] | None = None, rule: str = "epsilon",
+             mode: str = "flip", fault_bits: tuple[int, ...] | None = None,
+             ci_target: float | None = None) -> CampaignResult:
+    """``Experiment.evaluate`` for one configuration, cached across sessions by its configuration."""
+    budget, bits, rule = _plan_args(protect, budget, bits, rule)
+    if protect in SCORER_PLANS:
+        scores(exp, protect, rule)
+    return _campaign(exp_key, protect, budget, float(ber), fmt, int(trials), int(seed), bits, rule, mode,
+                     tuple(fault_bits) if fault_bits else None, ci_target, exp)
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _campaign(exp_key, protect, budget, ber, fmt, trials, seed, bits, rule, mode, fault_bits, ci_target,
+              _exp: Experiment) -> CampaignResult:
+    return _exp.evaluate(protect, budget, ber, fmt, trials=trials, seed=seed, bits=bits, rule=rule, mode=mode,
+                         fault_bits=fault_bits, ci_target=ci_target, min_trials=min(5, trials))
+
+
+def protected_layers(exp_key: str, exp: Experiment, protect: str, budget: float, fmt: str, *,
+                     bits: tuple[int, ...] | None = None, rule: str = "epsilon") -> pd.DataFrame:
+    """Per layer, how many weights the plan protects (cached)."""
+    budget, bits, rule = _plan_args(protect, budget, bits, rule)
+    if protect in SCORER_PLANS:
+        scores(exp, protect, rule)
+    return _protected_layers(exp_key, protect, budget, fmt, bits, rule, exp)
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _protected_layers(exp_key, protect, budget, fmt, bits, rule, _exp: Experiment) -> pd.DataFrame:
+    return protected_per_layer(_exp.layout, _exp.plan(protect, fmt, budget, bits=bits, rule=rule))
+
+
+def plan_overhead(exp_key: str, exp: Experiment, protect: str, budget: float, fmt: str, *,
+                  bits: tuple[int, ...] | None = None, rule: str = "epsilon") -> Overhead:
+    """``protection.overhead`` of a plan, without running a campaign (cached)."""
+    budget, bits, rule = _plan_args(protect, budget, bits, rule)
+    if protect in SCORER_PLANS:
+        scores(exp, protect, rule)
+    return _plan_overhead(exp_key, protect, budget, fmt, bits, rule, exp)
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _plan_overhead(exp_key, protect, budget, fmt, bits, rule, _exp: Experiment) -> Overhead:
+    plan = _exp.plan(protect, fmt, budget, bits=bits, rule=rule)
+    return overhead(plan, _exp.n_weights, WORD_BITS[fmt], len(_exp.layout.names))
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def flip(exp_key: str, weight: int, bit: int, fmt: str, _exp: Experiment) -> FlipOutcome:
+    """``sensitivity.flip_one``: one bit of one weight flipped (cached)."""
+    return flip_one(_exp, int(weight), int(bit), fmt)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def clean_accuracies(exp_key: str, _exp: Experiment) -> dict[str, float]:
+    """Clean test accuracy of the model stored in each format."""
+    return {fmt: _exp.clean_accuracy(fmt) for fmt in FORMATS}
+
+
+@st.cache_data(max_entries=32, show_spinner="Computing LRP relevance of every weight (once per model and rule)…")
+def signed_relevance(exp_key: str, rule: str, _exp: Experiment) -> dict[str, np.ndarray]:
+    """``relevance.lrp_weight_relevance`` on the reference set: signed relevance per layer."""
+    x, y = _exp.reference()
+    rel = lrp_weight_relevance(_exp.model, x, y, rule)
+    return {name: t.numpy() for name, t in rel.items()}
+
+
+@st.cache_data(max_entries=256, show_spinner="Computing input relevance…")
+def input_heatmaps(exp_key: str, indices: tuple[int, ...], rule: str, target: str, _exp: Experiment) -> np.ndarray:
+    """``relevance.input_relevance`` for test images, started at the true or the predicted class."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    x = _exp.x_test[idx.to(_exp.x_test.device)]
+    if target == "true":
+        t = _exp.y_test[idx.to(_exp.y_test.device)]
+    else:
+        t = _exp.clean_predictions("fp32")[idx.to(_exp.x_test.device)].clamp(min=0)
+    return input_relevance(_exp.model, x, t, rule).numpy()
+
+
+def overlap(exp_key: str, exp: Experiment, a: str, b: str, fractions: tuple[float, ...],
+            rule: str = "epsilon") -> list[float]:
+    """``scoring.topk_overlap`` of two scorers' top-k sets at each fraction (cached)."""
+    scores(exp, a, rule)
+    scores(exp, b, rule)
+    return _overlap(exp_key, a, b, rule, tuple(float(f) for f in fractions), exp)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _overlap(exp_key, a, b, rule, fractions, _exp: Experiment) -> list[float]:
+    def per_layer(scorer):
+        flat = _exp.scores(scorer, rule)
+        return {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in _exp.layout.split(flat).items()}
+
+    return topk_overlap(per_layer(a), per_layer(b), fractions)

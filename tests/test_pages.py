@@ -1,0 +1,248 @@
+"""Every page with Streamlit's AppTest: renders on the default, reacts to its controls, explains bad input."""
+from __future__ import annotations
+
+import io
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from xtmr_core.formats import FORMATS
+from xtmr_core.protection import PLANS
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 180
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label_start: str) -> str:
+    for m in at.metric:
+        if m.label.startswith(label_start):
+            return m.value
+    raise AssertionError(f"no metric {label_start!r} among {[m.label for m in at.metric]}")
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# ---------------------------------------------------------------- Fault lab
+
+def test_fault_lab_renders_live_results_on_the_default():
+    at = open_page("fault_lab")
+    assert at.select_slider(key="ber").value == 1e-5 and at.select_slider(key="budget").value == 1.0
+    assert at.selectbox(key="protect").value == "lrp" and at.selectbox(key="fmt").value == "fp32"
+    for label in ("Clean", "Unprotected", "With lrp 1%", "Extra memory (copies)", "… with index",
+                  "Value before", "Value after", "Accuracy with this flip"):
+        assert metric(at, label)
+    assert metric(at, "Extra memory (copies)") == "2.00%"
+    assert len(at.get("plotly_chart")) >= 4  # CI bars, histogram, layers, vote
+    assert not at.error
+
+
+def test_fault_lab_ber_slider_changes_the_accuracy():
+    at = open_page("fault_lab")
+    ok(at.select_slider(key="trials").set_value(5).run())
+    before = (metric(at, "Unprotected"), metric(at, "With"))
+    ok(at.select_slider(key="ber").set_value(1e-3).run())
+    after = (metric(at, "Unprotected"), metric(at, "With"))
+    assert after != before
+    assert float(after[0].rstrip("%")) < float(before[0].rstrip("%"))
+
+
+def test_fault_lab_budget_slider_changes_overhead_and_label():
+    at = open_page("fault_lab")
+    ok(at.select_slider(key="trials").set_value(2).run())
+    ok(at.select_slider(key="budget").set_value(10.0).run())
+    assert metric(at, "Extra memory (copies)") == "20.00%"
+    assert metric(at, "With").startswith("") and any(m.label == "With lrp 10%" for m in at.metric)
+    ok(at.selectbox(key="protect").set_value("full").run())
+    assert metric(at, "Extra memory (copies)") == "200.00%"
+    assert at.select_slider(key="budget").disabled
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "int8"])
+def test_fault_lab_every_plan_renders(fmt):
+    at = open_page("fault_lab")
+    ok(at.select_slider(key="trials").set_value(2).run())
+    ok(at.selectbox(key="fmt").set_value(fmt).run())
+    ok(at.select_slider(key="ber").set_value(1e-2).run())
+    for plan in PLANS:
+        ok(at.selectbox(key="protect").set_value(plan).run())
+        assert not at.error, (plan, [e.value for e in at.error])
+        assert metric(at, "With")
+
+
+def test_fault_lab_every_format_at_the_extremes():
+    at = open_page("fault_lab")
+    ok(at.select_slider(key="trials").set_value(2).run())
+    for fmt in FORMATS:
+        ok(at.selectbox(key="fmt").set_value(fmt).run())
+        for ber in (1e-7, 1e-2):
+            ok(at.select_slider(key="ber").set_value(ber).run())
+        for budget in (0.0, 100.0):
+            ok(at.select_slider(key="budget").set_value(budget).run())
+        assert not at.error
+    ok(at.select_slider(key="budget").set_value(0.0).run())
+    assert at.info and "0%" in at.info[0].value  # budget 0% says it equals no protection
+
+
+def test_fault_lab_bad_bit_positions_explain_themselves():
+    at = open_page("fault_lab")
+    ok(at.select_slider(key="trials").set_value(2).run())
+    ok(at.selectbox(key="protect").set_value("bits").run())
+    assert not at.error and metric(at, "With bits 30")
+    for bad in ("40", "abc", "5-2"):
+        ok(at.text_input(key="bits_fp32").set_value(bad).run())
+        assert len(at.error) == 1 and "bit" in at.error[0].value
+    ok(at.text_input(key="bits_fp32").set_value("23-30").run())
+    assert not at.error and metric(at, "Extra memory (copies)") == "50.00%"
+    ok(at.text_input(key="fault_bits_fp32").set_value("99").run())
+    assert at.error
+
+
+def test_fault_lab_teaching_corner_flips_one_bit_and_votes():
+    at = open_page("fault_lab")
+    assert at.slider(key="t_bit_fp32").value == 30
+    before = metric(at, "Value after")
+    ok(at.slider(key="t_bit_fp32").set_value(0).run())
+    assert metric(at, "Value after") != before
+    assert metric(at, "Accuracy with this flip") == metric(at, "Clean")  # one mantissa LSB changes nothing
+    assert at.success and "clean word" in at.success[0].value  # one copy flipped: the vote corrects it
+    ok(at.multiselect(key="t_fb_fp32_0").set_value([0]).run())
+    assert at.error and "bit 0" in at.error[0].value  # two copies wrong at the same bit
+    ok(at.radio(key="t_how").set_value("by index").run())
+    assert metric(at, "Value before")
+
+
+# ---------------------------------------------------------------- Sweeps
+
+def test_sweeps_render_and_budget_changes_overhead():
+    at = open_page("sweeps")
+    assert not at.error
+
+    def overhead_text():
+        return next(c.value for c in at.caption if c.value.startswith("Extra memory at this budget"))
+
+    before = overhead_text()
+    assert "lrp 2.00%" in before
+    ok(at.select_slider(key="swb_budget").set_value(5.0).run())
+    assert overhead_text() != before and "lrp 10.00%" in overhead_text()
+
+
+def test_sweeps_run_show_accuracy_and_reliability():
+    at = open_page("sweeps")
+    ok(at.select_slider(key="sw_trials").set_value(2).run())
+    ok(at.multiselect(key="swb_plans").set_value(["lrp", "full"]).run())
+    ok(at.select_slider(key="swb_bers").set_value((1e-4, 1e-3)).run())
+    ok(at.button(key="swb_run").click().run())
+    assert any(getattr(d, "proto", None) is not None for d in at.get("download_button"))
+    table = at.session_state["swb_table"]
+    assert set(table["protect"]) == {"none", "lrp", "full"} and len(table) == 3 * 4  # 1e-4, 2e-4, 5e-4, 1e-3
+    acc = table.pivot(index="ber", columns="protect", values="mean_accuracy")
+    assert "recovered" in table and (acc["full"] >= acc["none"]).all() and acc["full"].iloc[0] > 0.95
+    # the budget sweep and its iso-reliability table
+    ok(at.multiselect(key="swg_plans").set_value(["lrp", "random"]).run())
+    ok(at.select_slider(key="swg_budgets").set_value((1.0, 2.0)).run())
+    ok(at.button(key="swg_run").click().run())
+    g = at.session_state["swg_table"]
+    assert set(g["protect"]) == {"none", "full", "lrp", "random"}
+    ok(at.slider(key="swg_target").set_value(0.0).run())
+    iso = [d for d in at.dataframe if "min_budget" in d.value.columns]
+    assert iso and set(iso[0].value["protect"]) == {"lrp", "random"}
+    assert (iso[0].value["min_budget"] == 1.0).all()
+
+
+# ---------------------------------------------------------------- Relevance
+
+def test_relevance_renders_maps_and_overlap():
+    at = open_page("relevance")
+    assert not at.error
+    assert len(at.get("plotly_chart")) == 5  # shares, layer map, scatter, inputs, overlap
+    ok(at.selectbox(key=next(k for k in at.session_state if str(k).startswith("rel_layer_"))).set_value(
+        "classifier.0").run())
+    ok(at.radio(key="rel_show").set_value("weight values").run())
+    ok(at.radio(key="rel_target").set_value("predicted").run())
+    ok(at.selectbox(key="ov_b").set_value("lrp").run())
+    assert at.info  # the same scorer twice explains itself
+    ok(at.multiselect(key="rel_images_mnist5k").set_value([]).run())
+    ok(at.selectbox(key="rule").set_value("gamma").run())
+    assert not at.error
+
+
+# ---------------------------------------------------------------- Model
+
+def test_model_page_renders_layers_and_accuracy():
+    at = open_page("model")
+    assert metric(at, "Clean accuracy (fp32)").endswith("%")
+    layers = at.dataframe[0].value
+    assert list(layers["layer"]) == ["features.0", "features.3", "classifier.0", "classifier.2", "classifier.4"]
+    ok(at.selectbox(key="fmt").set_value("fp16").run())
+    assert metric(at, "Weight memory (fp16)") == f"{layers['weights'].sum() * 2 / 1024:,.1f} KiB"
+
+
+def _state_dict_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+# torch warns about the protocol of a plain pickle before refusing it; the app shows the refusal.
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+def test_model_upload_accepts_a_state_dict_and_explains_bad_files():
+    from xtmr_core.checkpoints import load_model
+
+    at = open_page("model")
+    ok(at.radio(key="weights_source").set_value("upload").run())
+    assert at.info
+    net, _ = load_model("lenet5", "mnist5k", device="cpu")
+    good = _state_dict_bytes(net.state_dict())
+    at.file_uploader(key="upload").set_value(("mine.pt", good, "application/octet-stream"))
+    ok(at.run())
+    assert not at.error
+    assert "uploaded mine.pt" in at.subheader[-1].value
+    assert re.match(r"\d+\.\d%", metric(at, "Clean accuracy"))
+    bad = {
+        "pickled code": _state_dict_bytes({"w": Evil()}),
+        "old pickle format": pickle.dumps({"w": 1}),
+        "not a checkpoint": b"hello",
+        "misfit": _state_dict_bytes({"features.0.weight": torch.zeros(3, 3)}),
+    }
+    for name, data in bad.items():
+        at.file_uploader(key="upload").set_value((f"{name}.pt", data, "application/octet-stream"))
+        ok(at.run())
+        assert len(at.error) == 1, name
+        if name == "pickled code":
+            assert "refused" in at.error[0].value
+        assert "uploaded mine.pt" in at.subheader[-1].value  # a bad file never replaces the good one
+
+
+def test_model_train_here_replaces_the_model_for_this_session():
+    at = open_page("model")
+    ok(at.selectbox(key="dataset").set_value("digits").run())
+    ok(at.selectbox(key="model").set_value("mlp").run())
+    ok(at.radio(key="weights_source").set_value("train").run())
+    assert at.info and not at.exception  # no shipped mlp on digits: it says so and offers training
+    at.number_input(key="train_epochs").set_value(1)
+    ok(at.button(key="train_submit").click().run())
+    assert "trained here" in at.subheader[-1].value
+    assert metric(at, "Clean accuracy (fp32)").endswith("%")
+    assert at.get("download_button")
+    ok(at.switch_page("pages/fault_lab.py").run())
+    ok(at.select_slider(key="trials").set_value(2).run())
+    assert metric(at, "Clean")
