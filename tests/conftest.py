@@ -45,3 +45,11 @@ def same_state(model: nn.Module, saved: dict) -> bool:
         torch.equal(now[k].view(torch.uint8) if now[k].dtype.is_floating_point else now[k],
                     saved[k].view(torch.uint8) if saved[k].dtype.is_floating_point else saved[k])
         for k in now)
+
+
+def metric(at, label_start: str) -> str:
+    """The value of the first ``st.metric`` of an AppTest run whose label starts with ``label_start``."""
+    for m in at.metric:
+        if m.label.startswith(label_start):
+            return m.value
+    raise AssertionError(f"no metric {label_start!r} among {[m.label for m in at.metric]}")

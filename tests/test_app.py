@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import metric
 import app_state
 from xtmr_core.formats import FORMATS
 
@@ -21,13 +22,6 @@ def open_app(page: str | None = None) -> AppTest:
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def metric(at: AppTest, label_start: str) -> str:
-    for m in at.metric:
-        if m.label.startswith(label_start):
-            return m.value
-    raise AssertionError(f"no metric {label_start!r} among {[m.label for m in at.metric]}")
 
 
 def shared_experiment():

@@ -10,6 +10,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from conftest import metric
 from xtmr_core.formats import FORMATS
 from xtmr_core.protection import PLANS
 
@@ -22,13 +23,6 @@ def open_page(page: str) -> AppTest:
     at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def metric(at: AppTest, label_start: str) -> str:
-    for m in at.metric:
-        if m.label.startswith(label_start):
-            return m.value
-    raise AssertionError(f"no metric {label_start!r} among {[m.label for m in at.metric]}")
 
 
 def ok(at: AppTest) -> AppTest:
