@@ -24,6 +24,17 @@ BAD = [
     (["evaluate", "--checkpoint", "/nonexistent/x.pt"], "x.pt"),
     (["sweep", "--bers", "1e-4,7"], "BER must be"),
     (["sweep", "--protect", "lrp,bogus"], "bogus"),
+    (["evaluate", "--seed", "-1"], "--seed"),
+    (["sweep", "--bers", ","], "comma-separated"),
+    (["sweep", "--target", "95"], "--target"),
+    (["sweep", "--fault-bits", "99"], "outside"),
+    (["sweep", "--formats", "fp32,int8", "--protect", "bits", "--bits", "30"], "outside 0..7"),
+    (["sweep", "--out", "/"], "is a folder"),
+    (["sweep", "--out", "/nonexistent/x.csv"], "does not exist"),
+    (["evaluate", "--export-faults", "/"], "is a folder"),
+    (["train", "--out", "/"], "is a folder"),
+    (["train", "--batch-size", "0", "--out", "never-written.pt"], "batch-size"),
+    (["bench", "--repeats", "0"], "repeats"),
 ]
 
 

@@ -4,13 +4,33 @@ import math
 import pandas as pd
 import pytest
 
-from xtmr_core.sweep import add_reliability, grid, iso_table
+from xtmr_core.errors import XtmrError
+from xtmr_core.sweep import add_reliability, check_sweep, grid, iso_table, run_sweep
 
 
-def test_grid_runs_budgetless_plans_once():
+def test_grid_runs_budgetless_plans_once_and_repeated_values_once():
     points = grid(["none", "lrp", "full"], [1, 5], [1e-4, 1e-3], ["fp32"])
     assert len(points) == 2 * (1 + 2 + 1)
     assert ("fp32", "lrp", 5.0, 1e-3) in points and ("fp32", "full", 0.0, 1e-4) in points
+    assert grid(["none", "none"], [1], [1e-4, 0.0001], ["fp32", "fp32"]) == [("fp32", "none", 0.0, 1e-4)]
+
+
+def test_a_sweep_applies_the_fault_mode_and_bits_to_every_point():
+    from xtmr_core.experiment import Experiment
+
+    exp = Experiment("lenet5", "mnist5k")
+    # stuck-at-0 on bit 0 only: a mantissa LSB, harmless, and about n * p faults per trial
+    table = run_sweep(exp, ["none"], [], [1e-3], trials=2, mode="stuck0", fault_bits=(0,))
+    row = table.iloc[0]
+    assert row["mode"] == "stuck0" and row["mean_accuracy"] == row["clean_accuracy"]
+    assert row["mean_bit_flips"] < 0.1 * exp.n_weights * 32 * 1e-3
+
+
+def test_an_invalid_point_is_refused_before_anything_runs():
+    with pytest.raises(XtmrError, match="outside 0..7"):
+        check_sweep(["none", "bits"], [1e-4], ["fp32", "int8"], bits=(30,))
+    with pytest.raises(XtmrError, match="BER"):
+        check_sweep(["none"], [1e-4, 2.0], ["fp32"])
 
 
 def test_reliability_is_computed_against_none_at_the_same_point():

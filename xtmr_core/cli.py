@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -28,9 +30,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return values
 
 
 def _names(choices: Sequence[str]):
@@ -147,6 +152,13 @@ class _Progress:
 def _cmd_train(a: argparse.Namespace) -> int:
     from xtmr_core.training import train_and_save
 
+    if a.epochs < 1 or a.batch_size < 1:
+        raise XtmrError(f"--epochs and --batch-size must be at least 1, got {a.epochs} and {a.batch_size}")
+    if not (math.isfinite(a.lr) and a.lr > 0):
+        raise XtmrError(f"--lr must be a positive number, got {a.lr}")
+    if not 0 <= a.seed < 2**63:
+        raise XtmrError(f"--seed must be an integer in [0, 2^63), got {a.seed}")
+    _check_output(a.out, "--out")
     command = "python -m xtmr_core " + shlex.join(a._argv)
     entry = train_and_save(a.model, a.dataset, a.out, epochs=a.epochs, lr=a.lr, seed=a.seed, width=a.width,
                            batch_size=a.batch_size, command=command)
@@ -160,8 +172,22 @@ def _experiment(a: argparse.Namespace):
     return Experiment(a.model, a.dataset, a.checkpoint, _device(a.device))
 
 
+def _check_output(path: str | None, what: str) -> None:
+    """Refuse an output path that cannot be written, before any long work starts."""
+    if path is None:
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise XtmrError(f"{what} {out} is a folder; give a file name")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise XtmrError(f"folder {parent} does not exist; create it or choose another {what}")
+    if not os.access(parent, os.W_OK):
+        raise XtmrError(f"folder {parent} is not writable; choose another {what}")
+
+
 def _check_cheap(a: argparse.Namespace) -> None:
-    """Reject bad numbers before the (slower) model load."""
+    """Reject bad numbers and unwritable outputs before the (slower) model load and any long work."""
     from xtmr_core.faults import FaultModel
     from xtmr_core.protection import check_budget
 
@@ -171,6 +197,15 @@ def _check_cheap(a: argparse.Namespace) -> None:
         check_budget(budget)
     if a.trials < 1:
         raise XtmrError(f"--trials must be at least 1, got {a.trials}")
+    if not 0 <= a.seed < 2**63:
+        raise XtmrError(f"--seed must be an integer in [0, 2^63), got {a.seed}")
+    target = getattr(a, "target", None)
+    if target is not None and not 0.0 <= target <= 1.0:
+        raise XtmrError(f"--target is an accuracy in [0, 1] (e.g. 0.95), got {target}")
+    if a.ci_target is not None and not a.ci_target > 0:
+        raise XtmrError(f"--ci-target must be a positive accuracy width (e.g. 0.02), got {a.ci_target}")
+    _check_output(getattr(a, "export_faults", None), "--export-faults")
+    _check_output(getattr(a, "out", None), "--out")
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
@@ -206,20 +241,20 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
-    from xtmr_core.sweep import grid, iso_table, run_sweep
+    from xtmr_core.sweep import check_sweep, grid, iso_table, run_sweep
 
     _check_cheap(a)
+    protects = list(dict.fromkeys(["none", *a.protect]))
+    check_sweep(protects, a.bers, a.formats, bits=a.bits, mode=a.mode, fault_bits=a.fault_bits)
     exp = _experiment(a)
-    total = len(grid(list(dict.fromkeys(["none", *a.protect])), a.budgets, a.bers, a.formats))
-    bar = _Progress(total, "sweep")
+    bar = _Progress(len(grid(protects, a.budgets, a.bers, a.formats)), "sweep")
     try:
-        table = run_sweep(exp, a.protect, a.budgets, a.bers, a.formats, trials=a.trials, seed=a.seed, bits=a.bits,
-                          ci_target=a.ci_target, progress=lambda d, t, label: bar.step(label))
+        table = run_sweep(exp, protects, a.budgets, a.bers, a.formats, trials=a.trials, seed=a.seed, bits=a.bits,
+                          ci_target=a.ci_target, mode=a.mode, fault_bits=a.fault_bits, rule=a.rule,
+                          per_layer=a.per_layer, progress=lambda d, t, label: bar.step(label))
     finally:
         bar.close()
     out = Path(a.out)
-    if out.parent and not out.parent.exists():
-        raise XtmrError(f"folder {out.parent} does not exist; create it or choose another --out")
     table.to_csv(out, index=False)
     print(f"wrote {len(table)} rows to {out}")
     iso = iso_table(table, a.target)
@@ -230,7 +265,12 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
 
 def _cmd_bench(a: argparse.Namespace) -> int:
     from xtmr_core.bench import format_table, run_bench
+    from xtmr_core.faults import FaultModel
 
+    if a.repeats < 1:
+        raise XtmrError(f"--repeats must be at least 1, got {a.repeats}")
+    for ber in a.bers:
+        FaultModel(ber)
     print(format_table(run_bench(a.models, a.bers, repeats=a.repeats, device=_device(a.device))))
     return 0
 
@@ -263,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except XtmrError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file that cannot be read or written: say which, no traceback
+        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -40,7 +40,8 @@ class Experiment:
         ref_size: number of correctly classified training images relevance is summed over.
         ref_seed: seed of the reference set's choice.
         net: an already loaded model to use instead of loading one (e.g. an upload or a fresh training
-            run); it is treated as read-only.
+            run); it is moved to ``device``, put in eval mode and its parameters frozen, and never changed
+            after that.
         meta: the metadata of ``net``.
     """
 
@@ -165,6 +166,8 @@ class Experiment:
         """
         if int(trials) < 1:
             raise XtmrError(f"trials must be at least 1, got {trials}")
+        if not 0 <= int(seed) < 2**63:
+            raise XtmrError(f"seed must be an integer in [0, 2^63), got {seed}")
         fault = FaultModel(ber, mode, tuple(fault_bits) if fault_bits else None)
         fault.positions(WORD_BITS[check_format(fmt)])
         plan = self.plan(protect, fmt, budget, bits=bits, rule=rule, per_layer=per_layer, seed=seed)
