@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 import app_state
+from xtmr_core.errors import XtmrError
 from xtmr_core.formats import WORD_BITS
 from xtmr_core.layers_view import weight_memory_bytes
 
@@ -63,4 +64,9 @@ with st.sidebar:
     st.caption(f"**{_choice.model}** on **{_choice.dataset}**, stored as **{app_state.setting('fmt')}**; "
                f"weights: {_choice.label}.")
 
-page.run()
+try:
+    page.run()
+except XtmrError as e:  # e.g. a weak model with too few correct images for relevance: one line, no traceback
+    st.error(str(e))
+    st.info("Change the model or its weights on the **Model** page (a model trained longer classifies more images "
+            "correctly).")

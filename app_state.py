@@ -189,8 +189,13 @@ def require_experiment() -> tuple[ModelChoice, Experiment]:
     try:
         return choice, load_experiment(choice)
     except XtmrError as e:
-        st.error(str(e))
-        st.info("Pick another dataset or architecture on the **Model** page, or train / upload weights there.")
+        if choice.source == "shipped" and str(e).startswith("no shipped checkpoint"):
+            st.error(f"No weights are shipped for {choice.model} on {choice.dataset}.")
+            st.info("On the **Model** page, choose *Train one here* under Weights (a minute or two on a CPU) or "
+                    "upload a .pt file; or pick lenet5, alexnet or vgg16 on mnist5k, which are shipped.")
+        else:
+            st.error(str(e))
+            st.info("Pick another dataset or architecture on the **Model** page, or train / upload weights there.")
         st.stop()
         raise  # unreachable: st.stop() ends the run
 

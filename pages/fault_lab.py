@@ -12,6 +12,7 @@ from xtmr_core.errors import XtmrError
 from xtmr_core.faults import FaultModel
 from xtmr_core.formats import WORD_BITS, bit_roles
 from xtmr_core.protection import PLANS, SCORER_PLANS, parse_bits
+from xtmr_core.stats import paired_difference
 from xtmr_core.vote_view import vote_demo
 
 PLAN_LABELS = {
@@ -110,6 +111,23 @@ def _ci_text(r) -> str:
     return "CI needs 2 trials" if not np.isfinite(lo) else f"95% CI {100 * lo:.1f} – {100 * hi:.1f}%"
 
 
+def _verdict(res, base, diff: float, lo: float, hi: float, clear: bool) -> str:
+    """One sentence saying whether the plan beats no protection on the same faults, with the numbers."""
+    if not np.isfinite(lo):
+        return f"**{res.plan}**: run at least 2 trials to tell protection from chance."
+    ci = f"paired difference {100 * diff:+.1f} pt, 95% CI {100 * lo:+.1f} … {100 * hi:+.1f} over {min(res.trials, base.trials)} trials"
+    if clear and diff > 0:
+        return f"✅ **{res.plan} helps here**: {ci} (each trial of both saw the same faults in the unprotected copy)."
+    if clear:
+        return f"⚠️ **{res.plan} is worse than no protection here**: {ci}."
+    loss = res.clean_accuracy - base.mean_accuracy
+    if loss < 0.005:
+        return f"ℹ️ Nothing to protect at this BER: unprotected accuracy is within 0.5 pt of clean ({ci})."
+    return (f"⚠️ **Within noise: {res.plan} is no better than no protection here** ({ci}). The faults that matter "
+            f"hit weights it leaves unprotected; compare the *bit positions* plan (e.g. bit 30 in fp32) or the "
+            f"*range guard*.")
+
+
 def _draw_results(res, base, layers) -> None:
     m = st.columns(5)
     with m[0].container(key="acc_clean"):
@@ -118,9 +136,13 @@ def _draw_results(res, base, layers) -> None:
         st.metric("Unprotected", app_state.pct(base.mean_accuracy),
                   delta=f"{100 * (base.mean_accuracy - res.clean_accuracy):+.1f} pt vs clean",
                   delta_color="normal", help=f"Mean over {base.trials} trials; {_ci_text(base)}.")
+    diff, diff_lo, diff_hi = paired_difference(res.accuracies, base.accuracies)
+    # Neutral colour unless the paired difference is clear of zero: an arrow must not suggest a win that is noise.
+    clear = np.isfinite(diff_lo) and (diff_lo > 0 or diff_hi < 0)
     with m[2].container(key="acc_protected"):
         st.metric(f"With {res.plan}", app_state.pct(res.mean_accuracy),
                   delta=f"{100 * (res.mean_accuracy - base.mean_accuracy):+.1f} pt vs unprotected",
+                  delta_color="normal" if clear else "off",
                   help=f"Mean over {res.trials} trials; {_ci_text(res)}; worst trial {app_state.pct(res.min_accuracy)}.")
     with m[3].container(key="overhead_copies"):
         st.metric("Extra memory (copies)", f"{res.overhead.copies_pct:.2f}%",
@@ -133,6 +155,9 @@ def _draw_results(res, base, layers) -> None:
                f"{res.mean_bit_flips:,.1f} faulty bits per trial on average); unprotected "
                f"{app_state.pct(base.mean_accuracy, 2)} ({_ci_text(base)}). {res.overhead.protected_weights:,} weights, "
                f"{res.overhead.protected_bits:,} bits protected. {FLIPS_HELP}")
+
+    if res.protect != "none":
+        st.markdown(_verdict(res, base, diff, diff_lo, diff_hi, clear))
 
     left, mid, right = st.columns(3)
     names = ["clean", "unprotected", res.plan]
@@ -196,6 +221,13 @@ def _bit_row(bits: str, roles: list[str], flipped: set[int]) -> str:
 
 @st.fragment
 def teaching_corner() -> None:
+    try:
+        _teaching_corner()
+    except XtmrError as e:  # a fragment rerun bypasses app.py's guard: explain here (e.g. a weak model)
+        st.error(str(e))
+
+
+def _teaching_corner() -> None:
     st.subheader("One weight, one bit")
     st.caption("Pick a weight and a bit: see the stored word, the value before and after the flip, and what that "
                "single flip does to accuracy. Then store the word three times and watch the vote.")

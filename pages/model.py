@@ -64,6 +64,7 @@ if source == "train":
         chart = st.empty()
         losses: list[tuple[int, float]] = []
         last = [0.0]
+        last_draw = [0]
 
         def on_progress(rec: dict) -> None:
             if rec["test_accuracy"] is None:
@@ -77,7 +78,9 @@ if source == "train":
                 fig = go.Figure(go.Scatter(x=[s for s, _ in losses], y=[v for _, v in losses], mode="lines"))
                 fig.update_layout(title="Training loss", xaxis_title="step", yaxis_title="cross-entropy",
                                   height=260, margin=dict(l=10, r=10, t=40, b=10))
-                chart.plotly_chart(fig, width="stretch")
+                # a fresh key per redraw: two identical figures in one run would share an auto-generated id
+                last_draw[0] += 1
+                chart.plotly_chart(fig, width="stretch", key=f"loss_chart_{last_draw[0]}")
 
         try:
             data, history = train_checkpoint(model, dataset, epochs=int(epochs), lr=float(lr), seed=int(seed),

@@ -112,14 +112,14 @@ def test_ber_grid_and_labels():
     assert app_state.pct(0.9712) == "97.1%" and app_state.pct(float("nan")) == "–"
 
 
-@pytest.mark.parametrize("model,dataset", [("vgg16", "mnist"), ("lenet5", "cifar10")])
+@pytest.mark.parametrize("model,dataset", [("vgg16", "mnist"), ("lenet5", "cifar10"), ("lenet5", "digits")])
 def test_unavailable_data_or_checkpoint_explains_itself(model, dataset, monkeypatch, tmp_path):
     monkeypatch.setenv("XTMR_DATA", str(tmp_path))  # nothing downloaded there
     at = open_app("model")
     at.selectbox(key="dataset").set_value(dataset).run()
     at.selectbox(key="model").set_value(model).run()
     assert not at.exception
-    assert at.error and ("not found" in at.error[0].value or "no shipped checkpoint" in at.error[0].value)
+    assert at.error and ("not found" in at.error[0].value or "No weights are shipped" in at.error[0].value)
     for page in ("relevance", "fault_lab", "sweeps"):
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception and at.error

@@ -44,6 +44,15 @@ def test_fault_lab_renders_live_results_on_the_default():
     assert not at.error
 
 
+def test_fault_lab_says_when_a_plan_is_within_noise_and_when_it_helps():
+    at = open_page("fault_lab")
+    verdicts = [m.value for m in at.markdown if "no protection" in m.value]
+    assert any("Within noise: lrp 1% is no better than no protection" in v for v in verdicts), verdicts
+    ok(at.select_slider(key="ber").set_value(1e-4).run())
+    ok(at.selectbox(key="protect").set_value("range").run())
+    assert any("range guard helps here" in m.value for m in at.markdown), [m.value for m in at.markdown][:5]
+
+
 def test_fault_lab_ber_slider_changes_the_accuracy():
     at = open_page("fault_lab")
     ok(at.select_slider(key="trials").set_value(5).run())

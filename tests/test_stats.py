@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from xtmr_core.stats import ci_half_width, iso_reliability_cost, mean_ci, reliability_improvement
+from xtmr_core.stats import ci_half_width, iso_reliability_cost, mean_ci, paired_difference, reliability_improvement
 
 
 def test_mean_ci_is_the_student_t_interval():
@@ -41,3 +41,11 @@ def test_iso_reliability_cost_picks_the_smallest_budget_reaching_the_target():
     assert out.loc["lrp", "min_budget"] == 1
     assert out.loc["magnitude", "min_budget"] == 10
     assert math.isnan(iso_reliability_cost(table, 0.99).set_index("protect").loc["lrp", "min_budget"])
+
+
+def test_paired_difference_is_the_t_interval_of_per_trial_differences():
+    plan, base = [0.5, 0.9, 0.2, 0.7], [0.4, 0.8, 0.2, 0.5, 0.99]
+    mean, lo, hi = paired_difference(plan, base)
+    d = [0.1, 0.1, 0.0, 0.2]
+    assert mean == pytest.approx(np.mean(d)) and (lo, hi) == pytest.approx(mean_ci(d))
+    assert math.isnan(paired_difference([0.5], [0.4])[1])
