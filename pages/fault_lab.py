@@ -196,8 +196,15 @@ def _draw_results(res, base, layers) -> None:
         st.dataframe(layers, hide_index=True, width="stretch",
                      column_config={"layer %": st.column_config.NumberColumn(format="%.2f"),
                                     "of protected %": st.column_config.NumberColumn(format="%.1f")})
-        st.write({"unprotected": [round(a, 4) for a in base.accuracies],
-                  res.plan: [round(a, 4) for a in res.accuracies]})
+        st.caption("Accuracy of each trial (%), trial by trial; trial t of both saw the same faults in the "
+                   "unprotected copy.")
+        n = max(len(base.accuracies), len(res.accuracies))  # early stopping can end one campaign sooner
+
+        def column(accs: list[float]) -> list[float | None]:
+            return [round(100 * a, 2) for a in accs] + [None] * (n - len(accs))
+
+        st.dataframe({"trial": list(range(n)), "unprotected": column(base.accuracies),
+                      res.plan: column(res.accuracies)}, hide_index=True)
 
 
 live_panel()
@@ -296,7 +303,8 @@ def _teaching_corner() -> None:
     if demo.corrected:
         st.success("The vote reads back the clean word: every flipped bit was wrong in only one copy.")
     else:
-        st.error(f"The vote is wrong at bit {', '.join(map(str, demo.wrong_bits))}: two copies were flipped at the "
+        st.error(f"The vote is wrong at bit{'s' if len(demo.wrong_bits) > 1 else ''} "
+                 f"{', '.join(map(str, demo.wrong_bits))}: two copies were flipped at the "
                  "same position, which TMR cannot correct (probability ≈ 3·BER² per bit).")
 
 

@@ -169,6 +169,9 @@ with tab_budget:
                 fig.add_hline(y=100 * ref["mean_accuracy"].iloc[0], line_dash=dash, line_color=PALETTE[protect],
                               annotation_text=ref["plan"].iloc[0])
         positive = scored["budget"][scored["budget"] > 0]
+        budgets = sorted(scored["budget"].unique())
+        # tick at each tested budget, labelled in %: plotly's log ticks read 0.5 as "5"
+        fig.update_xaxes(tickvals=budgets, ticktext=[f"{b:g}%" for b in budgets])
         fig.update_layout(xaxis_type="log" if len(positive) == len(scored) and len(scored) else "linear",
                           xaxis_title="budget (% of weights)", yaxis_title="accuracy (%)", yaxis_range=[0, 100],
                           height=420, margin=dict(l=10, r=10, t=10, b=10))
