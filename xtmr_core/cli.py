@@ -221,7 +221,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         bar.close()
     if a.export_faults:
         plan = exp.plan(a.protect, a.format, a.budget, bits=a.bits, rule=a.rule, per_layer=a.per_layer, seed=a.seed)
-        faults = exp.faults_of_trial(plan, a.ber, a.format, seed=a.seed, trial=0, mode=a.mode, fault_bits=a.fault_bits)
+        faults = exp.faults_of_trial(plan, a.ber, a.format, seed=a.seed, trial=0, mode=a.mode, fault_bits=a.fault_bits,
+                                     int8_granularity=a.int8_granularity)
         faults.to_frame(exp.layout).to_csv(a.export_faults, index=False)
     d = r.to_dict()
     d.update(model=exp.model_name, dataset=exp.dataset, checkpoint=exp.meta.get("file"))

@@ -176,10 +176,11 @@ class Experiment:
                             ci_target=ci_target, min_trials=min_trials, progress=progress, should_stop=should_stop)
 
     def faults_of_trial(self, plan: ProtectionPlan, ber: float, fmt: str = "fp32", *, seed: int = 0, trial: int = 0,
-                        mode: str = "flip", fault_bits: tuple[int, ...] | None = None) -> FaultSet:
+                        mode: str = "flip", fault_bits: tuple[int, ...] | None = None,
+                        int8_granularity: str = "channel") -> FaultSet:
         """The exact faults of one trial of a campaign (same seed, same trial = same faults)."""
         fault = FaultModel(ber, mode, tuple(fault_bits) if fault_bits else None)
-        return trial_faults(self.injector(fmt), plan, fault, seed, trial)
+        return trial_faults(self.injector(fmt, int8_granularity), plan, fault, seed, trial)
 
     def weights_checksum(self) -> str:
         """SHA-256 of the clean model's tensors, to check that nothing ever changed them."""
