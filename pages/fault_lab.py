@@ -94,16 +94,23 @@ def live_panel() -> None:
     if protect in SCORER_PLANS and budget == 0:
         st.info("A budget of 0% protects nothing: this plan equals no protection.")
     try:
-        res = app_state.campaign(choice.key, exp, protect, budget, ber, fmt, trials=trials, seed=seed, bits=bits,
-                                 rule=app_state.setting("rule"), mode=mode, fault_bits=fault_bits, ci_target=0.005)
-        base = app_state.campaign(choice.key, exp, "none", 0.0, ber, fmt, trials=trials, seed=seed, mode=mode,
-                                  fault_bits=fault_bits, ci_target=0.005)
-        layers = app_state.protected_layers(choice.key, exp, protect, budget, fmt, bits=bits,
-                                            rule=app_state.setting("rule"))
+        with st.spinner(f"Running up to {trials} trials at BER {app_state.fmt_ber(ber)}…", show_time=True):
+            res, base, layers = _campaigns(protect, budget, ber, fmt, trials, seed, bits, mode, fault_bits)
     except XtmrError as e:
         st.error(str(e))
         return
     _draw_results(res, base, layers)
+
+
+def _campaigns(protect, budget, ber, fmt, trials, seed, bits, mode, fault_bits):
+    """The plan's campaign, the unprotected baseline on the same faults, and where the plan's weights sit."""
+    rule = app_state.setting("rule")
+    res = app_state.campaign(choice.key, exp, protect, budget, ber, fmt, trials=trials, seed=seed, bits=bits,
+                             rule=rule, mode=mode, fault_bits=fault_bits, ci_target=0.005)
+    base = app_state.campaign(choice.key, exp, "none", 0.0, ber, fmt, trials=trials, seed=seed, mode=mode,
+                              fault_bits=fault_bits, ci_target=0.005)
+    layers = app_state.protected_layers(choice.key, exp, protect, budget, fmt, bits=bits, rule=rule)
+    return res, base, layers
 
 
 def _ci_text(r) -> str:
