@@ -27,6 +27,28 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _PLAIN = (type(None), bool, int, float, str)
 
 
+def checkpoint_bytes(model: nn.Module, meta: dict) -> bytes:
+    """Serialise a model as ``{"state_dict": ..., "meta": ...}`` bytes, the format every loader here reads.
+
+    Args:
+        model: whose ``state_dict()`` to store; tensors are copied to the CPU first.
+        meta: plain values only (None, bool, int, float, str, and lists/tuples/dicts of them).
+
+    Returns:
+        The bytes ``torch.save`` wrote.
+
+    Raises:
+        XtmrError: ``meta`` holds something a ``weights_only`` load would refuse.
+    """
+    _check_plain(meta, "meta")
+    # clone(): a tensor that is a view (e.g. into a flat weight buffer) would otherwise drag the
+    # whole underlying storage into the file.
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({"state_dict": state, "meta": dict(meta)}, buf)
+    return buf.getvalue()
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict) -> str:
     """Save a model's weights and metadata, atomically (a crash never leaves half a file).
 
@@ -41,15 +63,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict) -> str:
     Raises:
         XtmrError: ``meta`` holds something a ``weights_only`` load would refuse.
     """
-    _check_plain(meta, "meta")
-    # clone(): a tensor that is a view (e.g. into a flat weight buffer) would otherwise drag the
-    # whole underlying storage into the file.
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    data = checkpoint_bytes(model, meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save({"state_dict": state, "meta": dict(meta)}, buf)
-    data = buf.getvalue()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

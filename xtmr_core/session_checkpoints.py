@@ -1,21 +1,18 @@
 """Checkpoints held as bytes in memory: the models the app trains or receives as uploads.
 
 A model trained in the app is serialised to the same ``{"state_dict", "meta"}`` format that
-``checkpoints.save_checkpoint`` writes, so it is loaded back exactly like an upload
+``checkpoints.save_checkpoint`` writes (``checkpoints.checkpoint_bytes``), so it is loaded back exactly like an upload
 (``checkpoints.load_state_dict_bytes``, ``weights_only=True``) and identified by its SHA-256.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
-from xtmr_core.data import load_dataset
-from xtmr_core.models import build_model, default_width
-from xtmr_core.training import train_model
+from xtmr_core.checkpoints import checkpoint_bytes
+from xtmr_core.training import seeded_model, train_model
 
 __all__ = ["checkpoint_bytes", "digest", "train_checkpoint"]
 
@@ -25,23 +22,6 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def checkpoint_bytes(model: nn.Module, meta: dict) -> bytes:
-    """Serialise a model as ``{"state_dict": ..., "meta": ...}`` bytes (CPU tensor copies).
-
-    Args:
-        model: whose ``state_dict()`` to store.
-        meta: plain values (None, bool, int, float, str, lists/dicts of them); anything loadable
-            with ``weights_only=True``.
-
-    Returns:
-        The bytes ``torch.save`` wrote.
-    """
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    buf = io.BytesIO()
-    torch.save({"state_dict": state, "meta": dict(meta)}, buf)
-    return buf.getvalue()
-
-
 def train_checkpoint(model: str, dataset: str, *, epochs: int, lr: float, seed: int = 0,
                      batch_size: int = 64, width: float | None = None,
                      device: torch.device | str | None = None,
@@ -49,8 +29,7 @@ def train_checkpoint(model: str, dataset: str, *, epochs: int, lr: float, seed: 
                      should_stop: Callable[[], bool] | None = None) -> tuple[bytes, list[dict]]:
     """Build and train a model (``training.train_model``) and return it as checkpoint bytes.
 
-    The model is initialised under ``torch.manual_seed(seed)`` inside ``fork_rng`` (the caller's
-    RNG state is left alone), exactly as ``training.train_and_save`` does.
+    The model is initialised by ``training.seeded_model``, exactly as ``training.train_and_save`` does.
 
     Args:
         model, dataset: names from ``models.MODELS`` / ``data.DATASETS``.
@@ -65,11 +44,7 @@ def train_checkpoint(model: str, dataset: str, *, epochs: int, lr: float, seed: 
         XtmrError: as ``train_model`` (bad settings, a model that does not fit, divergence) or
             ``load_dataset``.
     """
-    splits = load_dataset(dataset)
-    width = default_width(model) if width is None else float(width)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        net = build_model(model, splits.in_shape, splits.num_classes, width)
+    splits, net, width = seeded_model(model, dataset, seed, width)
     history = train_model(net, splits, epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                           seed=int(seed), device=device, progress=progress, should_stop=should_stop)
     meta = {"model": model, "dataset": dataset, "width": width, "in_shape": list(splits.in_shape),

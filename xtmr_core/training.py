@@ -129,6 +129,28 @@ def accuracy_on_test(model: nn.Module, splits: DataSplits, device: torch.device 
     return correct / len(splits.y_test)
 
 
+def seeded_model(model: str, dataset: str, seed: int = 0,
+                 width: float | None = None) -> tuple[DataSplits, nn.Module, float]:
+    """Load a dataset and build an untrained model for it, initialised from ``seed``.
+
+    The seed is applied inside ``fork_rng``, so the caller's random state is left alone and the same
+    seed always gives the same initial weights.
+
+    Args:
+        model: one of ``models.MODELS``. dataset: one of ``data.DATASETS``.
+        seed: initialisation seed. width: width multiplier; ``None`` = ``default_width(model)``.
+
+    Returns:
+        ``(splits, model, width)``.
+    """
+    splits = load_dataset(dataset)
+    width = default_width(model) if width is None else float(width)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        net = build_model(model, splits.in_shape, splits.num_classes, width)
+    return splits, net, width
+
+
 def train_and_save(model: str, dataset: str, out: str | Path, *, epochs: int, lr: float, seed: int = 0,
                    width: float | None = None, batch_size: int = 64, command: str = "",
                    progress: bool = True) -> dict:
@@ -152,11 +174,7 @@ def train_and_save(model: str, dataset: str, out: str | Path, *, epochs: int, lr
         "seed", "epochs", "lr", "batch_size", "test_accuracy", "params", "bytes", "sha256",
         "command", "torch"}``.
     """
-    splits = load_dataset(dataset)
-    width = default_width(model) if width is None else float(width)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        net = build_model(model, splits.in_shape, splits.num_classes, width)
+    splits, net, width = seeded_model(model, dataset, seed, width)
 
     bar = None
     callback = None
