@@ -11,7 +11,8 @@ import copy
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -37,10 +38,20 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _per_bit_mask_trial(model: nn.Module, x: torch.Tensor, p: float, gen: torch.Generator) -> None:
-    """Reference: one random number per stored bit, XOR the mask in place, evaluate, restore."""
+@contextmanager
+def _restored(model: nn.Module) -> Iterator[None]:
+    """Copy the weights first and put them back afterwards, as in-place injectors must (also on error)."""
     saved = [m.weight.detach().clone() for _, m in weight_layers(model)]
     try:
+        yield
+    finally:
+        for (_, m), s in zip(weight_layers(model), saved):
+            m.weight.data.copy_(s)
+
+
+def _per_bit_mask_trial(model: nn.Module, x: torch.Tensor, p: float, gen: torch.Generator) -> None:
+    """Reference: one random number per stored bit, XOR the mask in place, evaluate, restore."""
+    with _restored(model):
         shifts = torch.arange(32, dtype=torch.int64)
         for _, m in weight_layers(model):
             w = m.weight.data.view(-1).view(torch.int32)
@@ -48,16 +59,12 @@ def _per_bit_mask_trial(model: nn.Module, x: torch.Tensor, p: float, gen: torch.
             mask = (hits.to(torch.int64) << shifts).sum(dim=1)
             w ^= mask.to(torch.int32)
         predict(model, x)
-    finally:
-        for (_, m), s in zip(weight_layers(model), saved):
-            m.weight.data.copy_(s)
 
 
 def _python_loop_trial(model: nn.Module, x: torch.Tensor, p: float, rnd: random.Random) -> None:
     """Reference: a Python loop over every weight (probability of a faulty word, then its bit)."""
     p_word = 1.0 - (1.0 - p) ** 32
-    saved = [m.weight.detach().clone() for _, m in weight_layers(model)]
-    try:
+    with _restored(model):
         for _, m in weight_layers(model):
             w = m.weight.data.view(-1).view(torch.int32)
             for i in range(w.numel()):
@@ -65,9 +72,6 @@ def _python_loop_trial(model: nn.Module, x: torch.Tensor, p: float, rnd: random.
                     bit = rnd.randrange(32)
                     w[i] ^= torch.tensor(1 << bit if bit < 31 else -(1 << 31), dtype=torch.int32)
         predict(model, x)
-    finally:
-        for (_, m), s in zip(weight_layers(model), saved):
-            m.weight.data.copy_(s)
 
 
 def run_bench(models: Sequence[str] = ("lenet5", "vgg16"), bers: Sequence[float] = (1e-6, 1e-4, 1e-2), *,
