@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 PORT   ?= 8501
 
-.PHONY: run test setup browser bench report clean
+.PHONY: run test lint setup browser bench report clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -25,7 +25,11 @@ browser:
 run: setup
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true
 
-test: setup browser
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup browser lint
 	$(PY) -m pytest
 
 bench: setup

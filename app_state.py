@@ -9,6 +9,7 @@
 
 Every wrapper here calls exactly one engine function; pages call these wrappers and draw.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,18 +33,38 @@ from xtmr_core.session_checkpoints import digest
 
 # ---------------------------------------------------------------- settings shared by the pages
 
-DEFAULTS = {"dataset": "mnist5k", "model": "lenet5", "fmt": "fp32", "weights_source": "shipped",
-            "rule": "epsilon"}
+DEFAULTS = {"dataset": "mnist5k", "model": "lenet5", "fmt": "fp32", "weights_source": "shipped", "rule": "epsilon"}
 
 #: BER slider stops: 1, 2, 5 per decade from 1e-7 to 1e-2.
 BER_VALUES: tuple[float, ...] = tuple(float(f"{m}e{e}") for e in range(-7, -2) for m in (1, 2, 5)) + (1e-2,)
 #: Budget slider stops (% of weights): fine steps around 1%, coarse towards 100%.
-BUDGET_VALUES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0,
-                                    20.0, 30.0, 50.0, 75.0, 100.0)
-FORMAT_HELP = {"fp32": "32-bit float: a flip of the top exponent bit (30) can make a weight 2^128 times larger.",
-               "fp16": "16-bit float: smaller exponent range, so exponent flips do less harm than in fp32.",
-               "bf16": "bfloat16: fp32's exponent range in 16 bits; exponent flips hurt as in fp32.",
-               "int8": "8-bit integers with a scale per output channel: a flip moves a weight by at most 128 steps."}
+BUDGET_VALUES: tuple[float, ...] = (
+    0.0,
+    0.1,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    50.0,
+    75.0,
+    100.0,
+)
+FORMAT_HELP = {
+    "fp32": "32-bit float: a flip of the top exponent bit (30) can make a weight 2^128 times larger.",
+    "fp16": "16-bit float: smaller exponent range, so exponent flips do less harm than in fp32.",
+    "bf16": "bfloat16: fp32's exponent range in 16 bits; exponent flips hurt as in fp32.",
+    "int8": "8-bit integers with a scale per output channel: a flip moves a weight by at most 128 steps.",
+}
 SOURCE_LABELS = {"shipped": "Shipped checkpoint", "train": "Train one here", "upload": "Upload a .pt file"}
 
 
@@ -72,9 +93,14 @@ def pct(v: float, digits: int = 1) -> str:
 
 def format_select(container=st) -> str:
     """The storage-format selector (the same widget, key and state on every page that draws it)."""
-    return container.selectbox("Number format", FORMATS, key="fmt", persist_state="session",
-                               help="How each weight is stored in memory; it decides what one bit flip does. "
-                                    + " ".join(FORMAT_HELP.values()))
+    return container.selectbox(
+        "Number format",
+        FORMATS,
+        key="fmt",
+        persist_state="session",
+        help="How each weight is stored in memory; it decides what one bit flip does. "
+        + " ".join(FORMAT_HELP.values()),
+    )
 
 
 # ---------------------------------------------------------------- navigation
@@ -101,6 +127,7 @@ def enter_page() -> None:
 
 
 # ---------------------------------------------------------------- which model is active
+
 
 @dataclass(frozen=True)
 class ModelChoice:
@@ -138,10 +165,20 @@ def current_choice() -> ModelChoice:
     """The model the session works on: its custom checkpoint when chosen and fitting, else the shipped one."""
     model, dataset, source = setting("model"), setting("dataset"), setting("weights_source")
     custom = custom_checkpoint()
-    if (source in ("train", "upload") and custom and custom["origin"] == source
-            and custom["model"] == model and custom["dataset"] == dataset):
-        return ModelChoice(model, dataset, "custom", custom["sha"],
-                           f"{'trained here' if source == 'train' else 'uploaded ' + custom['name']}")
+    if (
+        source in ("train", "upload")
+        and custom
+        and custom["origin"] == source
+        and custom["model"] == model
+        and custom["dataset"] == dataset
+    ):
+        return ModelChoice(
+            model,
+            dataset,
+            "custom",
+            custom["sha"],
+            f"{'trained here' if source == 'train' else 'uploaded ' + custom['name']}",
+        )
     return shipped_choice(model, dataset)
 
 
@@ -191,8 +228,10 @@ def require_experiment() -> tuple[ModelChoice, Experiment]:
     except XtmrError as e:
         if choice.source == "shipped" and str(e).startswith("no shipped checkpoint"):
             st.error(f"No weights are shipped for {choice.model} on {choice.dataset}.")
-            st.info("On the **Model** page, choose *Train one here* under Weights (a minute or two on a CPU) or "
-                    "upload a .pt file; or pick lenet5, alexnet or vgg16 on mnist5k, which are shipped.")
+            st.info(
+                "On the **Model** page, choose *Train one here* under Weights (a minute or two on a CPU) or "
+                "upload a .pt file; or pick lenet5, alexnet or vgg16 on mnist5k, which are shipped."
+            )
         else:
             st.error(str(e))
             st.info("Pick another dataset or architecture on the **Model** page, or train / upload weights there.")
@@ -202,6 +241,7 @@ def require_experiment() -> tuple[ModelChoice, Experiment]:
 
 # ---------------------------------------------------------------- cached computations
 
+
 def scores(exp: Experiment, scorer: str, rule: str = "epsilon") -> np.ndarray:
     """Flat per-weight scores (cached inside the shared ``Experiment``), with a spinner the first time."""
     with st.spinner(f"Scoring every weight by {scorer} (once per model)…"):
@@ -210,31 +250,80 @@ def scores(exp: Experiment, scorer: str, rule: str = "epsilon") -> np.ndarray:
 
 def _plan_args(protect: str, budget: float, bits: tuple[int, ...] | None, rule: str) -> tuple:
     """Normalise arguments that a plan ignores, so equal plans share cache entries."""
-    return (float(budget) if protect in SCORER_PLANS else 0.0, tuple(bits) if protect == "bits" and bits else None,
-            rule if protect == "lrp" else "epsilon")
+    return (
+        float(budget) if protect in SCORER_PLANS else 0.0,
+        tuple(bits) if protect == "bits" and bits else None,
+        rule if protect == "lrp" else "epsilon",
+    )
 
 
-def campaign(exp_key: str, exp: Experiment, protect: str, budget: float, ber: float, fmt: str, *,
-             trials: int = 20, seed: int = 0, bits: tuple[int, ...] | None = None, rule: str = "epsilon",
-             mode: str = "flip", fault_bits: tuple[int, ...] | None = None,
-             ci_target: float | None = None) -> CampaignResult:
+def campaign(
+    exp_key: str,
+    exp: Experiment,
+    protect: str,
+    budget: float,
+    ber: float,
+    fmt: str,
+    *,
+    trials: int = 20,
+    seed: int = 0,
+    bits: tuple[int, ...] | None = None,
+    rule: str = "epsilon",
+    mode: str = "flip",
+    fault_bits: tuple[int, ...] | None = None,
+    ci_target: float | None = None,
+) -> CampaignResult:
     """``Experiment.evaluate`` for one configuration, cached across sessions by its configuration."""
     budget, bits, rule = _plan_args(protect, budget, bits, rule)
     if protect in SCORER_PLANS:
         scores(exp, protect, rule)
-    return _campaign(exp_key, protect, budget, float(ber), fmt, int(trials), int(seed), bits, rule, mode,
-                     tuple(fault_bits) if fault_bits else None, ci_target, exp)
+    return _campaign(
+        exp_key,
+        protect,
+        budget,
+        float(ber),
+        fmt,
+        int(trials),
+        int(seed),
+        bits,
+        rule,
+        mode,
+        tuple(fault_bits) if fault_bits else None,
+        ci_target,
+        exp,
+    )
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
-def _campaign(exp_key, protect, budget, ber, fmt, trials, seed, bits, rule, mode, fault_bits, ci_target,
-              _exp: Experiment) -> CampaignResult:
-    return _exp.evaluate(protect, budget, ber, fmt, trials=trials, seed=seed, bits=bits, rule=rule, mode=mode,
-                         fault_bits=fault_bits, ci_target=ci_target, min_trials=min(5, trials))
+def _campaign(
+    exp_key, protect, budget, ber, fmt, trials, seed, bits, rule, mode, fault_bits, ci_target, _exp: Experiment
+) -> CampaignResult:
+    return _exp.evaluate(
+        protect,
+        budget,
+        ber,
+        fmt,
+        trials=trials,
+        seed=seed,
+        bits=bits,
+        rule=rule,
+        mode=mode,
+        fault_bits=fault_bits,
+        ci_target=ci_target,
+        min_trials=min(5, trials),
+    )
 
 
-def protected_layers(exp_key: str, exp: Experiment, protect: str, budget: float, fmt: str, *,
-                     bits: tuple[int, ...] | None = None, rule: str = "epsilon") -> pd.DataFrame:
+def protected_layers(
+    exp_key: str,
+    exp: Experiment,
+    protect: str,
+    budget: float,
+    fmt: str,
+    *,
+    bits: tuple[int, ...] | None = None,
+    rule: str = "epsilon",
+) -> pd.DataFrame:
     """Per layer, how many weights the plan protects (cached)."""
     budget, bits, rule = _plan_args(protect, budget, bits, rule)
     if protect in SCORER_PLANS:
@@ -247,8 +336,16 @@ def _protected_layers(exp_key, protect, budget, fmt, bits, rule, _exp: Experimen
     return protected_per_layer(_exp.layout, _exp.plan(protect, fmt, budget, bits=bits, rule=rule))
 
 
-def plan_overhead(exp_key: str, exp: Experiment, protect: str, budget: float, fmt: str, *,
-                  bits: tuple[int, ...] | None = None, rule: str = "epsilon") -> Overhead:
+def plan_overhead(
+    exp_key: str,
+    exp: Experiment,
+    protect: str,
+    budget: float,
+    fmt: str,
+    *,
+    bits: tuple[int, ...] | None = None,
+    rule: str = "epsilon",
+) -> Overhead:
     """``protection.overhead`` of a plan, without running a campaign (cached)."""
     budget, bits, rule = _plan_args(protect, budget, bits, rule)
     if protect in SCORER_PLANS:
@@ -294,8 +391,9 @@ def input_heatmaps(exp_key: str, indices: tuple[int, ...], rule: str, target: st
     return input_relevance(_exp.model, x, t, rule).numpy()
 
 
-def overlap(exp_key: str, exp: Experiment, a: str, b: str, fractions: tuple[float, ...],
-            rule: str = "epsilon") -> list[float]:
+def overlap(
+    exp_key: str, exp: Experiment, a: str, b: str, fractions: tuple[float, ...], rule: str = "epsilon"
+) -> list[float]:
     """``scoring.topk_overlap`` of two scorers' top-k sets at each fraction (cached)."""
     scores(exp, a, rule)
     scores(exp, b, rule)

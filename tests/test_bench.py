@@ -1,9 +1,10 @@
 """The benchmark's reference injectors really inject and restore; the table has its ratios."""
+
 import random
 
 import torch
-
 from conftest import same_state, state_bytes
+
 from xtmr_core.bench import _per_bit_mask_trial, _python_loop_trial, format_table, run_bench
 
 

@@ -5,6 +5,7 @@ skipped, unless ``XTMR_REQUIRE_BROWSER=1`` (CI), where it fails. Writes a screen
 slider latency to ``test-artifacts/``; with ``XTMR_SCREENSHOT_DIR`` set, the screenshot is copied there too
 (``XTMR_SCREENSHOT_DIR=docs/screenshots`` refreshes the README's picture).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-STARTUP_S = 120   # server start, data loading and the first LRP scoring on a shared CPU
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STARTUP_S = 120  # server start, data loading and the first LRP scoring on a shared CPU
 UPDATE_S = 90
 
 
@@ -69,8 +77,21 @@ def test_fault_lab_ber_slider_in_a_real_browser():
     log = ARTIFACTS / "streamlit.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
-           str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -126,9 +147,14 @@ def test_fault_lab_ber_slider_in_a_real_browser():
                 page.screenshot(path=str(shot), full_page=False)
             finally:
                 browser.close()
-        timing = {"slider_step_s": [round(v, 3) for v in latencies], "median_s": round(statistics.median(latencies), 3),
-                  "cached_step_s": round(cached, 3),
-                  "budget_step_s": round(budget_step, 3), "accuracy_before": before, "accuracy_at_1e-4": after}
+        timing = {
+            "slider_step_s": [round(v, 3) for v in latencies],
+            "median_s": round(statistics.median(latencies), 3),
+            "cached_step_s": round(cached, 3),
+            "budget_step_s": round(budget_step, 3),
+            "accuracy_before": before,
+            "accuracy_at_1e-4": after,
+        }
         (ARTIFACTS / "fault_lab_latency.json").write_text(json.dumps(timing, indent=2) + "\n")
         print("Fault lab slider latency:", timing)
         if os.environ.get("XTMR_SCREENSHOT_DIR"):

@@ -1,11 +1,12 @@
 """Campaigns: seeded, summarised honestly, non-finite outputs wrong, the clean model untouched."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import same_state, state_bytes
+
 from xtmr_core import campaign as campaign_mod
 from xtmr_core.campaign import run_campaign, trial_faults
 from xtmr_core.faults import FaultModel
@@ -36,15 +37,23 @@ def test_campaign_summary_matches_its_trials_and_is_reproducible(tiny_model, tin
     assert d["mean_accuracy"] == pytest.approx(np.mean(a.accuracies))
     assert d["ci95"] == pytest.approx(list(np.clip(mean_ci(a.accuracies), 0, 1)))
     assert d["min_accuracy"] == min(a.accuracies) and d["trials"] == 12
-    assert d["mean_bit_flips"] == pytest.approx(np.mean([trial_faults(inj, plan, fault, 4, t).count for t in range(12)]))
+    assert d["mean_bit_flips"] == pytest.approx(
+        np.mean([trial_faults(inj, plan, fault, 4, t).count for t in range(12)])
+    )
     assert 0 < d["mean_bit_flips"] and d["mean_accuracy"] < d["clean_accuracy"]
 
 
 def test_non_finite_outputs_count_as_wrong_not_a_crash(tiny_model, tiny_data):
     x, y = tiny_data
     inj = FaultInjector(tiny_model, "fp32", device=CPU)
-    r = run_campaign(inj, make_plan("none", 32), FaultModel(1.0, mode="stuck1", bits=(23, 24, 25, 26, 27, 28, 29, 30)),
-                     x, y, trials=2)
+    r = run_campaign(
+        inj,
+        make_plan("none", 32),
+        FaultModel(1.0, mode="stuck1", bits=(23, 24, 25, 26, 27, 28, 29, 30)),
+        x,
+        y,
+        trials=2,
+    )
     assert r.accuracies == [0.0, 0.0] and r.mismatches == [1.0, 1.0]
 
 
@@ -85,12 +94,16 @@ def test_clean_model_is_bit_identical_after_a_campaign_that_raised(tiny_model, t
 
     monkeypatch.setattr(campaign_mod, "predict", flaky)
     with pytest.raises(RuntimeError):
-        run_campaign(inj, make_plan("lrp", 32, budget=10, scores=np.abs(inj.clean_values)), FaultModel(0.2), x, y, trials=5)
+        run_campaign(
+            inj, make_plan("lrp", 32, budget=10, scores=np.abs(inj.clean_values)), FaultModel(0.2), x, y, trials=5
+        )
     assert inj.is_clean() and same_state(tiny_model, saved)
     assert math.isclose(run_campaign(inj, make_plan("none", 32), FaultModel(0.0), x, y, trials=1).mean_accuracy, 0.9)
 
 
-def test_a_trial_whose_faults_are_all_outvoted_skips_evaluation_with_the_same_result(tiny_model, tiny_data, monkeypatch):
+def test_a_trial_whose_faults_are_all_outvoted_skips_evaluation_with_the_same_result(
+    tiny_model, tiny_data, monkeypatch
+):
     x, y = tiny_data
     inj = FaultInjector(tiny_model, "fp32", device=CPU)
     plan, fault = make_plan("full", 32), FaultModel(0.002)
@@ -99,6 +112,7 @@ def test_a_trial_whose_faults_are_all_outvoted_skips_evaluation_with_the_same_re
     evaluated = []
     real = campaign_mod.predict
     monkeypatch.setattr(campaign_mod, "predict", lambda m, d: evaluated.append(1) or real(m, d))
-    slow = [campaign_mod.run_trial(inj, plan, fault, x, y, real(inj.worker, x), 1, t, skip_clean=False)
-            for t in range(20)]
+    slow = [
+        campaign_mod.run_trial(inj, plan, fault, x, y, real(inj.worker, x), 1, t, skip_clean=False) for t in range(20)
+    ]
     assert [a for a, _, _ in slow] == full.accuracies and len(evaluated) == 20

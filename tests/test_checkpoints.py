@@ -1,4 +1,5 @@
 """Tests for xtmr_core.checkpoints: safe loading, every failure as one XtmrError, shipped checkpoints."""
+
 import hashlib
 import json
 import os
@@ -8,8 +9,14 @@ import torch
 from torch import nn
 
 from xtmr_core import checkpoints
-from xtmr_core.checkpoints import (CHECKPOINT_DIR, load_checkpoint, load_model, load_state_dict_bytes,
-                                   save_checkpoint, shipped_checkpoint)
+from xtmr_core.checkpoints import (
+    CHECKPOINT_DIR,
+    load_checkpoint,
+    load_model,
+    load_state_dict_bytes,
+    save_checkpoint,
+    shipped_checkpoint,
+)
 from xtmr_core.data import load_dataset
 from xtmr_core.errors import XtmrError
 from xtmr_core.models import build_model
@@ -140,8 +147,9 @@ def test_shape_mismatch_names_key_and_both_shapes(tmp_path):
     state = _lenet().state_dict()
     state["classifier.4.weight"] = torch.zeros(5, 84)
     torch.save(state, tmp_path / "bad.pt")
-    _one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "bad.pt"),
-                    "classifier.4.weight", "5×84", "10×84")
+    _one_line_error(
+        lambda: load_model("lenet5", checkpoint=tmp_path / "bad.pt"), "classifier.4.weight", "5×84", "10×84"
+    )
 
 
 def test_missing_and_unexpected_keys(tmp_path):
@@ -157,8 +165,9 @@ def test_missing_and_unexpected_keys(tmp_path):
 
 def test_wrong_model_or_dataset(tmp_path):
     path = tmp_path / "lenet.pt"
-    save_checkpoint(path, _lenet(), {"model": "lenet5", "in_shape": [1, 28, 28], "num_classes": 10,
-                                     "dataset": "mnist5k"})
+    save_checkpoint(
+        path, _lenet(), {"model": "lenet5", "in_shape": [1, 28, 28], "num_classes": 10, "dataset": "mnist5k"}
+    )
     _one_line_error(lambda: load_model("vgg16", checkpoint=path), "holds a lenet5 model")
     _one_line_error(lambda: load_model("lenet5", "cifar10", checkpoint=path), "3×32×32", "mnist5k")
     # A plain state dict of another architecture: the first mismatching key is named.
@@ -197,6 +206,7 @@ def test_no_shipped_checkpoint_says_how_to_train(monkeypatch, tmp_path):
 
 # --- the shipped checkpoints -----------------------------------------------------------------------
 
+
 def _manifest() -> dict:
     return json.loads((CHECKPOINT_DIR / "MANIFEST.json").read_text())["checkpoints"]
 
@@ -215,9 +225,11 @@ def test_shipped_checkpoint_hash_and_accuracy(model):
     data = path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
     assert len(data) < 5 * 2**20
-    assert entry["command"] == (f"python -m xtmr_core train --model {model} --dataset mnist5k "
-                                f"--epochs {entry['epochs']} --lr {entry['lr']} --seed {entry['seed']} "
-                                f"--out checkpoints/{model}_mnist5k.pt")
+    assert entry["command"] == (
+        f"python -m xtmr_core train --model {model} --dataset mnist5k "
+        f"--epochs {entry['epochs']} --lr {entry['lr']} --seed {entry['seed']} "
+        f"--out checkpoints/{model}_mnist5k.pt"
+    )
     net, meta = load_model(model, "mnist5k", device="cpu")
     assert meta["sha256"] == entry["sha256"] and meta["command"] == entry["command"]
     accuracy = accuracy_on_test(net, load_dataset("mnist5k"), "cpu")

@@ -1,4 +1,5 @@
 """The command line: one-line errors with exit code 2, JSON output, sweeps and the bench."""
+
 import json
 import subprocess
 import sys
@@ -58,8 +59,20 @@ def test_bad_checkpoint_file_is_refused_in_one_line(tmp_path, capsys):
 def test_evaluate_json_has_the_documented_keys(capsys):
     assert main(["evaluate", "--protect", "lrp", "--budget", "1", "--ber", "1e-4", "--trials", "3", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    for key in ("clean_accuracy", "mean_accuracy", "ci95", "trials", "mean_bit_flips", "protected_weights",
-                "overhead_pct", "overhead_with_index_pct", "ber", "format", "protect", "budget"):
+    for key in (
+        "clean_accuracy",
+        "mean_accuracy",
+        "ci95",
+        "trials",
+        "mean_bit_flips",
+        "protected_weights",
+        "overhead_pct",
+        "overhead_with_index_pct",
+        "ber",
+        "format",
+        "protect",
+        "budget",
+    ):
         assert key in d
     assert d["trials"] == 3 and d["protect"] == "lrp" and d["budget"] == 1 and d["format"] == "fp32"
     assert d["overhead_pct"] == pytest.approx(2.0, rel=0.01) and d["clean_accuracy"] >= 0.95
@@ -68,7 +81,9 @@ def test_evaluate_json_has_the_documented_keys(capsys):
 
 def test_evaluate_exports_the_fault_list_of_trial_zero(tmp_path, capsys):
     out = tmp_path / "faults.csv"
-    assert main(["evaluate", "--ber", "1e-4", "--trials", "1", "--seed", "3", "--export-faults", str(out), "--json"]) == 0
+    assert (
+        main(["evaluate", "--ber", "1e-4", "--trials", "1", "--seed", "3", "--export-faults", str(out), "--json"]) == 0
+    )
     d = json.loads(capsys.readouterr().out)
     faults = pd.read_csv(out)
     assert list(faults.columns) == ["layer", "flat_index", "index", "bit", "copy"]
@@ -77,8 +92,26 @@ def test_evaluate_exports_the_fault_list_of_trial_zero(tmp_path, capsys):
 
 def test_sweep_writes_csv_and_the_smallest_budget_table(tmp_path, capsys):
     out = tmp_path / "s.csv"
-    assert main(["sweep", "--protect", "lrp,magnitude", "--budgets", "0.5,5", "--bers", "1e-4",
-                 "--trials", "2", "--out", str(out), "--target", "0.9"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--protect",
+                "lrp,magnitude",
+                "--budgets",
+                "0.5,5",
+                "--bers",
+                "1e-4",
+                "--trials",
+                "2",
+                "--out",
+                str(out),
+                "--target",
+                "0.9",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out)
     assert set(table["protect"]) == {"none", "lrp", "magnitude"} and len(table) == 5
     assert {"recovered", "relative_gain", "overhead_with_index_pct"} <= set(table.columns)
@@ -88,13 +121,35 @@ def test_sweep_writes_csv_and_the_smallest_budget_table(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_python_dash_m_runs_offline_as_a_subprocess():
-    proc = subprocess.run([sys.executable, "-m", "xtmr_core", "evaluate", "--model", "lenet5", "--dataset", "mnist5k",
-                           "--protect", "lrp", "--budget", "1", "--ber", "1e-4", "--trials", "5", "--json"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xtmr_core",
+            "evaluate",
+            "--model",
+            "lenet5",
+            "--dataset",
+            "mnist5k",
+            "--protect",
+            "lrp",
+            "--budget",
+            "1",
+            "--ber",
+            "1e-4",
+            "--trials",
+            "5",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["trials"] == 5
-    bad = subprocess.run([sys.executable, "-m", "xtmr_core", "evaluate", "--ber", "2"], capture_output=True, text=True,
-                         timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "xtmr_core", "evaluate", "--ber", "2"], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
 
 

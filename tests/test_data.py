@@ -1,4 +1,5 @@
 """Tests for xtmr_core.data: embedded splits, torchvision folders in their real file formats, errors."""
+
 import gzip
 import hashlib
 import pickle
@@ -27,6 +28,7 @@ def _row_hashes(x: torch.Tensor) -> set:
 
 
 # --- mnist5k ---------------------------------------------------------------------------------------
+
 
 def test_mnist5k_shapes_types_and_range():
     s = load_dataset("mnist5k")
@@ -75,8 +77,10 @@ def test_digits_split():
     assert 355 <= len(s.y_test) <= 365
     assert float(s.x_train.max()) == 1.0 and float(s.x_train.min()) == 0.0
     # Every class keeps ~20% in the test part.
-    counts = torch.bincount(s.y_test, minlength=10).float() / (
-        torch.bincount(s.y_test, minlength=10) + torch.bincount(s.y_train, minlength=10)).float()
+    counts = (
+        torch.bincount(s.y_test, minlength=10).float()
+        / (torch.bincount(s.y_test, minlength=10) + torch.bincount(s.y_train, minlength=10)).float()
+    )
     assert torch.all((counts - 0.2).abs() < 0.01)
     assert not _row_hashes(s.x_train) & _row_hashes(s.x_test)
 
@@ -95,10 +99,14 @@ def test_dataset_shape_matches_loaded():
 
 # --- torchvision datasets, written in torchvision's own file formats -------------------------------
 
+
 def _idx(array: np.ndarray) -> bytes:
     """The big-endian idx format: magic 0x0000 08 <ndim>, then the dims, then uint8 data."""
-    return struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) \
+    return (
+        struct.pack(">I", 0x0800 + array.ndim)
+        + struct.pack(f">{array.ndim}I", *array.shape)
         + array.astype(np.uint8).tobytes()
+    )
 
 
 def _write_mnist(folder, n_train=12, n_test=6, gz=False):
@@ -142,10 +150,11 @@ def _write_cifar(folder, per_batch=4):
     rng = np.random.default_rng(1)
     folder.mkdir(parents=True)
     batches = {}
-    for fname in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-                  "test_batch"]:
-        entry = {"data": rng.integers(0, 256, (per_batch, 3072)).astype(np.uint8),
-                 "labels": rng.integers(0, 10, per_batch).tolist()}
+    for fname in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]:
+        entry = {
+            "data": rng.integers(0, 256, (per_batch, 3072)).astype(np.uint8),
+            "labels": rng.integers(0, 10, per_batch).tolist(),
+        }
         (folder / fname).write_bytes(pickle.dumps(entry))
         batches[fname] = entry
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -163,11 +172,13 @@ def test_cifar10_through_torchvision_loader(tmp_path, monkeypatch):
     folder = tmp_path / "cifar-10-batches-py"
     batches = _write_cifar(folder)
     # torchvision checks every file's md5 against the real CIFAR-10; point it at our tiny files.
-    monkeypatch.setattr(CIFAR10, "train_list", [[f, _md5(folder / f)] for f in
-                                                [f"data_batch_{i}" for i in range(1, 6)]])
+    monkeypatch.setattr(
+        CIFAR10, "train_list", [[f, _md5(folder / f)] for f in [f"data_batch_{i}" for i in range(1, 6)]]
+    )
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", _md5(folder / "test_batch")]])
-    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
-                                          "md5": _md5(folder / "batches.meta")})
+    monkeypatch.setattr(
+        CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": _md5(folder / "batches.meta")}
+    )
     s = load_dataset("cifar10", root=tmp_path)
     assert s.x_train.shape == (20, 3, 32, 32) and s.x_test.shape == (4, 3, 32, 32)
     assert s.in_shape == (3, 32, 32) and s.classes[-1] == "truck"
@@ -184,8 +195,9 @@ def test_cifar10_wrong_files_fail_md5_check(tmp_path):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("name, sub", [("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw"),
-                                       ("cifar10", "cifar-10-batches-py")])
+@pytest.mark.parametrize(
+    "name, sub", [("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw"), ("cifar10", "cifar-10-batches-py")]
+)
 def test_missing_files_fail_fast_naming_the_folder(tmp_path, name, sub):
     start = time.perf_counter()
     with pytest.raises(XtmrError) as info:
@@ -211,6 +223,7 @@ def test_corrupt_idx_file(tmp_path):
 
 
 # --- reference set -------------------------------------------------------------------------------
+
 
 class _AlwaysZero(nn.Module):
     """Predicts class 0 for every image: exactly the training images of class 0 are correct."""

@@ -1,4 +1,5 @@
 """The Experiment facade on the shipped default: caching, plans, concurrency, the golden rule."""
+
 import threading
 
 import numpy as np
@@ -30,8 +31,14 @@ def test_int8_clean_accuracy_is_close_to_fp32(exp):
 
 
 def test_evaluate_rejects_bad_input_with_one_line(exp):
-    for kwargs in (dict(ber=2.0), dict(budget=101, protect="lrp"), dict(fmt="fp64"), dict(trials=0),
-                   dict(mode="melt"), dict(fault_bits=(8,), fmt="int8")):
+    for kwargs in (
+        dict(ber=2.0),
+        dict(budget=101, protect="lrp"),
+        dict(fmt="fp64"),
+        dict(trials=0),
+        dict(mode="melt"),
+        dict(fault_bits=(8,), fmt="int8"),
+    ):
         with pytest.raises(XtmrError) as e:
             exp.evaluate(**kwargs)
         assert "\n" not in str(e.value)

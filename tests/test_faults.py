@@ -1,4 +1,5 @@
 """Fault sampling: binomial count, distinct uniform positions, exact region mapping, seeds."""
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -39,12 +40,16 @@ def test_cost_grows_with_flips_not_bits():
 
 
 def test_every_bit_of_every_region_fails_exactly_once_at_ber_one():
-    regions = [Region(None, np.arange(8), 0, 5), Region(np.array([1, 3]), np.array([6, 7]), 1, 2),
-               Region(np.array([1, 3]), np.array([6, 7]), 2, 2)]
+    regions = [
+        Region(None, np.arange(8), 0, 5),
+        Region(np.array([1, 3]), np.array([6, 7]), 1, 2),
+        Region(np.array([1, 3]), np.array([6, 7]), 2, 2),
+    ]
     f = sample_faults(regions, 1.0, np.random.default_rng(0))
     got = sorted(zip(f.weight.tolist(), f.bit.tolist(), f.copy.tolist()))
-    want = sorted([(w, b, 0) for w in range(5) for b in range(8)]
-                  + [(w, b, c) for c in (1, 2) for w in (1, 3) for b in (6, 7)])
+    want = sorted(
+        [(w, b, 0) for w in range(5) for b in range(8)] + [(w, b, c) for c in (1, 2) for w in (1, 3) for b in (6, 7)]
+    )
     assert got == want
 
 

@@ -1,4 +1,5 @@
 """Formats against slow references: struct for floats, Python integers for int8."""
+
 import struct
 
 import numpy as np
@@ -61,7 +62,10 @@ def test_fp16_matches_struct_half_including_flips():
         assert float(s.values()[i]) == struct.unpack("<e", struct.pack("<H", u))[0]
         for bit in (0, 9, 10, 14, 15):
             w = np.array([u ^ (1 << bit)], dtype=np.uint16).view(np.int16)
-            got, want = float(s.decode(w, np.array([i]))[0]), _flip_f16(struct.unpack("<e", struct.pack("<H", u))[0], bit)
+            got, want = (
+                float(s.decode(w, np.array([i]))[0]),
+                _flip_f16(struct.unpack("<e", struct.pack("<H", u))[0], bit),
+            )
             assert got == want or (np.isnan(got) and np.isnan(want))
 
 
@@ -76,8 +80,11 @@ def test_bf16_rounds_to_nearest_even_and_reads_back_as_the_top_half_of_fp32():
 
 def _layout(shapes):
     sizes = [int(np.prod(s)) for s in shapes]
-    return WeightLayout(tuple(f"l{i}" for i in range(len(shapes))), tuple(shapes),
-                        np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+    return WeightLayout(
+        tuple(f"l{i}" for i in range(len(shapes))),
+        tuple(shapes),
+        np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+    )
 
 
 @pytest.mark.parametrize("granularity", ["channel", "tensor"])
@@ -87,7 +94,7 @@ def test_int8_symmetric_quantisation_matches_a_loop_reference(granularity):
     s = encode(v, "int8", layout, granularity)
     flat_i = 0
     for li, shape in enumerate(layout.shapes):
-        block = v[layout.offsets[li]:layout.offsets[li + 1]].reshape(shape[0], -1)
+        block = v[layout.offsets[li] : layout.offsets[li + 1]].reshape(shape[0], -1)
         for row in range(shape[0]):
             group = block[row] if granularity == "channel" else block.reshape(-1)
             scale = np.float32(np.abs(group).max() / np.float32(127.0))
@@ -106,7 +113,7 @@ def test_int8_worst_flip_is_bounded_by_128_steps():
         q = int(s.words[i])
         for bit in range(8):
             flipped = np.array([(q & 0xFF) ^ (1 << bit)], dtype=np.uint8).view(np.int8)
-            python_twos = ((q & 0xFF) ^ (1 << bit))
+            python_twos = (q & 0xFF) ^ (1 << bit)
             python_twos = python_twos - 256 if python_twos >= 128 else python_twos
             got = float(s.decode(flipped, np.array([i]))[0])
             assert got == pytest.approx(python_twos * float(s.scale[i]))

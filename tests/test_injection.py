@@ -1,11 +1,12 @@
 """Trials against a slow reference: Python integers, struct and a per-bit vote."""
+
 import struct
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import same_state, state_bytes
+
 from xtmr_core.faults import FaultModel, FaultSet
 from xtmr_core.injection import FaultInjector
 from xtmr_core.memory import flat_weights
@@ -49,7 +50,7 @@ def _read_ref(inj: FaultInjector, faults: FaultSet, plan, mode: str) -> dict[int
         value = _decode_ref(read, inj.format, scale)
         if plan.guard:
             layer = int(inj.layout.layer_of(np.array([w]))[0])
-            vals = inj.clean_values[inj.layout.offsets[layer]:inj.layout.offsets[layer + 1]]
+            vals = inj.clean_values[inj.layout.offsets[layer] : inj.layout.offsets[layer + 1]]
             if not np.isfinite(value) or value < vals.min() or value > vals.max():
                 value = 0.0
         out[w] = value

@@ -1,12 +1,12 @@
 """Tests for xtmr_core.layers_view: per-layer summaries against plain loops."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from xtmr_core.layers_view import (layer_table, protected_per_layer, relevance_sample, signed_range,
-                                   weight_memory_bytes)
+from xtmr_core.layers_view import layer_table, protected_per_layer, relevance_sample, signed_range, weight_memory_bytes
 from xtmr_core.memory import layout_of
 from xtmr_core.protection import make_plan
 
@@ -48,7 +48,7 @@ def test_protected_per_layer_matches_a_loop(tiny_model):
     assert t["of protected %"].sum() == pytest.approx(100.0)
     for row, size in zip(t.itertuples(), layout.sizes()):
         assert row.weights == size
-        assert getattr(row, "_4") == pytest.approx(100.0 * row.protected / size)
+        assert row._4 == pytest.approx(100.0 * row.protected / size)
 
 
 @pytest.mark.parametrize("protect,expected", [("none", [0, 0]), ("range", [0, 0]), ("full", [18, 96])])

@@ -1,4 +1,5 @@
 """The flat weight layout against the model's own tensors."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """Tests for xtmr_core.models: architectures, Captum-LRP compatibility, determinism, errors."""
+
 import pytest
 import torch
 from captum.attr import LRP, LayerLRP
@@ -106,13 +107,16 @@ def test_lenet5_classic_shapes():
     assert model.features[0].padding == (0, 0) and model.classifier[0].in_features == 16 * 5 * 5
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"name": "resnet"}, "choose one of"),
-    ({"name": "mlp", "width": 0}, "width"),
-    ({"name": "lenet5", "in_shape": (1, 4, 4)}, "at least 8"),
-    ({"name": "mlp", "in_shape": (1, 0, 8)}, "positive"),
-    ({"name": "mlp", "num_classes": 1}, "num_classes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"name": "resnet"}, "choose one of"),
+        ({"name": "mlp", "width": 0}, "width"),
+        ({"name": "lenet5", "in_shape": (1, 4, 4)}, "at least 8"),
+        ({"name": "mlp", "in_shape": (1, 0, 8)}, "positive"),
+        ({"name": "mlp", "num_classes": 1}, "num_classes"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(XtmrError, match=match):
         build_model(**kwargs)

@@ -1,4 +1,5 @@
 """The package's public API: every re-exported name resolves; the engine never imports Streamlit."""
+
 import pathlib
 
 import xtmr_core

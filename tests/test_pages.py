@@ -1,4 +1,5 @@
 """Every page with Streamlit's AppTest: renders on the default, reacts to its controls, explains bad input."""
+
 from __future__ import annotations
 
 import io
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import metric
 from streamlit.testing.v1 import AppTest
 
-from conftest import metric
 from xtmr_core.formats import FORMATS
 from xtmr_core.protection import PLANS
 
@@ -32,12 +33,21 @@ def ok(at: AppTest) -> AppTest:
 
 # ---------------------------------------------------------------- Fault lab
 
+
 def test_fault_lab_renders_live_results_on_the_default():
     at = open_page("fault_lab")
     assert at.select_slider(key="ber").value == 1e-5 and at.select_slider(key="budget").value == 1.0
     assert at.selectbox(key="protect").value == "lrp" and at.selectbox(key="fmt").value == "fp32"
-    for label in ("Clean", "Unprotected", "With lrp 1%", "Extra memory (copies)", "… with index",
-                  "Value before", "Value after", "Accuracy with this flip"):
+    for label in (
+        "Clean",
+        "Unprotected",
+        "With lrp 1%",
+        "Extra memory (copies)",
+        "… with index",
+        "Value before",
+        "Value after",
+        "Accuracy with this flip",
+    ):
         assert metric(at, label)
     assert metric(at, "Extra memory (copies)") == "2.00%"
     assert len(at.get("plotly_chart")) >= 4  # CI bars, histogram, layers, vote
@@ -130,6 +140,7 @@ def test_fault_lab_teaching_corner_flips_one_bit_and_votes():
 
 # ---------------------------------------------------------------- Sweeps
 
+
 def test_sweeps_render_and_budget_changes_overhead():
     at = open_page("sweeps")
     assert not at.error
@@ -168,12 +179,16 @@ def test_sweeps_run_show_accuracy_and_reliability():
 
 # ---------------------------------------------------------------- Relevance
 
+
 def test_relevance_renders_maps_and_overlap():
     at = open_page("relevance")
     assert not at.error
     assert len(at.get("plotly_chart")) == 5  # shares, layer map, scatter, inputs, overlap
-    ok(at.selectbox(key=next(k for k in at.session_state if str(k).startswith("rel_layer_"))).set_value(
-        "classifier.0").run())
+    ok(
+        at.selectbox(key=next(k for k in at.session_state if str(k).startswith("rel_layer_")))
+        .set_value("classifier.0")
+        .run()
+    )
     ok(at.radio(key="rel_show").set_value("weight values").run())
     ok(at.radio(key="rel_target").set_value("predicted").run())
     ok(at.selectbox(key="ov_b").set_value("lrp").run())
@@ -184,6 +199,7 @@ def test_relevance_renders_maps_and_overlap():
 
 
 # ---------------------------------------------------------------- Model
+
 
 def test_model_page_renders_layers_and_accuracy():
     at = open_page("model")

@@ -1,4 +1,5 @@
 """Protection plans and their memory overhead."""
+
 import numpy as np
 import pytest
 
@@ -40,13 +41,16 @@ def test_full_bits_none_and_range_overheads():
     assert guard.copies_pct == 0 and guard.index_pct == pytest.approx(100 * 2 * 8 * 2 / (n * 8))
 
 
-@pytest.mark.parametrize("kwargs, msg", [
-    (dict(protect="lrp", budget=101, scores=np.ones(4)), "budget"),
-    (dict(protect="lrp", budget=-1, scores=np.ones(4)), "budget"),
-    (dict(protect="bits", bits=(32,)), "outside"),
-    (dict(protect="bits"), "needs bit positions"),
-    (dict(protect="best"), "unknown protection"),
-])
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        (dict(protect="lrp", budget=101, scores=np.ones(4)), "budget"),
+        (dict(protect="lrp", budget=-1, scores=np.ones(4)), "budget"),
+        (dict(protect="bits", bits=(32,)), "outside"),
+        (dict(protect="bits"), "needs bit positions"),
+        (dict(protect="best"), "unknown protection"),
+    ],
+)
 def test_bad_plans_are_clear_errors(kwargs, msg):
     protect = kwargs.pop("protect")
     with pytest.raises(XtmrError, match=msg):

@@ -1,4 +1,5 @@
 """Tests for xtmr_core.relevance: LRP weight relevance against a slow explicit-loop re-implementation."""
+
 from __future__ import annotations
 
 import copy
@@ -148,7 +149,7 @@ class SlowLRP:
                 c, h, wd = a.shape
                 out = np.zeros((c, h // k, wd // k))
                 for ch, p, q in itertools.product(range(c), range(h // k), range(wd // k)):
-                    out[ch, p, q] = a[ch, p * k:(p + 1) * k, q * k:(q + 1) * k].max()
+                    out[ch, p, q] = a[ch, p * k : (p + 1) * k, q * k : (q + 1) * k].max()
                 a = out
             elif op[0] == "flatten":
                 a = a.reshape(-1)
@@ -196,7 +197,7 @@ class SlowLRP:
                 new = np.zeros_like(a)
                 c, h, wd = a.shape
                 for ch, p, q in itertools.product(range(c), range(h // k), range(wd // k)):
-                    win = a[ch, p * k:(p + 1) * k, q * k:(q + 1) * k]
+                    win = a[ch, p * k : (p + 1) * k, q * k : (q + 1) * k]
                     r, cc = np.unravel_index(int(np.argmax(win)), win.shape)
                     zmax = win[r, cc]
                     new[ch, p * k + r, q * k + cc] = zmax * rel[ch, p, q] / _stab(zmax, CAPTUM_STAB)
@@ -403,7 +404,7 @@ def test_batched_equals_unbatched(kind):
         torch.testing.assert_close(parts[k], whole[k], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(ones[k], whole[k], rtol=1e-5, atol=1e-6)
     # and the sum over the set is the sum of single-input relevances
-    single = [lrp_weight_relevance(model, x[i:i + 1], y[i:i + 1]) for i in range(len(x))]
+    single = [lrp_weight_relevance(model, x[i : i + 1], y[i : i + 1]) for i in range(len(x))]
     for k in single[0]:
         torch.testing.assert_close(sum(s[k] for s in single), whole[k], rtol=1e-5, atol=1e-6)
 

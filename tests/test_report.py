@@ -1,4 +1,5 @@
 """Tests for xtmr_core.report: the conclusion rules on hand-made rows, and ``report --quick`` end to end."""
+
 from __future__ import annotations
 
 import math
@@ -11,34 +12,86 @@ import pytest
 
 from xtmr_core import report
 from xtmr_core.cli import main
-from xtmr_core.report import (CSV_COLUMNS, CSV_NAME, QUICK_GRID, REPORT_NAME, Grid, PlanSpec, ReportView, compare,
-                              conclusions, fmt_acc, matching_budget, n_points)
+from xtmr_core.report import (
+    CSV_COLUMNS,
+    CSV_NAME,
+    QUICK_GRID,
+    REPORT_NAME,
+    Grid,
+    PlanSpec,
+    ReportView,
+    compare,
+    conclusions,
+    fmt_acc,
+    matching_budget,
+    n_points,
+)
 
-SECTIONS = ["## 1. What was run", "## 2. The paper's table", "## 3. Accuracy vs BER and vs budget",
-            "## 4. Iso-overhead comparison", "## 5. Per-bit sensitivity", "## 6. Conclusions"]
+SECTIONS = [
+    "## 1. What was run",
+    "## 2. The paper's table",
+    "## 3. Accuracy vs BER and vs budget",
+    "## 4. Iso-overhead comparison",
+    "## 5. Per-bit sensitivity",
+    "## 6. Conclusions",
+]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # --------------------------------------------------------------------------------------------------
 # The rules, on rows whose answer is known.
 
-TINY = Grid(models=("m",), formats=("fp32",), bers=(1e-4,), scorers=("lrp", "magnitude"), budgets=(1.0, 5.0),
-            max_trials=10, min_trials=10, sensitivity_weights=1, budget_bers=1)
+TINY = Grid(
+    models=("m",),
+    formats=("fp32",),
+    bers=(1e-4,),
+    scorers=("lrp", "magnitude"),
+    budgets=(1.0, 5.0),
+    max_trials=10,
+    min_trials=10,
+    sensitivity_weights=1,
+    budget_bers=1,
+)
 
 
-def _row(name: str, protect: str, acc: float, half: float = 0.005, budget: float | None = None,
-         overhead: float = 0.0, index: float = 0.0) -> dict:
-    return {"kind": "campaign", "name": name, "model": "m", "dataset": "d", "format": "fp32", "ber": 1e-4,
-            "protect": protect, "budget": budget, "trials": 10, "clean_accuracy": 0.9, "mean_accuracy": acc,
-            "ci_low": acc - half, "ci_high": acc + half, "overhead_pct": overhead,
-            "overhead_with_index_pct": overhead + index, "ci_target_met": True, "ci_half_width": half}
+def _row(
+    name: str,
+    protect: str,
+    acc: float,
+    half: float = 0.005,
+    budget: float | None = None,
+    overhead: float = 0.0,
+    index: float = 0.0,
+) -> dict:
+    return {
+        "kind": "campaign",
+        "name": name,
+        "model": "m",
+        "dataset": "d",
+        "format": "fp32",
+        "ber": 1e-4,
+        "protect": protect,
+        "budget": budget,
+        "trials": 10,
+        "clean_accuracy": 0.9,
+        "mean_accuracy": acc,
+        "ci_low": acc - half,
+        "ci_high": acc + half,
+        "overhead_pct": overhead,
+        "overhead_with_index_pct": overhead + index,
+        "ci_target_met": True,
+        "ci_half_width": half,
+    }
 
 
 def _view(lrp: float, mag1: float, mag5: float, none: float = 0.5) -> ReportView:
-    rows = [_row("no protection", "none", none), _row("full TMR", "full", 0.9, 0.0, overhead=200.0),
-            _row("lrp 1%", "lrp", lrp, budget=1.0, overhead=2.0, index=1.0),
-            _row("lrp 5%", "lrp", lrp, budget=5.0, overhead=10.0, index=3.1),
-            _row("magnitude 1%", "magnitude", mag1, budget=1.0, overhead=2.0, index=1.0),
-            _row("magnitude 5%", "magnitude", mag5, budget=5.0, overhead=10.0, index=3.1)]
+    rows = [
+        _row("no protection", "none", none),
+        _row("full TMR", "full", 0.9, 0.0, overhead=200.0),
+        _row("lrp 1%", "lrp", lrp, budget=1.0, overhead=2.0, index=1.0),
+        _row("lrp 5%", "lrp", lrp, budget=5.0, overhead=10.0, index=3.1),
+        _row("magnitude 1%", "magnitude", mag1, budget=1.0, overhead=2.0, index=1.0),
+        _row("magnitude 5%", "magnitude", mag5, budget=5.0, overhead=10.0, index=3.1),
+    ]
     table = pd.DataFrame(rows)
     table["recovered"] = (table["mean_accuracy"] - none) / (0.9 - none)
     table["relative_gain"] = (table["mean_accuracy"] - none) / none
@@ -48,17 +101,19 @@ def _view(lrp: float, mag1: float, mag5: float, none: float = 0.5) -> ReportView
 
 def _bullet(lines: list[str], claim: str) -> str:
     start = next(i for i, line in enumerate(lines) if claim in line)
-    return next(line for line in lines[start + 1:] if line.startswith("* "))
+    return next(line for line in lines[start + 1 :] if line.startswith("* "))
 
 
 def test_recovery_claim_holds_above_sixty_percent_and_fails_below():
     good = conclusions(_view(lrp=0.8, mag1=0.6, mag5=0.85))  # recovers 75% of the loss
-    bad = conclusions(_view(lrp=0.6, mag1=0.6, mag5=0.85))   # recovers 25%
+    bad = conclusions(_view(lrp=0.6, mag1=0.6, mag5=0.85))  # recovers 25%
     assert "**holds as recovered share" in _bullet(good, ">60% reliability") and "75.0%" in _bullet(good, ">60% reli")
     assert "**does not hold as recovered share" in _bullet(bad, ">60% reliability")
     assert "25.0%" in _bullet(bad, ">60% reliability")
     # the same 0.5 -> 0.6 is a 20% relative gain; 0.5 -> 0.8 a 60% one
-    assert "does not hold as relative gain" in _bullet(bad, ">60%") and "holds as relative gain" in _bullet(good, ">60%")
+    assert "does not hold as relative gain" in _bullet(bad, ">60%") and "holds as relative gain" in _bullet(
+        good, ">60%"
+    )
 
 
 def test_no_loss_means_not_testable_rather_than_a_verdict():
@@ -122,6 +177,7 @@ def test_a_missing_checkpoint_fails_at_once_with_one_line_and_writes_nothing(tmp
 # --------------------------------------------------------------------------------------------------
 # End to end: `python -m xtmr_core report --quick` into a temporary folder (never over docs/).
 
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
@@ -131,7 +187,7 @@ def quick(tmp_path_factory) -> Path:
 
 def _markdown_table(text: str, heading: str) -> pd.DataFrame:
     """The first Markdown table after ``heading``, as strings."""
-    lines = text[text.index(heading):].splitlines()
+    lines = text[text.index(heading) :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     rows = []
     for line in lines[start:]:
@@ -155,7 +211,7 @@ def test_quick_report_has_every_section_and_valid_figures(quick):
         assert path.read_bytes()[:8] == PNG_MAGIC
         assert matplotlib.image.imread(path).shape[0] > 100
     for verdict in ("holds", "not testable", "does not hold"):
-        if verdict in text[text.index(SECTIONS[-1]):]:
+        if verdict in text[text.index(SECTIONS[-1]) :]:
             break
     else:
         pytest.fail("the conclusions give no verdict")

@@ -1,4 +1,5 @@
 """Tests for xtmr_core.scoring: every scorer against an independent slow computation."""
+
 from __future__ import annotations
 
 import copy
@@ -192,7 +193,11 @@ def test_non_finite_weights_raise(net, ref):
 
 def _scores() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(3)
-    return {"a": torch.rand(4, 5, generator=g) * 10, "b": torch.rand(30, generator=g), "c": torch.rand(2, 3, generator=g)}
+    return {
+        "a": torch.rand(4, 5, generator=g) * 10,
+        "b": torch.rand(30, generator=g),
+        "c": torch.rand(2, 3, generator=g),
+    }
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.77, 1.0])

@@ -1,4 +1,5 @@
 """Single-bit flips on the shipped default, against struct, with the clean model untouched."""
+
 import struct
 
 import pytest

@@ -1,4 +1,5 @@
 """Tests for xtmr_core.session_checkpoints: bytes round-trip through the safe loader, training to bytes."""
+
 from __future__ import annotations
 
 import torch
@@ -20,12 +21,28 @@ def test_round_trip_through_safe_loader():
 
 def test_train_checkpoint_stops_when_asked_and_loads():
     seen = []
-    data, history = train_checkpoint("mlp", "digits", epochs=3, lr=1e-3, seed=0, device="cpu",
-                                     progress=seen.append, should_stop=lambda: len(seen) >= 2)
+    data, history = train_checkpoint(
+        "mlp",
+        "digits",
+        epochs=3,
+        lr=1e-3,
+        seed=0,
+        device="cpu",
+        progress=seen.append,
+        should_stop=lambda: len(seen) >= 2,
+    )
     assert len(history) == 1 and history[0]["stopped"]
     net, meta = load_state_dict_bytes(data, "mlp", "digits", "cpu")
     assert meta["stopped"] is True and meta["epochs"] == 3 and 0.0 <= meta["test_accuracy"] <= 1.0
     # same seed, same recipe: the same bytes
-    again, _ = train_checkpoint("mlp", "digits", epochs=3, lr=1e-3, seed=0, device="cpu",
-                                progress=(seen2 := []).append, should_stop=lambda: len(seen2) >= 2)
+    again, _ = train_checkpoint(
+        "mlp",
+        "digits",
+        epochs=3,
+        lr=1e-3,
+        seed=0,
+        device="cpu",
+        progress=(seen2 := []).append,
+        should_stop=lambda: len(seen2) >= 2,
+    )
     assert digest(again) == digest(data)

@@ -1,4 +1,5 @@
 """Confidence intervals, reliability improvement and iso-reliability cost."""
+
 import math
 
 import numpy as np
@@ -32,11 +33,13 @@ def test_reliability_improvement_both_ways():
 
 
 def test_iso_reliability_cost_picks_the_smallest_budget_reaching_the_target():
-    table = pd.DataFrame({
-        "protect": ["lrp"] * 3 + ["magnitude"] * 3,
-        "budget": [1, 5, 10, 1, 5, 10],
-        "mean_accuracy": [0.96, 0.97, 0.98, 0.5, 0.94, 0.955],
-    })
+    table = pd.DataFrame(
+        {
+            "protect": ["lrp"] * 3 + ["magnitude"] * 3,
+            "budget": [1, 5, 10, 1, 5, 10],
+            "mean_accuracy": [0.96, 0.97, 0.98, 0.5, 0.94, 0.955],
+        }
+    )
     out = iso_reliability_cost(table, 0.95).set_index("protect")
     assert out.loc["lrp", "min_budget"] == 1
     assert out.loc["magnitude", "min_budget"] == 10

@@ -1,4 +1,5 @@
 """Tests for xtmr_core.training: learning, determinism, cancellation, train_and_save and the manifest."""
+
 import hashlib
 import json
 
@@ -17,8 +18,7 @@ from xtmr_core.training import train_and_save, train_model
 @pytest.fixture(scope="module")
 def small():
     s = load_dataset("mnist5k")
-    return DataSplits("mnist5k", s.x_train[:512], s.y_train[:512], s.x_test[:200], s.y_test[:200],
-                      s.classes)
+    return DataSplits("mnist5k", s.x_train[:512], s.y_train[:512], s.x_test[:200], s.y_test[:200], s.classes)
 
 
 def _mlp(seed=0):
@@ -30,8 +30,15 @@ def test_loss_goes_down_and_accuracy_rises(small):
     model = _mlp()
     before = accuracy_of(model, small)
     steps = []
-    history = train_model(model, small, epochs=3, lr=1e-3, seed=0, device="cpu",
-                          progress=lambda r: steps.append(r) if r["test_accuracy"] is None else None)
+    history = train_model(
+        model,
+        small,
+        epochs=3,
+        lr=1e-3,
+        seed=0,
+        device="cpu",
+        progress=lambda r: steps.append(r) if r["test_accuracy"] is None else None,
+    )
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[-1]["step"] == len(steps) == 24 and steps[-1]["total_steps"] == 24
     assert history[0]["loss"] > history[1]["loss"] > history[2]["loss"]
@@ -61,17 +68,23 @@ def test_rng_state_untouched(small):
 def test_should_stop_ends_cleanly_after_current_step(small):
     model = _mlp()
     calls = []
-    history = train_model(model, small, epochs=5, lr=1e-3, device="cpu",
-                          should_stop=lambda: calls.append(1) or len(calls) >= 3)
+    history = train_model(
+        model, small, epochs=5, lr=1e-3, device="cpu", should_stop=lambda: calls.append(1) or len(calls) >= 3
+    )
     assert len(history) == 1 and history[0]["stopped"] and history[0]["step"] == 3
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert not model.training and 0 <= history[0]["test_accuracy"] <= 1
 
 
-@pytest.mark.parametrize("kwargs, match", [({"epochs": 0, "lr": 1e-3}, "epochs"),
-                                           ({"epochs": 1, "lr": -1.0}, "learning rate"),
-                                           ({"epochs": 1, "lr": float("nan")}, "learning rate"),
-                                           ({"epochs": 1, "lr": 1e-3, "batch_size": 0}, "batch size")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0, "lr": 1e-3}, "epochs"),
+        ({"epochs": 1, "lr": -1.0}, "learning rate"),
+        ({"epochs": 1, "lr": float("nan")}, "learning rate"),
+        ({"epochs": 1, "lr": 1e-3, "batch_size": 0}, "batch size"),
+    ],
+)
 def test_bad_arguments(small, kwargs, match):
     with pytest.raises(XtmrError, match=match):
         train_model(_mlp(), small, device="cpu", **kwargs)
@@ -114,16 +127,24 @@ def test_train_and_save_outside_checkpoint_dir(tmp_path, capsys):
     assert entry["test_accuracy"] > 0.8
     assert (manifest.read_bytes() if manifest.exists() else None) == before
     # Same seed, same file contents.
-    again = train_and_save("mlp", "digits", tmp_path / "again.pt", epochs=1, lr=1e-2, seed=3,
-                           command="cmd", progress=False)
+    again = train_and_save(
+        "mlp", "digits", tmp_path / "again.pt", epochs=1, lr=1e-2, seed=3, command="cmd", progress=False
+    )
     assert again["sha256"] == entry["sha256"]
 
 
 def test_train_and_save_updates_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "CHECKPOINT_DIR", tmp_path)
     (tmp_path / "MANIFEST.json").write_text(json.dumps({"checkpoints": {"old.pt": {"file": "old.pt"}}}))
-    entry = train_and_save("mlp", "digits", tmp_path / "mlp_digits.pt", epochs=1, lr=1e-2,
-                           command="python -m xtmr_core train ...", progress=False)
+    entry = train_and_save(
+        "mlp",
+        "digits",
+        tmp_path / "mlp_digits.pt",
+        epochs=1,
+        lr=1e-2,
+        command="python -m xtmr_core train ...",
+        progress=False,
+    )
     manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
     assert manifest["checkpoints"]["mlp_digits.pt"] == entry
     assert manifest["checkpoints"]["old.pt"] == {"file": "old.pt"}

@@ -1,4 +1,5 @@
 """Tests for xtmr_core.vote_view: the bit-by-bit vote against counting ones per bit."""
+
 from __future__ import annotations
 
 import itertools
@@ -19,8 +20,17 @@ def _slow_vote(word, n_bits, flips):
     return sum((1 << b) for b in range(n_bits) if sum(c[b] for c in copies) >= 2)
 
 
-@pytest.mark.parametrize("flips", [((), (), ()), ((3,), (), ()), ((3,), (3,), ()), ((0, 7), (7,), (1,)),
-                                   ((1, 2), (2, 3), (3, 1)), ((5,), (5,), (5,))])
+@pytest.mark.parametrize(
+    "flips",
+    [
+        ((), (), ()),
+        ((3,), (), ()),
+        ((3,), (3,), ()),
+        ((0, 7), (7,), (1,)),
+        ((1, 2), (2, 3), (3, 1)),
+        ((5,), (5,), (5,)),
+    ],
+)
 def test_vote_matches_slow_majority(flips):
     word = 0b10110010
     d = vote_demo(word, 8, flips)

@@ -1,4 +1,5 @@
 """The voter against the truth table of a 2-of-3 majority."""
+
 import itertools
 
 import numpy as np

@@ -6,6 +6,7 @@ formats, selective Triple Modular Redundancy and seeded fault campaigns. No Stre
 The public API is re-exported here and imported lazily (PEP 562), so ``python -m xtmr_core`` can reject
 bad input before torch is loaded.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,20 +15,32 @@ from xtmr_core.errors import XtmrError
 
 _EXPORTS = {
     "Experiment": "experiment",
-    "CampaignResult": "campaign", "run_campaign": "campaign",
-    "FaultModel": "faults", "FaultSet": "faults",
+    "CampaignResult": "campaign",
+    "run_campaign": "campaign",
+    "FaultModel": "faults",
+    "FaultSet": "faults",
     "FaultInjector": "injection",
-    "ProtectionPlan": "protection", "make_plan": "protection", "overhead": "protection", "PLANS": "protection",
-    "FORMATS": "formats", "encode": "formats",
+    "ProtectionPlan": "protection",
+    "make_plan": "protection",
+    "overhead": "protection",
+    "PLANS": "protection",
+    "FORMATS": "formats",
+    "encode": "formats",
     "majority": "voting",
-    "score_weights": "scoring", "SCORERS": "scoring",
-    "lrp_weight_relevance": "relevance", "input_relevance": "relevance",
-    "load_dataset": "data", "DATASETS": "data",
-    "build_model": "models", "MODELS": "models",
+    "score_weights": "scoring",
+    "SCORERS": "scoring",
+    "lrp_weight_relevance": "relevance",
+    "input_relevance": "relevance",
+    "load_dataset": "data",
+    "DATASETS": "data",
+    "build_model": "models",
+    "MODELS": "models",
     "load_model": "checkpoints",
     "run_sweep": "sweep",
-    "flip_one": "sensitivity", "bit_sensitivity": "sensitivity",
-    "reliability_improvement": "stats", "mean_ci": "stats",
+    "flip_one": "sensitivity",
+    "bit_sensitivity": "sensitivity",
+    "reliability_improvement": "stats",
+    "mean_ci": "stats",
 }
 
 __all__ = ["XtmrError", *_EXPORTS]

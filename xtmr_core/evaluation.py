@@ -1,4 +1,5 @@
 """Evaluating a model on a split: predictions, accuracy, mismatch against the clean model."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ An ``Experiment`` loads the clean model once and never changes it. Scores, injec
 format) and clean predictions are computed on first use and cached; every method is safe to call from
 several app sessions at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,9 +46,18 @@ class Experiment:
         meta: the metadata of ``net``.
     """
 
-    def __init__(self, model: str = "lenet5", dataset: str = "mnist5k", checkpoint: str | Path | None = None,
-                 device: torch.device | None = None, *, ref_size: int = 256, ref_seed: int = 0,
-                 net: torch.nn.Module | None = None, meta: dict | None = None) -> None:
+    def __init__(
+        self,
+        model: str = "lenet5",
+        dataset: str = "mnist5k",
+        checkpoint: str | Path | None = None,
+        device: torch.device | None = None,
+        *,
+        ref_size: int = 256,
+        ref_seed: int = 0,
+        net: torch.nn.Module | None = None,
+        meta: dict | None = None,
+    ) -> None:
         self.device = device or default_device()
         self.splits = load_dataset(dataset)
         if net is None:
@@ -104,8 +114,9 @@ class Experiment:
         key = (fmt, int8_granularity if fmt == "int8" else "")
         with self._lock:
             if key not in self._injectors:
-                self._injectors[key] = FaultInjector(self.model, fmt, int8_granularity=int8_granularity,
-                                                     device=self.device)
+                self._injectors[key] = FaultInjector(
+                    self.model, fmt, int8_granularity=int8_granularity, device=self.device
+                )
             return self._injectors[key]
 
     def clean_predictions(self, fmt: str = "fp32", int8_granularity: str = "channel") -> torch.Tensor:
@@ -122,9 +133,17 @@ class Experiment:
         """Test accuracy of the clean model stored in ``fmt``."""
         return accuracy(self.clean_predictions(fmt, int8_granularity), self.y_test)
 
-    def plan(self, protect: str = "none", fmt: str = "fp32", budget: float = 1.0, *,
-             bits: tuple[int, ...] | None = None, rule: str = "epsilon", per_layer: bool = False,
-             seed: int = 0) -> ProtectionPlan:
+    def plan(
+        self,
+        protect: str = "none",
+        fmt: str = "fp32",
+        budget: float = 1.0,
+        *,
+        bits: tuple[int, ...] | None = None,
+        rule: str = "epsilon",
+        per_layer: bool = False,
+        seed: int = 0,
+    ) -> ProtectionPlan:
         """Build a protection plan for this model.
 
         Args:
@@ -140,15 +159,35 @@ class Experiment:
         """
         check_format(fmt)
         scores = self.scores(protect, rule, seed) if protect in SCORER_PLANS else None
-        return make_plan(protect, WORD_BITS[fmt], budget=budget, scores=scores, bits=bits,
-                         offsets=self.layout.offsets if per_layer else None)
+        return make_plan(
+            protect,
+            WORD_BITS[fmt],
+            budget=budget,
+            scores=scores,
+            bits=bits,
+            offsets=self.layout.offsets if per_layer else None,
+        )
 
-    def evaluate(self, protect: str = "none", budget: float = 1.0, ber: float = 1e-4, fmt: str = "fp32", *,
-                 trials: int = 20, seed: int = 0, mode: str = "flip", fault_bits: tuple[int, ...] | None = None,
-                 bits: tuple[int, ...] | None = None, rule: str = "epsilon", per_layer: bool = False,
-                 int8_granularity: str = "channel", ci_target: float | None = None, min_trials: int = 10,
-                 progress: Callable[[int, int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> CampaignResult:
+    def evaluate(
+        self,
+        protect: str = "none",
+        budget: float = 1.0,
+        ber: float = 1e-4,
+        fmt: str = "fp32",
+        *,
+        trials: int = 20,
+        seed: int = 0,
+        mode: str = "flip",
+        fault_bits: tuple[int, ...] | None = None,
+        bits: tuple[int, ...] | None = None,
+        rule: str = "epsilon",
+        per_layer: bool = False,
+        int8_granularity: str = "channel",
+        ci_target: float | None = None,
+        min_trials: int = 10,
+        progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> CampaignResult:
         """Run a fault campaign for one configuration.
 
         Args:
@@ -171,13 +210,33 @@ class Experiment:
         fault = FaultModel(ber, mode, tuple(fault_bits) if fault_bits else None)
         fault.positions(WORD_BITS[check_format(fmt)])
         plan = self.plan(protect, fmt, budget, bits=bits, rule=rule, per_layer=per_layer, seed=seed)
-        return run_campaign(self.injector(fmt, int8_granularity), plan, fault, self.x_test, self.y_test,
-                            trials=trials, seed=seed, clean_pred=self.clean_predictions(fmt, int8_granularity),
-                            ci_target=ci_target, min_trials=min_trials, progress=progress, should_stop=should_stop)
+        return run_campaign(
+            self.injector(fmt, int8_granularity),
+            plan,
+            fault,
+            self.x_test,
+            self.y_test,
+            trials=trials,
+            seed=seed,
+            clean_pred=self.clean_predictions(fmt, int8_granularity),
+            ci_target=ci_target,
+            min_trials=min_trials,
+            progress=progress,
+            should_stop=should_stop,
+        )
 
-    def faults_of_trial(self, plan: ProtectionPlan, ber: float, fmt: str = "fp32", *, seed: int = 0, trial: int = 0,
-                        mode: str = "flip", fault_bits: tuple[int, ...] | None = None,
-                        int8_granularity: str = "channel") -> FaultSet:
+    def faults_of_trial(
+        self,
+        plan: ProtectionPlan,
+        ber: float,
+        fmt: str = "fp32",
+        *,
+        seed: int = 0,
+        trial: int = 0,
+        mode: str = "flip",
+        fault_bits: tuple[int, ...] | None = None,
+        int8_granularity: str = "channel",
+    ) -> FaultSet:
         """The exact faults of one trial of a campaign (same seed, same trial = same faults)."""
         fault = FaultModel(ber, mode, tuple(fault_bits) if fault_bits else None)
         return trial_faults(self.injector(fmt, int8_granularity), plan, fault, seed, trial)

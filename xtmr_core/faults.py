@@ -4,6 +4,7 @@ Every stored bit fails independently with probability ``ber``. A trial over ``n`
 ``k ~ Binomial(n, ber)`` faulty bits at ``k`` distinct, uniformly placed positions: ``k`` is drawn first,
 then the positions, so the cost grows with ``k`` and not with ``n``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -93,8 +94,8 @@ class FaultSet:
             "layer": [layout.names[i] for i in layer],
             "flat_index": self.weight,
             "index": [
-                str(tuple(int(v) for v in np.unravel_index(int(w - layout.offsets[l]), layout.shapes[l])))
-                for w, l in zip(self.weight, layer)
+                str(tuple(int(v) for v in np.unravel_index(int(w - layout.offsets[li]), layout.shapes[li])))
+                for w, li in zip(self.weight, layer)
             ],
             "bit": self.bit,
             "copy": self.copy,
@@ -152,5 +153,4 @@ def sample_faults(regions: list[Region], p: float, rng: np.random.Generator) -> 
         copy.append(np.full(local.size, region.copy, dtype=np.int8))
     if not regions:
         return FaultSet(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8))
-    return FaultSet(np.concatenate(weight).astype(np.int64), np.concatenate(bit).astype(np.int64),
-                    np.concatenate(copy))
+    return FaultSet(np.concatenate(weight).astype(np.int64), np.concatenate(bit).astype(np.int64), np.concatenate(copy))

@@ -3,6 +3,7 @@
 Weights are stored as integer *words* (the exact bit patterns in memory) and read back by decoding.
 Bit 0 is the least significant bit of a word; in fp32 bit 31 is the sign and bits 30..23 the exponent.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -95,8 +96,9 @@ class StoredWeights:
         return self.decode(self.words)
 
 
-def encode(flat: np.ndarray, fmt: str, layout: WeightLayout | None = None,
-           int8_granularity: str = "channel") -> StoredWeights:
+def encode(
+    flat: np.ndarray, fmt: str, layout: WeightLayout | None = None, int8_granularity: str = "channel"
+) -> StoredWeights:
     """Store float weights in a number format.
 
     Float formats round to nearest even. int8 is symmetric: ``q = clamp(round(w / s), -127, 127)`` with

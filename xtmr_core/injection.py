@@ -4,6 +4,7 @@ The clean model is never touched. The worker's faultable weights are views into 
 trial writes only the few weights its faults reach (cost grows with the number of faults, not with the
 model) and restores them in a ``finally``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -54,8 +55,14 @@ class FaultInjector:
         device: where the worker model runs (default: CUDA if present, else CPU).
     """
 
-    def __init__(self, model: nn.Module, fmt: str = "fp32", *, int8_granularity: str = "channel",
-                 device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        fmt: str = "fp32",
+        *,
+        int8_granularity: str = "channel",
+        device: torch.device | None = None,
+    ) -> None:
         self.device = device or default_device()
         self.layout = layout_of(model)
         self.stored = encode(flat_weights(model), fmt, self.layout, int8_granularity)
@@ -74,7 +81,7 @@ class FaultInjector:
             p.requires_grad_(False)
         self._clean = torch.from_numpy(self.clean_values.copy()).to(self.device)
         self._flat = self._clean.clone()
-        for (name, module), lo, hi in zip(weight_layers(self.worker), starts, self.layout.offsets[1:]):
+        for (_name, module), lo, hi in zip(weight_layers(self.worker), starts, self.layout.offsets[1:]):
             module.weight = nn.Parameter(self._flat[lo:hi].view(module.weight.shape), requires_grad=False)
 
     @property

@@ -2,6 +2,7 @@
 
 Pure functions over a model, its ``WeightLayout`` and flat per-weight arrays; no Streamlit here.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,9 +31,15 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
     for name, m in weight_layers(model):
         shape = tuple(m.weight.shape)
         kind = f"conv {shape[2]}×{shape[3]}" if isinstance(m, nn.Conv2d) else "linear"
-        rows.append({"layer": name, "type": kind, "weight shape": "×".join(map(str, shape)),
-                     "weights": int(m.weight.numel()),
-                     "biases": int(m.bias.numel()) if m.bias is not None else 0})
+        rows.append(
+            {
+                "layer": name,
+                "type": kind,
+                "weight shape": "×".join(map(str, shape)),
+                "weights": int(m.weight.numel()),
+                "biases": int(m.bias.numel()) if m.bias is not None else 0,
+            }
+        )
     table = pd.DataFrame(rows, columns=["layer", "type", "weight shape", "weights", "biases"])
     total = int(table["weights"].sum()) if len(table) else 0
     table["share %"] = 100.0 * table["weights"] / total if total else 0.0
@@ -67,12 +74,26 @@ def protected_per_layer(layout: WeightLayout, plan: ProtectionPlan) -> pd.DataFr
     with np.errstate(invalid="ignore", divide="ignore"):
         layer_pct = np.where(sizes > 0, 100.0 * counts / np.maximum(sizes, 1), 0.0)
     share = 100.0 * counts / total if total else np.zeros(len(sizes))
-    return pd.DataFrame({"layer": list(layout.names), "weights": sizes, "protected": counts,
-                         "layer %": layer_pct, "of protected %": share})
+    return pd.DataFrame(
+        {
+            "layer": list(layout.names),
+            "weights": sizes,
+            "protected": counts,
+            "layer %": layer_pct,
+            "of protected %": share,
+        }
+    )
 
 
-def relevance_sample(layout: WeightLayout, magnitude: np.ndarray, relevance: np.ndarray, *, n: int = 3000,
-                     top_fraction: float = 0.01, seed: int = 0) -> pd.DataFrame:
+def relevance_sample(
+    layout: WeightLayout,
+    magnitude: np.ndarray,
+    relevance: np.ndarray,
+    *,
+    n: int = 3000,
+    top_fraction: float = 0.01,
+    seed: int = 0,
+) -> pd.DataFrame:
     """A sample of weights for a relevance-vs-magnitude scatter.
 
     Up to ``n`` weights: the global top ``top_fraction`` by ``|relevance|`` (at most a quarter of
@@ -107,9 +128,16 @@ def relevance_sample(layout: WeightLayout, magnitude: np.ndarray, relevance: np.
     is_top = np.zeros(total, dtype=bool)
     is_top[top_all] = True
     names = np.array(layout.names, dtype=object)
-    return pd.DataFrame({"index": index, "layer": names[layout.layer_of(index)] if index.size else [],
-                         "magnitude": np.abs(magnitude[index]), "relevance": relevance[index],
-                         "abs relevance": np.abs(relevance[index]), "top": is_top[index]})
+    return pd.DataFrame(
+        {
+            "index": index,
+            "layer": names[layout.layer_of(index)] if index.size else [],
+            "magnitude": np.abs(magnitude[index]),
+            "relevance": relevance[index],
+            "abs relevance": np.abs(relevance[index]),
+            "top": is_top[index],
+        }
+    )
 
 
 def signed_range(values: np.ndarray) -> float:

@@ -4,6 +4,7 @@ The faultable weights are the ``weight`` tensors of every ``nn.Conv2d`` and ``nn
 forward order (``models.weight_layers``). A flat index names one weight everywhere in the engine:
 scores, protection plans, fault lists and the worker model's buffer all use it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,15 +66,12 @@ class WeightLayout:
         missing = [n for n in self.names if n not in per_layer]
         if missing:
             raise KeyError(f"no values for layer {missing[0]}")
-        return np.concatenate(
-            [per_layer[n].detach().cpu().reshape(-1).to(torch.float64).numpy() for n in self.names]
-        )
+        return np.concatenate([per_layer[n].detach().cpu().reshape(-1).to(torch.float64).numpy() for n in self.names])
 
     def split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Cut a flat array back into per-layer arrays of the weights' shapes."""
         return {
-            n: flat[self.offsets[i] : self.offsets[i + 1]].reshape(self.shapes[i])
-            for i, n in enumerate(self.names)
+            n: flat[self.offsets[i] : self.offsets[i + 1]].reshape(self.shapes[i]) for i, n in enumerate(self.names)
         }
 
 

@@ -4,6 +4,7 @@ Every model is built from ``nn.Conv2d``, ``nn.Linear``, ``nn.ReLU``, ``nn.MaxPoo
 only, each module used once, flattening in ``forward``: the shape Captum's LRP rules support. No
 BatchNorm, so relevance needs no canonization.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,9 @@ def default_width(name: str) -> float:
     return _DEFAULT_WIDTH[name]
 
 
-def build_model(name: str, in_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
-                width: float | None = None) -> nn.Module:
+def build_model(
+    name: str, in_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, width: float | None = None
+) -> nn.Module:
     """Build an untrained classifier (initialised from torch's global RNG: seed it for determinism).
 
     Args:
@@ -115,8 +117,7 @@ def _scaled(count: int, width: float) -> int:
     return max(1, int(round(count * width)))
 
 
-def _head(n_in: int, hidden: tuple[int, ...], num_classes: int, width: float,
-          dropout: float) -> nn.Sequential:
+def _head(n_in: int, hidden: tuple[int, ...], num_classes: int, width: float, dropout: float) -> nn.Sequential:
     """Linear layers with a fresh ReLU (and Dropout) after each hidden one."""
     layers: list[nn.Module] = []
     for units in hidden:

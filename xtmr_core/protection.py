@@ -4,6 +4,7 @@ A plan protects the bit positions ``bits`` of the weights ``weights`` (``None`` 
 TMR. The range guard costs no copies: a weight read outside its layer's clean range, or non-finite,
 is replaced by 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -137,8 +138,15 @@ def top_weights(scores: np.ndarray, budget: float, offsets: np.ndarray | None = 
     return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, dtype=np.int64)
 
 
-def make_plan(protect: str, word_bits: int, *, budget: float = 1.0, scores: np.ndarray | None = None,
-              bits: tuple[int, ...] | None = None, offsets: np.ndarray | None = None) -> ProtectionPlan:
+def make_plan(
+    protect: str,
+    word_bits: int,
+    *,
+    budget: float = 1.0,
+    scores: np.ndarray | None = None,
+    bits: tuple[int, ...] | None = None,
+    offsets: np.ndarray | None = None,
+) -> ProtectionPlan:
     """Build a protection plan.
 
     Args:

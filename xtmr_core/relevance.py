@@ -17,11 +17,12 @@ batch for all layers.
 layers' input activations from forward hooks on a plain forward pass. Everything runs on a private
 deep copy of the model in eval mode: the caller's model is never changed.
 """
+
 from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -180,8 +181,8 @@ def lrp_weight_relevance(
 
     lrp = LayerLRP(work, modules)
     for start in range(0, x.shape[0], int(batch_size)):
-        xb = x[start:start + int(batch_size)].detach().to(device=device, dtype=dtype)
-        yb = y[start:start + int(batch_size)].to(device=device, dtype=torch.long)
+        xb = x[start : start + int(batch_size)].detach().to(device=device, dtype=dtype)
+        yb = y[start : start + int(batch_size)].to(device=device, dtype=torch.long)
 
         # 1. The layers' input activations a (plain forward, original weights).
         activations.clear()

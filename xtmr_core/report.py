@@ -10,6 +10,7 @@ mean accuracy is at most ``ci_target``, or at ``max_trials``; the CSV records pe
 used and whether the target was met. A point shared by two sections (the no-protection baseline, LRP
 1% at the paper's BER, ...) runs once.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,12 +40,26 @@ FIGURES = "figures"
 
 # The paper's headline numbers, quoted so that each conclusion can be checked against them by rule.
 PAPER_BER = 1e-4
-PAPER_RECOVERED = 0.60          # ">60% reliability improvement at BER 1e-4"
-PAPER_LRP_BUDGET = 1.0          # top 1% of the weights
+PAPER_RECOVERED = 0.60  # ">60% reliability improvement at BER 1e-4"
+PAPER_LRP_BUDGET = 1.0  # top 1% of the weights
 PAPER_MAGNITUDE_OVERHEAD = 16.0  # "magnitude-based methods (16-21% overhead)", lower end, in %
 
-CSV_COLUMNS = ["kind", "name", *COLUMNS, "recovered", "relative_gain", "bits", "max_trials", "ci_half_width",
-               "ci_target_met", "stopped_early", "seconds", "trial_accuracies", "bit", "role"]
+CSV_COLUMNS = [
+    "kind",
+    "name",
+    *COLUMNS,
+    "recovered",
+    "relative_gain",
+    "bits",
+    "max_trials",
+    "ci_half_width",
+    "ci_target_met",
+    "stopped_early",
+    "seconds",
+    "trial_accuracies",
+    "bit",
+    "role",
+]
 
 
 @dataclass(frozen=True)
@@ -94,26 +109,41 @@ class Grid:
 # Sized for 45 minutes on an idle 2-core CPU: ~150 points per model; points whose accuracy varies little
 # stop after 10 trials, bimodal ones (a rare catastrophic fp32 exponent flip) run to 40. 1e-2 extends the
 # paper's 1e-7..1e-3 because int8 storage barely degrades by 1e-3.
-FULL_GRID = Grid(models=("lenet5", "alexnet", "vgg16"), formats=("fp32", "int8"),
-                 bers=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
-                 scorers=("lrp", "magnitude", "gradient", "taylor", "random"),
-                 budgets=(1.0, 5.0, 10.0, 20.0), max_trials=40, min_trials=10, sensitivity_weights=16)
-QUICK_GRID = Grid(models=("lenet5",), formats=("fp32", "int8"), bers=(1e-6, 1e-4, 1e-3),
-                  scorers=("lrp", "magnitude", "random"), budgets=(1.0, 5.0), max_trials=4, min_trials=4,
-                  sensitivity_weights=2, budget_bers=1)
+FULL_GRID = Grid(
+    models=("lenet5", "alexnet", "vgg16"),
+    formats=("fp32", "int8"),
+    bers=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
+    scorers=("lrp", "magnitude", "gradient", "taylor", "random"),
+    budgets=(1.0, 5.0, 10.0, 20.0),
+    max_trials=40,
+    min_trials=10,
+    sensitivity_weights=16,
+)
+QUICK_GRID = Grid(
+    models=("lenet5",),
+    formats=("fp32", "int8"),
+    bers=(1e-6, 1e-4, 1e-3),
+    scorers=("lrp", "magnitude", "random"),
+    budgets=(1.0, 5.0),
+    max_trials=4,
+    min_trials=4,
+    sensitivity_weights=2,
+    budget_bers=1,
+)
 
 
 def ber_plans(fmt: str) -> list[PlanSpec]:
     """The plans run at every BER of the sweep, for one format."""
-    plans = [PlanSpec("no protection", "none"),
-             PlanSpec(f"lrp {PAPER_LRP_BUDGET:g}%", "lrp", PAPER_LRP_BUDGET),
-             PlanSpec(f"magnitude {PAPER_LRP_BUDGET:g}%", "magnitude", PAPER_LRP_BUDGET),
-             PlanSpec("full TMR", "full")]
+    plans = [
+        PlanSpec("no protection", "none"),
+        PlanSpec(f"lrp {PAPER_LRP_BUDGET:g}%", "lrp", PAPER_LRP_BUDGET),
+        PlanSpec(f"magnitude {PAPER_LRP_BUDGET:g}%", "magnitude", PAPER_LRP_BUDGET),
+        PlanSpec("full TMR", "full"),
+    ]
     if fmt == "fp32":
         plans.append(PlanSpec("bit 30", "bits", bits=(30,)))
     # For int8 the engine's "sign + exponent" is the sign and the top value bit (no exponent exists).
-    plans.append(PlanSpec("sign+exponent" if fmt != "int8" else "sign+top bit", "bits",
-                          bits=sign_exponent_bits(fmt)))
+    plans.append(PlanSpec("sign+exponent" if fmt != "int8" else "sign+top bit", "bits", bits=sign_exponent_bits(fmt)))
     plans.append(PlanSpec("range guard", "range"))
     return plans
 
@@ -139,17 +169,31 @@ class _Runner:
         if key not in self.rows:
             self.bar.set_postfix_str(f"{exp.model_name} {fmt} {spec.name} @ {ber:g}")
             t0 = time.perf_counter()
-            r = exp.evaluate(spec.protect, spec.budget, ber, fmt, trials=self.grid.max_trials, seed=0,
-                             bits=spec.bits, ci_target=self.grid.ci_target,
-                             min_trials=min(self.grid.min_trials, self.grid.max_trials))
+            r = exp.evaluate(
+                spec.protect,
+                spec.budget,
+                ber,
+                fmt,
+                trials=self.grid.max_trials,
+                seed=0,
+                bits=spec.bits,
+                ci_target=self.grid.ci_target,
+                min_trials=min(self.grid.min_trials, self.grid.max_trials),
+            )
             half = ci_half_width(r.accuracies)
-            row = {"kind": "campaign", "name": spec.name, **result_row(exp, r),
-                   "bits": " ".join(map(str, spec.bits)) if spec.bits else "",
-                   "max_trials": self.grid.max_trials, "ci_half_width": half,
-                   "ci_target_met": bool(half <= self.grid.ci_target), "stopped_early": r.stopped_early,
-                   "seconds": time.perf_counter() - t0,
-                   # per-trial accuracies, so that two plans can be compared trial by trial (paired)
-                   "trial_accuracies": " ".join(f"{a:.6g}" for a in r.accuracies)}
+            row = {
+                "kind": "campaign",
+                "name": spec.name,
+                **result_row(exp, r),
+                "bits": " ".join(map(str, spec.bits)) if spec.bits else "",
+                "max_trials": self.grid.max_trials,
+                "ci_half_width": half,
+                "ci_target_met": bool(half <= self.grid.ci_target),
+                "stopped_early": r.stopped_early,
+                "seconds": time.perf_counter() - t0,
+                # per-trial accuracies, so that two plans can be compared trial by trial (paired)
+                "trial_accuracies": " ".join(f"{a:.6g}" for a in r.accuracies),
+            }
             self.rows[key] = row
             self.bar.update(1)
         return self.rows[key]
@@ -187,12 +231,15 @@ def require_checkpoints(models: Sequence[str], dataset: str, checkpoints: dict |
     given = checkpoints or {}
     missing = [m for m in models if m not in given and shipped_checkpoint(m, dataset) is None]
     if missing:  # fail before an hour of work, not in the middle of it
-        raise XtmrError(f"no checkpoint for {', '.join(missing)} on {dataset}; train one with: python -m xtmr_core "
-                        f"train --model {missing[0]} --dataset {dataset} --out checkpoints/{missing[0]}_{dataset}.pt")
+        raise XtmrError(
+            f"no checkpoint for {', '.join(missing)} on {dataset}; train one with: python -m xtmr_core "
+            f"train --model {missing[0]} --dataset {dataset} --out checkpoints/{missing[0]}_{dataset}.pt"
+        )
 
 
-def run_grid(grid: Grid, dataset: str = "mnist5k", checkpoints: dict[str, str | Path] | None = None, *,
-             progress: bool = True) -> tuple[pd.DataFrame, dict]:
+def run_grid(
+    grid: Grid, dataset: str = "mnist5k", checkpoints: dict[str, str | Path] | None = None, *, progress: bool = True
+) -> tuple[pd.DataFrame, dict]:
     """Run every campaign point and the per-bit scan of a grid.
 
     Args:
@@ -213,8 +260,14 @@ def run_grid(grid: Grid, dataset: str = "mnist5k", checkpoints: dict[str, str | 
     checkpoints = dict(checkpoints or {})
     require_checkpoints(grid.models, dataset, checkpoints)
     scan = sum(WORD_BITS[f] for f in grid.formats) * grid.sensitivity_weights * len(grid.models)
-    bar = tqdm(total=n_points(grid) + scan, desc="report", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=n_points(grid) + scan,
+        desc="report",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+        leave=False,
+    )
     runner = _Runner(grid, bar)
     info: dict = {"models": {}, "budget_bers": {}}
     flips: list[dict] = []
@@ -223,9 +276,12 @@ def run_grid(grid: Grid, dataset: str = "mnist5k", checkpoints: dict[str, str | 
             t0 = time.perf_counter()
             exp = Experiment(model, dataset, checkpoints.get(model))
             chance = 1.0 / exp.splits.num_classes
-            info["models"][model] = {"file": Path(str(exp.meta.get("file", ""))).name,
-                                     "sha256": str(exp.meta.get("sha256", ""))[:12],
-                                     "weights": exp.n_weights, "chance": chance}
+            info["models"][model] = {
+                "file": Path(str(exp.meta.get("file", ""))).name,
+                "sha256": str(exp.meta.get("sha256", ""))[:12],
+                "weights": exp.n_weights,
+                "chance": chance,
+            }
             for fmt in grid.formats:
                 for spec in ber_plans(fmt):
                     for ber in grid.bers:
@@ -241,11 +297,21 @@ def run_grid(grid: Grid, dataset: str = "mnist5k", checkpoints: dict[str, str | 
                         runner.point(exp, fmt, spec, ber)
             for fmt in grid.formats:
                 bar.set_postfix_str(f"{model} {fmt} one flip per bit")
-                sens = bit_sensitivity(exp, fmt, trials=grid.sensitivity_weights, seed=0,
-                                       progress=lambda done, total: bar.update(1))
+                sens = bit_sensitivity(
+                    exp, fmt, trials=grid.sensitivity_weights, seed=0, progress=lambda done, total: bar.update(1)
+                )
                 for rec in sens.to_dict("records"):
-                    flips.append({"kind": "bit_flip", "name": f"one flip at bit {rec['bit']}", "model": model,
-                                  "dataset": dataset, "format": fmt, "protect": "none", **rec})
+                    flips.append(
+                        {
+                            "kind": "bit_flip",
+                            "name": f"one flip at bit {rec['bit']}",
+                            "model": model,
+                            "dataset": dataset,
+                            "format": fmt,
+                            "protect": "none",
+                            **rec,
+                        }
+                    )
             info["models"][model]["seconds"] = time.perf_counter() - t0
             del exp
     finally:
@@ -259,6 +325,7 @@ def run_grid(grid: Grid, dataset: str = "mnist5k", checkpoints: dict[str, str | 
 
 # --------------------------------------------------------------------------------------------------
 # Formatting: every number of the document goes through these.
+
 
 def fmt_acc(v: float) -> str:
     """An accuracy in [0, 1] as percent with two decimals (``n/a`` when missing)."""
@@ -297,6 +364,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 # --------------------------------------------------------------------------------------------------
 # Looking rows up.
+
 
 @dataclass
 class ReportView:
@@ -388,11 +456,13 @@ def _vs(a: pd.Series | None, b: pd.Series | None) -> str:
     """``compare`` as words that read before a plan name: ``better than``, ``indistinguishable from``..."""
     c = compare(a, b)
     return {"better": "better than", "worse": "worse than", "indistinguishable": "indistinguishable from"}.get(
-        c, "not comparable (no CI) with")
+        c, "not comparable (no CI) with"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # Figures (matplotlib's object API with the Agg canvas: no pyplot state, no GUI backend).
+
 
 def _figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 3.6):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -406,7 +476,7 @@ def _figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 3.6)
 
 def _band(ax, x, rows: pd.DataFrame, label: str, **kw) -> None:
     y = 100 * rows["mean_accuracy"].to_numpy(float)
-    line, = ax.plot(x, y, marker="o", ms=3, label=label, **kw)
+    (line,) = ax.plot(x, y, marker="o", ms=3, label=label, **kw)
     lo, hi = 100 * rows["ci_low"].to_numpy(float), 100 * rows["ci_high"].to_numpy(float)
     ok = np.isfinite(lo) & np.isfinite(hi)
     if ok.any():
@@ -432,8 +502,9 @@ def figure_ber(view: ReportView, model: str, fmt: str, path: Path) -> None:
             _band(ax, rows["ber"].to_numpy(float), rows, spec.name)
     ax.axhline(100 * view.clean(model, fmt), color="k", ls=":", lw=1, label="clean")
     ax.set_xscale("log")
-    ax.set(xlabel="bit error rate", ylabel="test accuracy (%)", title=f"{model}, {fmt}: accuracy vs BER",
-           ylim=(0, 100.5))
+    ax.set(
+        xlabel="bit error rate", ylabel="test accuracy (%)", title=f"{model}, {fmt}: accuracy vs BER", ylim=(0, 100.5)
+    )
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100)
@@ -453,8 +524,11 @@ def figure_budget(view: ReportView, model: str, fmt: str, path: Path) -> None:
             acc = view.acc(model, fmt, name, ber)
             if math.isfinite(acc):
                 ax.axhline(100 * acc, color="gray", ls=style, lw=1, label=name)
-        ax.set(xlabel="budget (% of weights, all bits TMR)", ylabel="test accuracy (%)",
-               title=f"{model}, {fmt}, BER {fmt_ber(ber)}")
+        ax.set(
+            xlabel="budget (% of weights, all bits TMR)",
+            ylabel="test accuracy (%)",
+            title=f"{model}, {fmt}, BER {fmt_ber(ber)}",
+        )
         _zoom(ax, sel[sel["protect"].isin(view.grid.scorers) | sel["protect"].isin(["none", "full"])])
         ax.legend(fontsize=7, loc="lower right")
         ax.grid(alpha=0.3)
@@ -475,11 +549,20 @@ def figure_overhead(view: ReportView, model: str, path: Path) -> None:
                     _band(ax, rows[col].to_numpy(float), rows, scorer)
             for _, r in sel[~sel["protect"].isin(view.grid.scorers)].iterrows():
                 err = [[100 * (r["mean_accuracy"] - r["ci_low"])], [100 * (r["ci_high"] - r["mean_accuracy"])]]
-                ax.errorbar([r[col]], [100 * r["mean_accuracy"]], fmt="s", ms=5,
-                            yerr=err if math.isfinite(r["ci_low"]) else None, label=r["name"])
+                ax.errorbar(
+                    [r[col]],
+                    [100 * r["mean_accuracy"]],
+                    fmt="s",
+                    ms=5,
+                    yerr=err if math.isfinite(r["ci_low"]) else None,
+                    label=r["name"],
+                )
             ax.set_xscale("symlog", linthresh=1.0)
-            ax.set(xlabel=f"extra memory, {what} (%)", ylabel="test accuracy (%)",
-                   title=f"{model}, {fmt}, BER {fmt_ber(ber)}: {what}")
+            ax.set(
+                xlabel=f"extra memory, {what} (%)",
+                ylabel="test accuracy (%)",
+                title=f"{model}, {fmt}, BER {fmt_ber(ber)}: {what}",
+            )
             _zoom(ax, sel)
             ax.legend(fontsize=6, loc="lower right")
             ax.grid(alpha=0.3)
@@ -501,8 +584,12 @@ def figure_bits(view: ReportView, model: str, path: Path) -> None:
             ax.bar([], [], color=colours.get(role, "gray"), label=role)
         ax.plot(bits, 100 * rows["min_accuracy"].to_numpy(float), "kv", ms=3, label="worst weight")
         ax.axhline(100 * float(rows["clean_accuracy"].iloc[0]), color="k", ls=":", lw=1, label="clean")
-        ax.set(xlabel="bit position (0 = LSB)", ylabel="test accuracy after one flip (%)", title=f"{model}, {fmt}",
-               ylim=(0, 100.5))
+        ax.set(
+            xlabel="bit position (0 = LSB)",
+            ylabel="test accuracy after one flip (%)",
+            title=f"{model}, {fmt}",
+            ylim=(0, 100.5),
+        )
         ax.legend(fontsize=7, loc="lower left")
         ax.grid(alpha=0.3, axis="y")
     fig.savefig(path, dpi=100)
@@ -511,17 +598,23 @@ def figure_bits(view: ReportView, model: str, path: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 # The document.
 
+
 def _section_run(view: ReportView, meta: dict) -> list[str]:
     g, camp = view.grid, view.camp
     met = int(camp["ci_target_met"].astype(bool).sum())
     halves = camp["ci_half_width"].astype(float)
     finite_max = float(halves[np.isfinite(halves)].max()) if np.isfinite(halves).any() else math.nan
     zero = int(((camp["ci_half_width"] == 0) & (camp["trials"] < g.max_trials)).sum())
-    lines = ["## 1. What was run", "",
-             f"Command: `{meta['command']}` (from the repository root). Duration: **{meta['duration_s'] / 60:.1f} "
-             f"minutes** of wall-clock time on {meta['machine']}; load average at start {meta['load']}.", "",
-             f"Dataset `{meta['dataset']}`; fault model: every stored weight bit flips independently with the given "
-             f"BER (biases are not faulted); seed 0 for every point (trial *t* uses the seed pair (0, *t*)).", ""]
+    lines = [
+        "## 1. What was run",
+        "",
+        f"Command: `{meta['command']}` (from the repository root). Duration: **{meta['duration_s'] / 60:.1f} "
+        f"minutes** of wall-clock time on {meta['machine']}; load average at start {meta['load']}.",
+        "",
+        f"Dataset `{meta['dataset']}`; fault model: every stored weight bit flips independently with the given "
+        f"BER (biases are not faulted); seed 0 for every point (trial *t* uses the seed pair (0, *t*)).",
+        "",
+    ]
     rows = []
     for model in g.models:
         m = view.info["models"].get(model)
@@ -529,17 +622,37 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
             continue
         sel = camp[camp["model"] == model]
         per_trial = sel["seconds"].sum() / max(1, sel["trials"].sum())
-        rows.append([model, f"`{m['file']}` (sha256 {m['sha256']}…)", f"{m['weights']:,}",
-                     " / ".join(f"{fmt_acc(view.clean(model, f))} ({f})" for f in g.formats),
-                     f"{len(sel)}", f"{int(sel['trials'].sum()):,}", f"{per_trial:.3f}",
-                     f"{m['seconds'] / 60:.1f}"])
-    lines += _table(["model", "checkpoint", "faultable weights", "clean accuracy (%)", "campaign points", "trials",
-                     "s / trial", "minutes"], rows)
+        rows.append(
+            [
+                model,
+                f"`{m['file']}` (sha256 {m['sha256']}…)",
+                f"{m['weights']:,}",
+                " / ".join(f"{fmt_acc(view.clean(model, f))} ({f})" for f in g.formats),
+                f"{len(sel)}",
+                f"{int(sel['trials'].sum()):,}",
+                f"{per_trial:.3f}",
+                f"{m['seconds'] / 60:.1f}",
+            ]
+        )
+    lines += _table(
+        [
+            "model",
+            "checkpoint",
+            "faultable weights",
+            "clean accuracy (%)",
+            "campaign points",
+            "trials",
+            "s / trial",
+            "minutes",
+        ],
+        rows,
+    )
     plans = ", ".join(s.name for s in ber_plans("fp32"))
     int8_plans = ", ".join(s.name for s in ber_plans("int8"))
     sweep = "; ".join(f"{m} {f}: " + ", ".join(fmt_ber(b) for b in view.sweep_bers(m, f)) for m, f in view.pairs())
     lines += [
-        "The grid:", "",
+        "The grid:",
+        "",
         f"* formats: {', '.join(g.formats)}; BERs: {', '.join(fmt_ber(b) for b in g.bers)}"
         + (" (the paper's range is 1e-07 to 1e-03; the grid extends beyond it)." if max(g.bers) > 1e-3 else "."),
         f"* at every BER: {plans} (fp32); {int8_plans} (int8). fp32 bit 30 (the top exponent bit) has no int8 "
@@ -547,8 +660,13 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
         f"{', '.join(map(str, sign_exponent_bits('int8')))}.",
         f"* budget sweep: {', '.join(g.scorers)} at {', '.join(f'{b:g}%' for b in g.budgets)} of the weights "
         f"(all bits of each chosen weight stored three times), at the paper's BER {fmt_ber(g.paper_ber)}"
-        + (" and at the BER whose unprotected accuracy lies closest to halfway between clean and chance "
-           "(chosen by that rule from the BER sweep)" if g.budget_bers > 1 else "") + f" — {sweep}.",
+        + (
+            " and at the BER whose unprotected accuracy lies closest to halfway between clean and chance "
+            "(chosen by that rule from the BER sweep)"
+            if g.budget_bers > 1
+            else ""
+        )
+        + f" — {sweep}.",
         f"* per point: at least {min(g.min_trials, g.max_trials)} and at most {g.max_trials} trials, stopping once the "
         f"95% CI half-width of the mean accuracy is at most {100 * g.ci_target:g} accuracy points. "
         f"**{met} of {len(camp)} points met that target**; the others stopped at {g.max_trials} trials with a "
@@ -561,7 +679,9 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
         f"alone in each of them.",
         "",
         f"Raw data: [`{CSV_NAME}`]({CSV_NAME}) (`kind` = `campaign` for fault campaigns, `bit_flip` for the "
-        "single-flip scan). Accuracies below are test accuracy in %, ± the 95% CI half-width.", ""]
+        "single-flip scan). Accuracies below are test accuracy in %, ± the 95% CI half-width.",
+        "",
+    ]
     return lines
 
 
@@ -579,8 +699,20 @@ def _recovered(view: ReportView, row: pd.Series | None) -> str:
 def _paper_rows(view: ReportView, ber_of: Callable[[str, str], float | None]) -> tuple[list[str], list[list[str]]]:
     """The paper's table: header and one row per (model, format), each at the BER ``ber_of`` gives it."""
     lrp, mag = f"lrp {PAPER_LRP_BUDGET:g}%", f"magnitude {PAPER_LRP_BUDGET:g}%"
-    header = ["model", "format", "BER", "clean", "no protection", lrp, mag, "full TMR", f"{lrp} recovered",
-              f"{lrp} relative gain", f"{mag} recovered", f"magnitude budget matching {lrp}"]
+    header = [
+        "model",
+        "format",
+        "BER",
+        "clean",
+        "no protection",
+        lrp,
+        mag,
+        "full TMR",
+        f"{lrp} recovered",
+        f"{lrp} relative gain",
+        f"{mag} recovered",
+        f"magnitude budget matching {lrp}",
+    ]
     rows = []
     for model, fmt in view.pairs():
         ber = ber_of(model, fmt)
@@ -591,9 +723,12 @@ def _paper_rows(view: ReportView, ber_of: Callable[[str, str], float | None]) ->
             r = view.get(model, fmt, name, ber)
             cells.append(_pm(r) if r is not None else "n/a")
         r_lrp, r_mag = view.get(model, fmt, lrp, ber), view.get(model, fmt, mag, ber)
-        cells += [_recovered(view, r_lrp), fmt_share(r_lrp["relative_gain"]) if r_lrp is not None else "n/a",
-                  _recovered(view, r_mag),
-                  _fmt_budget(matching_budget(view, model, fmt, ber), view.grid.budgets)]
+        cells += [
+            _recovered(view, r_lrp),
+            fmt_share(r_lrp["relative_gain"]) if r_lrp is not None else "n/a",
+            _recovered(view, r_mag),
+            _fmt_budget(matching_budget(view, model, fmt, ber), view.grid.budgets),
+        ]
         rows.append(cells)
     return header, rows
 
@@ -601,11 +736,15 @@ def _paper_rows(view: ReportView, ber_of: Callable[[str, str], float | None]) ->
 def _section_paper(view: ReportView) -> list[str]:
     ber = view.grid.paper_ber
     lrp = f"lrp {PAPER_LRP_BUDGET:g}%"
-    lines = ["## 2. The paper's table", "",
-             f"Accuracy (%) at BER {fmt_ber(ber)}. *Recovered* = (plan − none) / (clean − none), the share of the "
-             "fault-induced loss the plan wins back; *relative gain* = (plan − none) / none (DESIGN.md gives both; "
-             "the paper's \"reliability improvement\" is one of them). The matching budget is the smallest tested "
-             f"magnitude budget whose mean accuracy reaches {lrp}'s.", ""]
+    lines = [
+        "## 2. The paper's table",
+        "",
+        f"Accuracy (%) at BER {fmt_ber(ber)}. *Recovered* = (plan − none) / (clean − none), the share of the "
+        "fault-induced loss the plan wins back; *relative gain* = (plan − none) / none (DESIGN.md gives both; "
+        'the paper\'s "reliability improvement" is one of them). The matching budget is the smallest tested '
+        f"magnitude budget whose mean accuracy reaches {lrp}'s.",
+        "",
+    ]
     lines += _table(*_paper_rows(view, lambda m, f: ber))
 
     def second(model: str, fmt: str) -> float | None:
@@ -614,20 +753,32 @@ def _section_paper(view: ReportView) -> list[str]:
 
     header, rows = _paper_rows(view, second)
     if rows:
-        lines += ["The same table at the budget sweep's second BER of each model and format (where the unprotected "
-                  "accuracy lies closest to halfway between clean and chance):", ""]
+        lines += [
+            "The same table at the budget sweep's second BER of each model and format (where the unprotected "
+            "accuracy lies closest to halfway between clean and chance):",
+            "",
+        ]
         lines += _table(header, rows)
     return lines
 
 
 def _section_figures(view: ReportView, figs: dict) -> list[str]:
-    lines = ["## 3. Accuracy vs BER and vs budget", "",
-             "Lines are mean accuracy, shaded bands the 95% confidence interval of the mean. Accuracy-vs-BER plots "
-             "span 0–100%; budget plots zoom to the range of their data (read the axis).", ""]
+    lines = [
+        "## 3. Accuracy vs BER and vs budget",
+        "",
+        "Lines are mean accuracy, shaded bands the 95% confidence interval of the mean. Accuracy-vs-BER plots "
+        "span 0–100%; budget plots zoom to the range of their data (read the axis).",
+        "",
+    ]
     for model, fmt in view.pairs():
-        lines += [f"### {model}, {fmt}", "",
-                  f"![accuracy vs BER, {model} {fmt}]({figs[(model, fmt, 'ber')]})", "",
-                  f"![accuracy vs budget, {model} {fmt}]({figs[(model, fmt, 'budget')]})", ""]
+        lines += [
+            f"### {model}, {fmt}",
+            "",
+            f"![accuracy vs BER, {model} {fmt}]({figs[(model, fmt, 'ber')]})",
+            "",
+            f"![accuracy vs budget, {model} {fmt}]({figs[(model, fmt, 'budget')]})",
+            "",
+        ]
     return lines
 
 
@@ -636,21 +787,33 @@ _CEILINGS = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 
 def _section_overhead(view: ReportView, figs: dict) -> list[str]:
     ber = view.grid.paper_ber
-    lines = ["## 4. Iso-overhead comparison", "",
-             f"Every plan at BER {fmt_ber(ber)} against the extra memory it costs. *Copies* = the two extra copies of "
-             "the protected bits (what the paper quotes as overhead); *with index* adds the record of which weights "
-             "are protected (one bit per weight or one 32-bit index per protected weight, whichever is smaller; "
-             "for the range guard, two bounds per layer). Protecting a share *b* of the weights therefore costs 2*b* in "
-             "copies, plus its index.", ""]
+    lines = [
+        "## 4. Iso-overhead comparison",
+        "",
+        f"Every plan at BER {fmt_ber(ber)} against the extra memory it costs. *Copies* = the two extra copies of "
+        "the protected bits (what the paper quotes as overhead); *with index* adds the record of which weights "
+        "are protected (one bit per weight or one 32-bit index per protected weight, whichever is smaller; "
+        "for the range guard, two bounds per layer). Protecting a share *b* of the weights therefore costs 2*b* in "
+        "copies, plus its index.",
+        "",
+    ]
     for model in view.grid.models:
         if (model, "overhead") in figs:
             lines += [f"![accuracy vs extra memory, {model}]({figs[(model, 'overhead')]})", ""]
     for model, fmt in view.pairs():
         sel = view.select(model, fmt, ber)
         sel = sel.sort_values(["overhead_pct", "overhead_with_index_pct", "name"], kind="stable")
-        rows = [[r["name"], fmt_overhead(r["overhead_pct"]), fmt_overhead(r["overhead_with_index_pct"]), _pm(r),
-                 _recovered(view, r), f"{int(r['trials'])}" + (" ✓" if r["ci_target_met"] else " ✗")]
-                for _, r in sel.iterrows()]
+        rows = [
+            [
+                r["name"],
+                fmt_overhead(r["overhead_pct"]),
+                fmt_overhead(r["overhead_with_index_pct"]),
+                _pm(r),
+                _recovered(view, r),
+                f"{int(r['trials'])}" + (" ✓" if r["ci_target_met"] else " ✗"),
+            ]
+            for _, r in sel.iterrows()
+        ]
         lines += [f"### {model}, {fmt}", ""]
         lines += _table(["plan", "copies", "with index", "accuracy (%)", "recovered", "trials (CI target met)"], rows)
         best = []
@@ -670,10 +833,14 @@ def _section_overhead(view: ReportView, figs: dict) -> list[str]:
 
 
 def _section_bits(view: ReportView, figs: dict) -> list[str]:
-    lines = ["## 5. Per-bit sensitivity", "",
-             f"Test accuracy (%) after flipping one bit position in one weight, averaged over the same "
-             f"{view.grid.sensitivity_weights} uniformly chosen weights for every position (worst weight in "
-             "brackets).", ""]
+    lines = [
+        "## 5. Per-bit sensitivity",
+        "",
+        f"Test accuracy (%) after flipping one bit position in one weight, averaged over the same "
+        f"{view.grid.sensitivity_weights} uniformly chosen weights for every position (worst weight in "
+        "brackets).",
+        "",
+    ]
     models = [m for m in view.grid.models if not view.flips[view.flips["model"] == m].empty]
     for model in models:
         if (model, "bits") in figs:
@@ -688,8 +855,11 @@ def _section_bits(view: ReportView, figs: dict) -> list[str]:
             cells = [str(bit), str(b["role"].iloc[0])]
             for model in models:
                 r = b[b["model"] == model]
-                cells.append(f"{fmt_acc(r['mean_accuracy'].iloc[0])} ({fmt_acc(r['min_accuracy'].iloc[0])})"
-                             if not r.empty else "n/a")
+                cells.append(
+                    f"{fmt_acc(r['mean_accuracy'].iloc[0])} ({fmt_acc(r['min_accuracy'].iloc[0])})"
+                    if not r.empty
+                    else "n/a"
+                )
             rows.append(cells)
         lines += [f"### {fmt}", ""] + _table(["bit", "role", *models], rows)
     return lines
@@ -713,8 +883,11 @@ def conclusions(view: ReportView) -> list[str]:
     lrp, mag = f"lrp {PAPER_LRP_BUDGET:g}%", f"magnitude {PAPER_LRP_BUDGET:g}%"
     out: list[str] = []
     # Claim 1: LRP 1% recovers more than 60% of the loss at BER 1e-4.
-    out += [f"**Claim: LRP 1% gives >{100 * PAPER_RECOVERED:.0f}% reliability improvement at BER {fmt_ber(ber)}** "
-            "(checked at the paper's BER, then by the same rule at the budget sweep's second BER).", ""]
+    out += [
+        f"**Claim: LRP 1% gives >{100 * PAPER_RECOVERED:.0f}% reliability improvement at BER {fmt_ber(ber)}** "
+        "(checked at the paper's BER, then by the same rule at the budget sweep's second BER).",
+        "",
+    ]
     for model, fmt in view.pairs():
         for b in _claim_bers(view, model, fmt):
             r, none = view.get(model, fmt, lrp, b), view.get(model, fmt, "no protection", b)
@@ -723,17 +896,21 @@ def conclusions(view: ReportView) -> list[str]:
             clean = view.clean(model, fmt)
             where = f"{model} {fmt} at BER {fmt_ber(b)}"
             if clean - float(none["mean_accuracy"]) < g.ci_target:
-                out.append(f"* {where}: not testable — unprotected accuracy is {fmt_acc(none['mean_accuracy'])} "
-                           f"against {fmt_acc(clean)} clean, a loss below the {100 * g.ci_target:g}-point CI target, "
-                           f"so there is nothing measurable to recover.")
+                out.append(
+                    f"* {where}: not testable — unprotected accuracy is {fmt_acc(none['mean_accuracy'])} "
+                    f"against {fmt_acc(clean)} clean, a loss below the {100 * g.ci_target:g}-point CI target, "
+                    f"so there is nothing measurable to recover."
+                )
                 continue
             # Both definitions of DESIGN.md: they can disagree (a near-zero baseline inflates the relative gain).
             by_rec = "holds" if r["recovered"] >= PAPER_RECOVERED else "does not hold"
             by_gain = "holds" if r["relative_gain"] >= PAPER_RECOVERED else "does not hold"
-            out.append(f"* {where}: **{by_rec} as recovered share, {by_gain} as relative gain** — {lrp} recovers "
-                       f"{fmt_share(r['recovered'])} of the loss, a relative gain of {fmt_share(r['relative_gain'])} "
-                       f"({fmt_acc(none['mean_accuracy'])} → {fmt_acc(r['mean_accuracy'])}, clean {fmt_acc(clean)}); "
-                       f"{lrp} is {_vs(r, none)} no protection.")
+            out.append(
+                f"* {where}: **{by_rec} as recovered share, {by_gain} as relative gain** — {lrp} recovers "
+                f"{fmt_share(r['recovered'])} of the loss, a relative gain of {fmt_share(r['relative_gain'])} "
+                f"({fmt_acc(none['mean_accuracy'])} → {fmt_acc(r['mean_accuracy'])}, clean {fmt_acc(clean)}); "
+                f"{lrp} is {_vs(r, none)} no protection."
+            )
     # Claim 2: LRP selects better than magnitude at the same budget.
     out += ["", "**Claim: LRP selects the weights to protect better than magnitude does (same budget).**", ""]
     for model, fmt in view.pairs():
@@ -750,8 +927,10 @@ def conclusions(view: ReportView) -> list[str]:
                 losses += c == "worse"
             a, m = view.get(model, fmt, lrp, b), view.get(model, fmt, mag, b)
             if a is not None and m is not None:
-                parts.append(f"at BER {fmt_ber(b)} {lrp} {fmt_acc(a['mean_accuracy'])} vs {mag} "
-                             f"{fmt_acc(m['mean_accuracy'])} ({compare(a, m)})")
+                parts.append(
+                    f"at BER {fmt_ber(b)} {lrp} {fmt_acc(a['mean_accuracy'])} vs {mag} "
+                    f"{fmt_acc(m['mean_accuracy'])} ({compare(a, m)})"
+                )
         if not total:
             continue
         if wins and losses:
@@ -762,12 +941,12 @@ def conclusions(view: ReportView) -> list[str]:
             verdict = "does not hold (magnitude is better)"
         else:
             verdict = "not shown (no difference beyond the CIs)"
-        out.append(f"* {model} {fmt}: **{verdict}** — LRP is better in {wins}, worse in {losses} and "
-                   f"indistinguishable in {total - wins - losses} of {total} (budget, BER) pairs; "
-                   + "; ".join(parts) + ".")
+        out.append(
+            f"* {model} {fmt}: **{verdict}** — LRP is better in {wins}, worse in {losses} and "
+            f"indistinguishable in {total - wins - losses} of {total} (budget, BER) pairs; " + "; ".join(parts) + "."
+        )
     # Claim 3: magnitude needs 16-21% overhead to match LRP 1%.
-    out += ["", f"**Claim: magnitude selection needs {PAPER_MAGNITUDE_OVERHEAD:g}–21% overhead to match LRP 1%.**",
-            ""]
+    out += ["", f"**Claim: magnitude selection needs {PAPER_MAGNITUDE_OVERHEAD:g}–21% overhead to match LRP 1%.**", ""]
     for model, fmt in view.pairs():
         for ber_ in _claim_bers(view, model, fmt):
             none, r = view.get(model, fmt, "no protection", ber_), view.get(model, fmt, lrp, ber_)
@@ -776,22 +955,30 @@ def conclusions(view: ReportView) -> list[str]:
             b = matching_budget(view, model, fmt, ber_)
             where = f"{model} {fmt} at BER {fmt_ber(ber_)}"
             if view.clean(model, fmt) - float(none["mean_accuracy"]) < g.ci_target:
-                out.append(f"* {where}: not testable — no measurable loss (magnitude matches {lrp} at "
-                           f"{_fmt_budget(b, g.budgets)}).")
+                out.append(
+                    f"* {where}: not testable — no measurable loss (magnitude matches {lrp} at "
+                    f"{_fmt_budget(b, g.budgets)})."
+                )
             elif compare(r, none) != "better":
-                out.append(f"* {where}: **does not hold** — {lrp} itself ({fmt_acc(r['mean_accuracy'])}) is "
-                           f"{_vs(r, none)} no protection ({fmt_acc(none['mean_accuracy'])}), so there is no advantage "
-                           f"for magnitude to match; it matches at {_fmt_budget(b, g.budgets)} of the weights.")
+                out.append(
+                    f"* {where}: **does not hold** — {lrp} itself ({fmt_acc(r['mean_accuracy'])}) is "
+                    f"{_vs(r, none)} no protection ({fmt_acc(none['mean_accuracy'])}), so there is no advantage "
+                    f"for magnitude to match; it matches at {_fmt_budget(b, g.budgets)} of the weights."
+                )
             elif not math.isfinite(b):
-                out.append(f"* {where}: **holds** — no tested magnitude budget up to {max(g.budgets):g}% of the "
-                           f"weights ({2 * max(g.budgets):g}% copies) reaches {lrp}'s {fmt_acc(r['mean_accuracy'])}.")
+                out.append(
+                    f"* {where}: **holds** — no tested magnitude budget up to {max(g.budgets):g}% of the "
+                    f"weights ({2 * max(g.budgets):g}% copies) reaches {lrp}'s {fmt_acc(r['mean_accuracy'])}."
+                )
             else:
                 m = view.get(model, fmt, f"magnitude {b:g}%", ber_)
                 verdict = "holds" if m["overhead_pct"] >= PAPER_MAGNITUDE_OVERHEAD else "does not hold"
-                out.append(f"* {where}: **{verdict}** — magnitude reaches {lrp}'s {fmt_acc(r['mean_accuracy'])} at "
-                           f"{b:g}% of the weights ({fmt_overhead(m['overhead_pct'])} copies, "
-                           f"{fmt_overhead(m['overhead_with_index_pct'])} with index; accuracy "
-                           f"{fmt_acc(m['mean_accuracy'])}).")
+                out.append(
+                    f"* {where}: **{verdict}** — magnitude reaches {lrp}'s {fmt_acc(r['mean_accuracy'])} at "
+                    f"{b:g}% of the weights ({fmt_overhead(m['overhead_pct'])} copies, "
+                    f"{fmt_overhead(m['overhead_with_index_pct'])} with index; accuracy "
+                    f"{fmt_acc(m['mean_accuracy'])})."
+                )
     # Claim 4: the overhead is 1%.
     out += ["", "**Claim: the method costs 1% memory overhead.**", ""]
     for fmt in g.formats:
@@ -800,9 +987,11 @@ def conclusions(view: ReportView) -> list[str]:
             continue
         r = rows.iloc[0]
         verdict = "does not hold as stated" if r["overhead_pct"] > PAPER_LRP_BUDGET + 1e-9 else "holds"
-        out.append(f"* {fmt}: **{verdict}** — triplicating {PAPER_LRP_BUDGET:g}% of the weights stores two extra "
-                   f"copies: {fmt_overhead(r['overhead_pct'])} of the weight memory, "
-                   f"{fmt_overhead(r['overhead_with_index_pct'])} with the index of the protected weights.")
+        out.append(
+            f"* {fmt}: **{verdict}** — triplicating {PAPER_LRP_BUDGET:g}% of the weights stores two extra "
+            f"copies: {fmt_overhead(r['overhead_pct'])} of the weight memory, "
+            f"{fmt_overhead(r['overhead_with_index_pct'])} with the index of the protected weights."
+        )
     # Claim 5: better than full TMR (in efficiency).
     out += ["", "**Claim: LRP 1% is more efficient than full TMR.**", ""]
     for model, fmt in view.pairs():
@@ -819,11 +1008,13 @@ def conclusions(view: ReportView) -> list[str]:
         real = compare(r, none) == "better"
         verdict = "holds" if eff_l > eff_f and real else "does not hold"
         why = "" if real else f" ({lrp} is {_vs(r, none)} no protection, so its gain is not shown)"
-        out.append(f"* {model} {fmt}: **{verdict} per unit of memory**{why}; in accuracy {lrp} is {_vs(r, f)} full "
-                   f"TMR — it recovers {fmt_share(r['recovered'])} for "
-                   f"{fmt_overhead(r['overhead_with_index_pct'])} of extra memory, full TMR "
-                   f"{fmt_share(f['recovered'])} for {fmt_overhead(f['overhead_with_index_pct'])} "
-                   f"({100 * eff_l:.2f} vs {100 * eff_f:.2f} points recovered per % of memory).")
+        out.append(
+            f"* {model} {fmt}: **{verdict} per unit of memory**{why}; in accuracy {lrp} is {_vs(r, f)} full "
+            f"TMR — it recovers {fmt_share(r['recovered'])} for "
+            f"{fmt_overhead(r['overhead_with_index_pct'])} of extra memory, full TMR "
+            f"{fmt_share(f['recovered'])} for {fmt_overhead(f['overhead_with_index_pct'])} "
+            f"({100 * eff_l:.2f} vs {100 * eff_f:.2f} points recovered per % of memory)."
+        )
     # Why: what a single flip does, and what the cheapest bit-level plans do.
     out += ["", "**Why (what the bit-level data says).**", ""]
     for model in g.models:
@@ -832,37 +1023,48 @@ def conclusions(view: ReportView) -> list[str]:
             b30 = flips[flips["bit"].astype(int) == 30].iloc[0]
             n = view.info["models"][model]["weights"]
             exposed = n * (1 - PAPER_LRP_BUDGET / 100) * ber
-            out.append(f"* {model} fp32: one flip of bit 30 in one random weight leaves "
-                       f"{fmt_acc(b30['mean_accuracy'])} accuracy on average (worst "
-                       f"{fmt_acc(b30['min_accuracy'])}, clean {fmt_acc(b30['clean_accuracy'])}). At BER "
-                       f"{fmt_ber(ber)} the {100 - PAPER_LRP_BUDGET:g}% "
-                       f"unprotected weights still take {exposed:.2f} bit-30 flips per trial on average, whichever "
-                       f"weights are chosen.")
+            out.append(
+                f"* {model} fp32: one flip of bit 30 in one random weight leaves "
+                f"{fmt_acc(b30['mean_accuracy'])} accuracy on average (worst "
+                f"{fmt_acc(b30['min_accuracy'])}, clean {fmt_acc(b30['clean_accuracy'])}). At BER "
+                f"{fmt_ber(ber)} the {100 - PAPER_LRP_BUDGET:g}% "
+                f"unprotected weights still take {exposed:.2f} bit-30 flips per trial on average, whichever "
+                f"weights are chosen."
+            )
             b, r = view.get(model, "fp32", "bit 30", ber), view.get(model, "fp32", lrp, ber)
             if b is not None and r is not None:
-                out.append(f"* {model} fp32: protecting bit 30 of every weight ({fmt_overhead(b['overhead_pct'])} "
-                           f"copies) gives {fmt_acc(b['mean_accuracy'])} at BER {fmt_ber(ber)}, {_vs(b, r)} "
-                           f"{lrp}'s {fmt_acc(r['mean_accuracy'])} ({fmt_overhead(r['overhead_with_index_pct'])} "
-                           "with index).")
+                out.append(
+                    f"* {model} fp32: protecting bit 30 of every weight ({fmt_overhead(b['overhead_pct'])} "
+                    f"copies) gives {fmt_acc(b['mean_accuracy'])} at BER {fmt_ber(ber)}, {_vs(b, r)} "
+                    f"{lrp}'s {fmt_acc(r['mean_accuracy'])} ({fmt_overhead(r['overhead_with_index_pct'])} "
+                    "with index)."
+                )
         for fmt in g.formats:
             rg, r = view.get(model, fmt, "range guard", ber), view.get(model, fmt, lrp, ber)
             if rg is not None and r is not None:
-                out.append(f"* {model} {fmt}: the range guard (no copies, "
-                           f"{fmt_overhead(rg['overhead_with_index_pct'])} for its bounds) gives "
-                           f"{fmt_acc(rg['mean_accuracy'])} at BER {fmt_ber(ber)}, "
-                           f"{_vs(rg, r)} {lrp}'s {fmt_acc(r['mean_accuracy'])}.")
+                out.append(
+                    f"* {model} {fmt}: the range guard (no copies, "
+                    f"{fmt_overhead(rg['overhead_with_index_pct'])} for its bounds) gives "
+                    f"{fmt_acc(rg['mean_accuracy'])} at BER {fmt_ber(ber)}, "
+                    f"{_vs(rg, r)} {lrp}'s {fmt_acc(r['mean_accuracy'])}."
+                )
         if set(g.formats) >= {"fp32", "int8"}:
             a, b = view.get(model, "fp32", "no protection", ber), view.get(model, "int8", "no protection", ber)
             r = view.get(model, "fp32", lrp, ber)
             if a is not None and b is not None and r is not None:
                 gain_fmt = float(b["mean_accuracy"] - a["mean_accuracy"])
                 gain_lrp = float(r["mean_accuracy"] - a["mean_accuracy"])
-                which = ("the storage format matters more than the choice of protected weights"
-                         if gain_fmt > gain_lrp else "LRP 1% matters more than the storage format")
-                out.append(f"* {model}: unprotected, int8 storage keeps {fmt_acc(b['mean_accuracy'])} at BER "
-                           f"{fmt_ber(ber)} against {fmt_acc(a['mean_accuracy'])} for fp32 ({_vs(b, a)} fp32): "
-                           f"storing in int8 gains {100 * gain_fmt:.2f} points, {lrp} in fp32 gains "
-                           f"{100 * gain_lrp:.2f} — {which} here.")
+                which = (
+                    "the storage format matters more than the choice of protected weights"
+                    if gain_fmt > gain_lrp
+                    else "LRP 1% matters more than the storage format"
+                )
+                out.append(
+                    f"* {model}: unprotected, int8 storage keeps {fmt_acc(b['mean_accuracy'])} at BER "
+                    f"{fmt_ber(ber)} against {fmt_acc(a['mean_accuracy'])} for fp32 ({_vs(b, a)} fp32): "
+                    f"storing in int8 gains {100 * gain_fmt:.2f} points, {lrp} in fp32 gains "
+                    f"{100 * gain_lrp:.2f} — {which} here."
+                )
     # The other scorers at the paper's budget.
     out += ["", f"**LRP against the other scorers at {PAPER_LRP_BUDGET:g}% (BER {fmt_ber(ber)}).**", ""]
     for model, fmt in view.pairs():
@@ -872,9 +1074,11 @@ def conclusions(view: ReportView) -> list[str]:
             continue
         order = sorted(accs, key=lambda s: -float(accs[s]["mean_accuracy"]))
         better = [s for s in accs if s != "lrp" and compare(accs["lrp"], accs[s]) == "better"]
-        out.append(f"* {model} {fmt}: LRP ranks {order.index('lrp') + 1} of {len(order)} by mean accuracy ("
-                   + ", ".join(f"{s} {fmt_acc(accs[s]['mean_accuracy'])}" for s in order)
-                   + f"); significantly better than {', '.join(better) if better else 'none of them'}.")
+        out.append(
+            f"* {model} {fmt}: LRP ranks {order.index('lrp') + 1} of {len(order)} by mean accuracy ("
+            + ", ".join(f"{s} {fmt_acc(accs[s]['mean_accuracy'])}" for s in order)
+            + f"); significantly better than {', '.join(better) if better else 'none of them'}."
+        )
     return out
 
 
@@ -889,33 +1093,47 @@ def write_document(view: ReportView, out_dir: Path, figs: dict, meta: dict) -> P
         The document's path.
     """
     title = "# Reproducing arXiv 2507.08829: LRP-selected TMR against weight bit flips"
-    intro = ["Generated by `python -m xtmr_core report`; do not edit by hand — every number below is computed "
-             "from the CSV beside this file, and the conclusions are rules over the same data."]
+    intro = [
+        "Generated by `python -m xtmr_core report`; do not edit by hand — every number below is computed "
+        "from the CSV beside this file, and the conclusions are rules over the same data."
+    ]
     if meta["quick"]:
-        intro.append("**This is a `--quick` run: a reduced grid with few trials, for testing the pipeline; its numbers "
-                     "are not a result.**")
+        intro.append(
+            "**This is a `--quick` run: a reduced grid with few trials, for testing the pipeline; its numbers "
+            "are not a result.**"
+        )
     lines = [title, "", *intro, ""]
     lines += _section_run(view, meta)
     lines += _section_paper(view)
     lines += _section_figures(view, figs)
     lines += _section_overhead(view, figs)
     lines += _section_bits(view, figs)
-    lines += ["## 6. Conclusions", "",
-              "Each verdict below is produced by a fixed rule from the rows above. \"Better\"/\"worse\": trial *t* "
-              "of every point uses the same seed, so two plans are compared trial by trial, and one is better when the "
-              "95% CI of the mean per-trial accuracy difference excludes zero (plans that protect the same number of "
-              "bits see exactly the same faults in the primary copy of the weights). Where the paper's claim does not "
-              "hold here, that is the result.",
-              ""]
+    lines += [
+        "## 6. Conclusions",
+        "",
+        'Each verdict below is produced by a fixed rule from the rows above. "Better"/"worse": trial *t* '
+        "of every point uses the same seed, so two plans are compared trial by trial, and one is better when the "
+        "95% CI of the mean per-trial accuracy difference excludes zero (plans that protect the same number of "
+        "bits see exactly the same faults in the primary copy of the weights). Where the paper's claim does not "
+        "hold here, that is the result.",
+        "",
+    ]
     lines += conclusions(view)
-    lines += ["", "## Other datasets", "",
-              "The same command runs on the full datasets when their files are present under `data_cache/` "
-              "(nothing is downloaded unless `XTMR_DOWNLOAD=1`) and checkpoints exist for them, e.g.:", "",
-              "```",
-              "python -m xtmr_core train --model alexnet --dataset cifar10 --out checkpoints/alexnet_cifar10.pt",
-              "python -m xtmr_core report --dataset cifar10 --models alexnet,vgg16 --out docs/cifar10",
-              "```", "",
-              "This is documented, not run in CI.", ""]
+    lines += [
+        "",
+        "## Other datasets",
+        "",
+        "The same command runs on the full datasets when their files are present under `data_cache/` "
+        "(nothing is downloaded unless `XTMR_DOWNLOAD=1`) and checkpoints exist for them, e.g.:",
+        "",
+        "```",
+        "python -m xtmr_core train --model alexnet --dataset cifar10 --out checkpoints/alexnet_cifar10.pt",
+        "python -m xtmr_core report --dataset cifar10 --models alexnet,vgg16 --out docs/cifar10",
+        "```",
+        "",
+        "This is documented, not run in CI.",
+        "",
+    ]
     path = out_dir / REPORT_NAME
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
@@ -934,9 +1152,16 @@ def _command(quick: bool, dataset: str, models: Sequence[str] | None, out_dir: s
     return " ".join(parts)
 
 
-def run_report(out_dir: str | Path = "docs", quick: bool = False, dataset: str = "mnist5k",
-               models: Sequence[str] | None = None, *, checkpoints: dict[str, str | Path] | None = None,
-               grid: Grid | None = None, progress: bool = True) -> Path:
+def run_report(
+    out_dir: str | Path = "docs",
+    quick: bool = False,
+    dataset: str = "mnist5k",
+    models: Sequence[str] | None = None,
+    *,
+    checkpoints: dict[str, str | Path] | None = None,
+    grid: Grid | None = None,
+    progress: bool = True,
+) -> Path:
     """Run the reproduction grid and write the report, its figures and its CSV.
 
     Args:
@@ -979,9 +1204,16 @@ def run_report(out_dir: str | Path = "docs", quick: bool = False, dataset: str =
             rel = f"{FIGURES}/{model}_{kind}.png"
             draw(view, model, out / rel)
             figs[(model, kind)] = rel
-    machine = (f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__} with "
-               f"{torch.get_num_threads()} threads" + (", CUDA" if torch.cuda.is_available() else ", no GPU"))
-    meta = {"command": _command(bool(quick) and grid is None, dataset, models, out_dir),
-            "duration_s": time.perf_counter() - start, "machine": machine, "load": load, "dataset": dataset,
-            "quick": base is QUICK_GRID or (quick and grid is None)}
+    machine = (
+        f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads" + (", CUDA" if torch.cuda.is_available() else ", no GPU")
+    )
+    meta = {
+        "command": _command(bool(quick) and grid is None, dataset, models, out_dir),
+        "duration_s": time.perf_counter() - start,
+        "machine": machine,
+        "load": load,
+        "dataset": dataset,
+        "quick": base is QUICK_GRID or (quick and grid is None),
+    }
     return write_document(view, out, figs, meta)

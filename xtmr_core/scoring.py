@@ -4,10 +4,11 @@ A score is one non-negative, finite float per faultable weight (the ``weight`` o
 ``nn.Conv2d``/``nn.Linear``, ``models.weight_layers`` order and names); larger = more important.
 Scores feed protection plans through ``top_k_mask``.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -44,8 +45,8 @@ def _loss_gradients(model: nn.Module, x_ref: Tensor, y_ref: Tensor, batch_size: 
     n = x_ref.shape[0]
     total = [torch.zeros_like(w, dtype=torch.float64) for w in weights]
     for start in range(0, n, batch_size):
-        xb = x_ref[start:start + batch_size].detach().to(device=device, dtype=weights[0].dtype)
-        yb = y_ref[start:start + batch_size].to(device=device, dtype=torch.long)
+        xb = x_ref[start : start + batch_size].detach().to(device=device, dtype=weights[0].dtype)
+        yb = y_ref[start : start + batch_size].to(device=device, dtype=torch.long)
         loss = nn.functional.cross_entropy(work(xb), yb, reduction="sum") / n
         for acc, g in zip(total, torch.autograd.grad(loss, weights)):
             acc += g.double()
@@ -180,15 +181,16 @@ def top_k_mask(scores: dict[str, Tensor], fraction: float, per_layer: bool = Fal
     fraction = _check_fraction(fraction)
     if per_layer:
         return {
-            name: _top_k_flat(s.detach().reshape(-1).to("cpu", torch.float32), round(fraction * s.numel()))
-            .reshape(s.shape)
+            name: _top_k_flat(s.detach().reshape(-1).to("cpu", torch.float32), round(fraction * s.numel())).reshape(
+                s.shape
+            )
             for name, s in scores.items()
         }
     flat = flatten_scores(scores)
     mask = _top_k_flat(flat, round(fraction * flat.numel()))
     out, offset = {}, 0
     for name, s in scores.items():
-        out[name] = mask[offset:offset + s.numel()].reshape(s.shape)
+        out[name] = mask[offset : offset + s.numel()].reshape(s.shape)
         offset += s.numel()
     return out
 

@@ -1,4 +1,5 @@
 """Single-bit experiments: what one flip of one bit of one weight does, and per-bit sensitivity."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -65,14 +66,29 @@ def flip_one(exp: Experiment, weight: int, bit: int, fmt: str = "fp32") -> FlipO
     with inj.applied(index, values) as model:
         pred = predict(model, exp.x_test)
     layer, local = exp.layout.locate(int(weight))
-    return FlipOutcome(layer, local, int(bit), bit_roles(fmt)[int(bit)], word_to_bits(word, fmt),
-                       word_to_bits(word ^ (1 << int(bit)), fmt), float(inj.clean_values[int(weight)]),
-                       float(values[0]), accuracy(pred, exp.y_test), mismatch(pred, clean_pred),
-                       accuracy(clean_pred, exp.y_test))
+    return FlipOutcome(
+        layer,
+        local,
+        int(bit),
+        bit_roles(fmt)[int(bit)],
+        word_to_bits(word, fmt),
+        word_to_bits(word ^ (1 << int(bit)), fmt),
+        float(inj.clean_values[int(weight)]),
+        float(values[0]),
+        accuracy(pred, exp.y_test),
+        mismatch(pred, clean_pred),
+        accuracy(clean_pred, exp.y_test),
+    )
 
 
-def bit_sensitivity(exp: Experiment, fmt: str = "fp32", *, trials: int = 20, seed: int = 0,
-                    progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+def bit_sensitivity(
+    exp: Experiment,
+    fmt: str = "fp32",
+    *,
+    trials: int = 20,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
     """Accuracy after one flip at each bit position of one uniformly chosen weight.
 
     Args:
@@ -97,7 +113,16 @@ def bit_sensitivity(exp: Experiment, fmt: str = "fp32", *, trials: int = 20, see
             if progress is not None:
                 progress(bit * len(weights) + len(accs), total)
         lo, hi = mean_ci(accs)
-        rows.append({"bit": bit, "role": bit_roles(fmt)[bit], "mean_accuracy": float(np.mean(accs)),
-                     "ci_low": lo, "ci_high": hi, "min_accuracy": float(np.min(accs)), "clean_accuracy": clean,
-                     "trials": int(trials)})
+        rows.append(
+            {
+                "bit": bit,
+                "role": bit_roles(fmt)[bit],
+                "mean_accuracy": float(np.mean(accs)),
+                "ci_low": lo,
+                "ci_high": hi,
+                "min_accuracy": float(np.min(accs)),
+                "clean_accuracy": clean,
+                "trials": int(trials),
+            }
+        )
     return pd.DataFrame(rows)

@@ -4,6 +4,7 @@ A model trained in the app is serialised to the same ``{"state_dict", "meta"}`` 
 ``checkpoints.save_checkpoint`` writes (``checkpoints.checkpoint_bytes``), so it is loaded back exactly like an upload
 (``checkpoints.load_state_dict_bytes``, ``weights_only=True``) and identified by its SHA-256.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,11 +23,19 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def train_checkpoint(model: str, dataset: str, *, epochs: int, lr: float, seed: int = 0,
-                     batch_size: int = 64, width: float | None = None,
-                     device: torch.device | str | None = None,
-                     progress: Callable[[dict], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> tuple[bytes, list[dict]]:
+def train_checkpoint(
+    model: str,
+    dataset: str,
+    *,
+    epochs: int,
+    lr: float,
+    seed: int = 0,
+    batch_size: int = 64,
+    width: float | None = None,
+    device: torch.device | str | None = None,
+    progress: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[bytes, list[dict]]:
     """Build and train a model (``training.train_model``) and return it as checkpoint bytes.
 
     The model is initialised by ``training.seeded_model``, exactly as ``training.train_and_save`` does.
@@ -45,13 +54,31 @@ def train_checkpoint(model: str, dataset: str, *, epochs: int, lr: float, seed: 
             ``load_dataset``.
     """
     splits, net, width = seeded_model(model, dataset, seed, width)
-    history = train_model(net, splits, epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
-                          seed=int(seed), device=device, progress=progress, should_stop=should_stop)
-    meta = {"model": model, "dataset": dataset, "width": width, "in_shape": list(splits.in_shape),
-            "num_classes": splits.num_classes, "seed": int(seed), "epochs": int(epochs), "lr": float(lr),
-            "batch_size": int(batch_size),
-            "test_accuracy": float(history[-1]["test_accuracy"]) if history else None,
-            "final_loss": float(history[-1]["loss"]) if history else None,
-            "stopped": bool(history and history[-1].get("stopped")), "trained_in": "app",
-            "torch": str(torch.__version__)}
+    history = train_model(
+        net,
+        splits,
+        epochs=int(epochs),
+        lr=float(lr),
+        batch_size=int(batch_size),
+        seed=int(seed),
+        device=device,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    meta = {
+        "model": model,
+        "dataset": dataset,
+        "width": width,
+        "in_shape": list(splits.in_shape),
+        "num_classes": splits.num_classes,
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "lr": float(lr),
+        "batch_size": int(batch_size),
+        "test_accuracy": float(history[-1]["test_accuracy"]) if history else None,
+        "final_loss": float(history[-1]["loss"]) if history else None,
+        "stopped": bool(history and history[-1].get("stopped")),
+        "trained_in": "app",
+        "torch": str(torch.__version__),
+    }
     return checkpoint_bytes(net, meta), history

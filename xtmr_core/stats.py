@@ -1,4 +1,5 @@
 """Statistics over trials: confidence intervals, reliability improvement, iso-reliability cost."""
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ def ci_half_width(values: Sequence[float], confidence: float = 0.95) -> float:
     return math.inf if math.isnan(lo) else (hi - lo) / 2
 
 
-def paired_difference(plan: Sequence[float], base: Sequence[float],
-                      confidence: float = 0.95) -> tuple[float, float, float]:
+def paired_difference(
+    plan: Sequence[float], base: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float, float]:
     """Mean per-trial difference ``plan - base`` of two campaigns run with the same seed, and its CI.
 
     Trial ``t`` of both campaigns saw the same faults in the primary copy, so the trials pair up and the
@@ -74,8 +76,9 @@ def reliability_improvement(acc_plan: float, acc_none: float, acc_clean: float) 
     return (recovered, gain)
 
 
-def iso_reliability_cost(table: pd.DataFrame, target: float, by: str = "protect",
-                         budget: str = "budget", value: str = "mean_accuracy") -> pd.DataFrame:
+def iso_reliability_cost(
+    table: pd.DataFrame, target: float, by: str = "protect", budget: str = "budget", value: str = "mean_accuracy"
+) -> pd.DataFrame:
     """The smallest budget each scorer needs to reach a target accuracy.
 
     Args:
@@ -93,5 +96,7 @@ def iso_reliability_cost(table: pd.DataFrame, target: float, by: str = "protect"
         if ok.empty:
             rows.append({by: name, "min_budget": math.nan, "accuracy_at_min": math.nan})
         else:
-            rows.append({by: name, "min_budget": float(ok[budget].iloc[0]), "accuracy_at_min": float(ok[value].iloc[0])})
+            rows.append(
+                {by: name, "min_budget": float(ok[budget].iloc[0]), "accuracy_at_min": float(ok[value].iloc[0])}
+            )
     return pd.DataFrame(rows, columns=[by, "min_budget", "accuracy_at_min"])

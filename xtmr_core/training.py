@@ -1,12 +1,13 @@
 """Training: a seeded Adam loop with progress reports and clean cancellation, and train-then-save."""
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -18,10 +19,18 @@ from xtmr_core.errors import XtmrError
 from xtmr_core.models import build_model, default_width
 
 
-def train_model(model: nn.Module, splits: DataSplits, *, epochs: int, lr: float, batch_size: int = 64,
-                seed: int = 0, device: torch.device | str | None = None,
-                progress: Callable[[dict], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> list[dict]:
+def train_model(
+    model: nn.Module,
+    splits: DataSplits,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[dict]:
     """Train a classifier in place with Adam and cross-entropy on ``splits``' train part.
 
     Deterministic on the CPU for a given seed: the batch order comes from a private generator and
@@ -74,27 +83,35 @@ def train_model(model: nn.Module, splits: DataSplits, *, epochs: int, lr: float,
             order = torch.randperm(n, generator=order_gen)
             loss_sum, seen, stopped = 0.0, 0, False
             for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 x, y = splits.x_train[idx].to(device), splits.y_train[idx].to(device)
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(model(x), y)
                 if not torch.isfinite(loss):
                     model.eval()
-                    raise XtmrError(f"training diverged (loss {loss.item()}) at step {step + 1}; "
-                                    f"lower the learning rate (now {lr})")
+                    raise XtmrError(
+                        f"training diverged (loss {loss.item()}) at step {step + 1}; lower the learning rate (now {lr})"
+                    )
                 loss.backward()
                 optimizer.step()
                 step += 1
                 loss_sum += loss.item() * len(idx)
                 seen += len(idx)
                 if progress is not None:
-                    progress({"epoch": epoch, "step": step, "total_steps": total,
-                              "loss": loss.item(), "test_accuracy": None})
+                    progress(
+                        {"epoch": epoch, "step": step, "total_steps": total, "loss": loss.item(), "test_accuracy": None}
+                    )
                 if should_stop is not None and should_stop():
                     stopped = True
                     break
-            record = {"epoch": epoch, "step": step, "total_steps": total, "loss": loss_sum / seen,
-                      "test_accuracy": accuracy_on_test(model, splits, device), "stopped": stopped}
+            record = {
+                "epoch": epoch,
+                "step": step,
+                "total_steps": total,
+                "loss": loss_sum / seen,
+                "test_accuracy": accuracy_on_test(model, splits, device),
+                "stopped": stopped,
+            }
             history.append(record)
             if progress is not None:
                 progress(dict(record))
@@ -104,8 +121,9 @@ def train_model(model: nn.Module, splits: DataSplits, *, epochs: int, lr: float,
     return history
 
 
-def accuracy_on_test(model: nn.Module, splits: DataSplits, device: torch.device | str | None = None,
-                  batch_size: int = 500) -> float:
+def accuracy_on_test(
+    model: nn.Module, splits: DataSplits, device: torch.device | str | None = None, batch_size: int = 500
+) -> float:
     """Return the share of test images the model classifies correctly (eval mode, no gradients).
 
     Args:
@@ -123,14 +141,15 @@ def accuracy_on_test(model: nn.Module, splits: DataSplits, device: torch.device 
     correct = 0
     with torch.no_grad():
         for start in range(0, len(splits.y_test), batch_size):
-            out = model(splits.x_test[start:start + batch_size].to(device)).cpu()
-            ok = (out.argmax(dim=1) == splits.y_test[start:start + batch_size]) & torch.isfinite(out).all(1)
+            out = model(splits.x_test[start : start + batch_size].to(device)).cpu()
+            ok = (out.argmax(dim=1) == splits.y_test[start : start + batch_size]) & torch.isfinite(out).all(1)
             correct += int(ok.sum())
     return correct / len(splits.y_test)
 
 
-def seeded_model(model: str, dataset: str, seed: int = 0,
-                 width: float | None = None) -> tuple[DataSplits, nn.Module, float]:
+def seeded_model(
+    model: str, dataset: str, seed: int = 0, width: float | None = None
+) -> tuple[DataSplits, nn.Module, float]:
     """Load a dataset and build an untrained model for it, initialised from ``seed``.
 
     The seed is applied inside ``fork_rng``, so the caller's random state is left alone and the same
@@ -151,9 +170,19 @@ def seeded_model(model: str, dataset: str, seed: int = 0,
     return splits, net, width
 
 
-def train_and_save(model: str, dataset: str, out: str | Path, *, epochs: int, lr: float, seed: int = 0,
-                   width: float | None = None, batch_size: int = 64, command: str = "",
-                   progress: bool = True) -> dict:
+def train_and_save(
+    model: str,
+    dataset: str,
+    out: str | Path,
+    *,
+    epochs: int,
+    lr: float,
+    seed: int = 0,
+    width: float | None = None,
+    batch_size: int = 64,
+    command: str = "",
+    progress: bool = True,
+) -> dict:
     """Build, train (on the CPU or ``default_device()``), evaluate and save a model.
 
     The model is initialised under ``torch.manual_seed(seed)`` (inside ``fork_rng``), trained with
@@ -181,8 +210,9 @@ def train_and_save(model: str, dataset: str, out: str | Path, *, epochs: int, lr
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=epochs * math.ceil(len(splits.y_train) / batch_size),
-                   desc=f"{model} on {dataset}", unit="step")
+        bar = tqdm(
+            total=epochs * math.ceil(len(splits.y_train) / batch_size), desc=f"{model} on {dataset}", unit="step"
+        )
 
         def callback(rec: dict) -> None:
             if rec["test_accuracy"] is None:
@@ -190,26 +220,55 @@ def train_and_save(model: str, dataset: str, out: str | Path, *, epochs: int, lr
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", refresh=False)
             else:
                 bar.set_postfix(epoch=rec["epoch"], test_acc=f"{rec['test_accuracy']:.4f}")
+
     try:
-        history = train_model(net, splits, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                              progress=callback)
+        history = train_model(net, splits, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=callback)
     finally:
         if bar is not None:
             bar.close()
     # Evaluated on the CPU so the recorded accuracy is what a CPU-only user reproduces exactly.
     net.to("cpu")
     accuracy = accuracy_on_test(net, splits, "cpu")
-    meta = {"model": model, "dataset": dataset, "width": width, "in_shape": list(splits.in_shape),
-            "num_classes": splits.num_classes, "seed": int(seed), "epochs": int(epochs), "lr": float(lr),
-            "batch_size": int(batch_size), "test_accuracy": accuracy,
-            "final_loss": history[-1]["loss"], "command": command, "torch": str(torch.__version__)}
+    meta = {
+        "model": model,
+        "dataset": dataset,
+        "width": width,
+        "in_shape": list(splits.in_shape),
+        "num_classes": splits.num_classes,
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "lr": float(lr),
+        "batch_size": int(batch_size),
+        "test_accuracy": accuracy,
+        "final_loss": history[-1]["loss"],
+        "command": command,
+        "torch": str(torch.__version__),
+    }
     out = Path(out)
     digest = save_checkpoint(out, net, meta)
-    entry = {"file": out.name, **{k: meta[k] for k in ("model", "dataset", "width", "in_shape",
-                                                        "num_classes", "seed", "epochs", "lr",
-                                                        "batch_size", "test_accuracy")},
-             "params": sum(p.numel() for p in net.parameters()), "bytes": out.stat().st_size,
-             "sha256": digest, "command": command, "torch": str(torch.__version__)}
+    entry = {
+        "file": out.name,
+        **{
+            k: meta[k]
+            for k in (
+                "model",
+                "dataset",
+                "width",
+                "in_shape",
+                "num_classes",
+                "seed",
+                "epochs",
+                "lr",
+                "batch_size",
+                "test_accuracy",
+            )
+        },
+        "params": sum(p.numel() for p in net.parameters()),
+        "bytes": out.stat().st_size,
+        "sha256": digest,
+        "command": command,
+        "torch": str(torch.__version__),
+    }
     if out.resolve().parent == CHECKPOINT_DIR.resolve():
         _update_manifest(CHECKPOINT_DIR / MANIFEST_NAME, entry)
     return entry
@@ -222,13 +281,17 @@ def _check_fits(model: nn.Module, splits: DataSplits, device: torch.device) -> N
         with torch.no_grad():
             out = model(splits.x_train[:1].to(device))
     except RuntimeError:
-        raise XtmrError(f"the model does not accept {splits.name} images of shape "
-                        f"{'×'.join(map(str, splits.in_shape))}; build it with that in_shape") from None
+        raise XtmrError(
+            f"the model does not accept {splits.name} images of shape "
+            f"{'×'.join(map(str, splits.in_shape))}; build it with that in_shape"
+        ) from None
     finally:
         model.train(was_training)
     if out.shape != (1, splits.num_classes):
-        raise XtmrError(f"the model has {out.shape[-1]} outputs but {splits.name} has "
-                        f"{splits.num_classes} classes; build it with num_classes={splits.num_classes}")
+        raise XtmrError(
+            f"the model has {out.shape[-1]} outputs but {splits.name} has "
+            f"{splits.num_classes} classes; build it with num_classes={splits.num_classes}"
+        )
 
 
 def _update_manifest(path: Path, entry: dict) -> None:

@@ -4,6 +4,7 @@ One stored word is kept three times; each copy suffers its own bit flips; the vo
 majority (``voting.majority``). ``vote_demo`` returns every copy and the result as bit strings so the
 app can show which flips the vote corrects and which it cannot (two copies wrong at the same bit).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -49,8 +50,7 @@ class VoteDemo:
         """
         rows = {"clean": self.clean, **dict(zip(COPY_NAMES, self.copies)), "vote": self.voted}
         cols = list(range(self.n_bits - 1, -1, -1))
-        return pd.DataFrame([[(w >> b) & 1 for b in cols] for w in rows.values()], index=list(rows),
-                            columns=cols)
+        return pd.DataFrame([[(w >> b) & 1 for b in cols] for w in rows.values()], index=list(rows), columns=cols)
 
 
 def vote_demo(word: int, n_bits: int, flips: Sequence[Sequence[int]]) -> VoteDemo:

@@ -1,4 +1,5 @@
 """Triple Modular Redundancy's voter: the bitwise majority of three stored copies."""
+
 from __future__ import annotations
 
 from typing import TypeVar
