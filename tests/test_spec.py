@@ -1,0 +1,58 @@
+"""CampaignSpec: normalised, hashable, checked before any work."""
+
+import pytest
+
+from xtmr_core.errors import XtmrError
+from xtmr_core.spec import CampaignSpec
+from xtmr_core.vocabulary import PLANS, SCORERS
+
+
+def test_fields_a_plan_ignores_are_normalised_so_equal_campaigns_share_a_key():
+    a = CampaignSpec("none", budget=5.0, rule="gamma", bits=(30,), per_layer=True)
+    b = CampaignSpec("none")
+    assert a == b and hash(a) == hash(b)
+    assert CampaignSpec("full", fmt="fp32", int8_granularity="tensor") == CampaignSpec("full")
+    assert CampaignSpec("lrp", 1, rule="gamma") != CampaignSpec("lrp", 1)
+    assert CampaignSpec("magnitude", 1, rule="gamma") == CampaignSpec("magnitude", 1)
+    assert CampaignSpec("bits", bits=(30, 30, 23)).bits == (23, 30)
+    assert CampaignSpec("range", guard=True) == CampaignSpec("range")
+
+
+@pytest.mark.parametrize("protect", PLANS)
+def test_every_plan_builds_and_its_point_has_no_protection(protect):
+    spec = CampaignSpec(protect, budget=2, bits=(30,), ber=1e-3, trials=7, seed=3)
+    point = spec.point
+    assert point.protect == "none" and (point.ber, point.trials, point.seed) == (1e-3, 7, 3)
+    assert (spec.budget == 2.0) == (protect in SCORERS)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"ber": 2},
+        {"ber": -1e-3},
+        {"budget": 101, "protect": "lrp"},
+        {"trials": 0},
+        {"trials": 2.5},
+        {"seed": -1},
+        {"seed": 2**63},
+        {"protect": "bits"},
+        {"protect": "bits", "bits": (32,)},
+        {"protect": "bits", "bits": (8,), "fmt": "int8"},
+        {"fault_bits": (40,)},
+        {"fmt": "fp64"},
+        {"protect": "tmr"},
+        {"mode": "stuck2"},
+        {"rule": "zplus", "protect": "lrp"},
+    ],
+)
+def test_bad_fields_are_one_line_errors(kwargs):
+    with pytest.raises(XtmrError) as err:
+        CampaignSpec(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_numpy_integers_are_accepted_and_stored_as_int():
+    np = pytest.importorskip("numpy")
+    spec = CampaignSpec(trials=np.int64(5), seed=np.int32(2))
+    assert type(spec.trials) is int and type(spec.seed) is int

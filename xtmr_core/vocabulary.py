@@ -1,0 +1,126 @@
+"""The project's one vocabulary: every name a user can choose, and the cheap checks of user input.
+
+Torch-free and numpy-free on purpose: the CLI validates its arguments with this module before torch is
+loaded, and the engine, the pages and the tests all import their choices from here (tests parametrise
+from these tuples), so a name is typed once.
+"""
+
+from __future__ import annotations
+
+import math
+
+from xtmr_core.errors import XtmrError
+
+#: Built-in architectures (``models.build_model``).
+MODELS: tuple[str, ...] = ("mlp", "lenet5", "alexnet", "vgg16")
+#: Built-in datasets (``data.load_dataset``); ``mnist5k`` ships offline.
+DATASETS: tuple[str, ...] = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
+#: Storage formats of weight memory and their word sizes.
+FORMATS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+WORD_BITS: dict[str, int] = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
+#: Scale granularities of int8.
+INT8_GRANULARITIES: tuple[str, ...] = ("channel", "tensor")
+#: Weight-importance scorers (``scoring.score_weights``).
+SCORERS: tuple[str, ...] = ("lrp", "magnitude", "gradient", "taylor", "random")
+#: Protection plans: the scorer plans choose the top ``budget`` % weights by their scorer.
+PLANS: tuple[str, ...] = ("none", *SCORERS, "full", "bits", "range")
+#: LRP rules.
+RULES: tuple[str, ...] = ("epsilon", "gamma", "alpha1beta0")
+#: Fault modes: a faulty bit is inverted, or reads as 0, or as 1.
+MODES: tuple[str, ...] = ("flip", "stuck0", "stuck1")
+#: Devices a user may ask for.
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+#: Largest seed (numpy's SeedSequence takes any non-negative int; 2^63 keeps it a signed 64-bit value).
+MAX_SEED = 2**63
+
+
+def check_choice(kind: str, value: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ``XtmrError`` naming the choices."""
+    if value not in choices:
+        raise XtmrError(f"unknown {kind} {value!r}: choose one of {', '.join(choices)}")
+    return value
+
+
+def check_format(fmt: str) -> str:
+    """Return ``fmt`` if it is a known storage format, else raise ``XtmrError``."""
+    return check_choice("format", fmt, FORMATS)
+
+
+def check_ber(ber: float) -> float:
+    """Return the bit error rate as a float if it lies in [0, 1], else raise ``XtmrError``."""
+    if isinstance(ber, bool) or not isinstance(ber, (int, float)) or not 0.0 <= float(ber) <= 1.0:
+        raise XtmrError(f"BER must be a number in [0, 1], got {ber!r}")
+    return float(ber)
+
+
+def check_budget(budget: float) -> float:
+    """Return ``budget`` (percent of weights) as a float if it lies in [0, 100], else raise ``XtmrError``."""
+    try:
+        value = float(budget)
+    except (TypeError, ValueError):
+        raise XtmrError(f"budget must be a percentage in [0, 100], got {budget!r}") from None
+    if not 0.0 <= value <= 100.0:
+        raise XtmrError(f"budget must be a percentage in [0, 100], got {budget!r}")
+    return value
+
+
+def check_seed(seed: int) -> int:
+    """Return ``seed`` if it is an integer in [0, 2^63), else raise ``XtmrError``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
+        raise XtmrError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+    return seed
+
+
+def check_trials(trials: int) -> int:
+    """Return ``trials`` if it is an integer of at least 1, else raise ``XtmrError``."""
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise XtmrError(f"trials must be an integer of at least 1, got {trials!r}")
+    return trials
+
+
+def check_accuracy_target(target: float) -> float:
+    """Return a target accuracy if it lies in [0, 1], else raise ``XtmrError``."""
+    if not isinstance(target, (int, float)) or math.isnan(target) or not 0.0 <= target <= 1.0:
+        raise XtmrError(f"target is an accuracy in [0, 1] (e.g. 0.95), got {target!r}")
+    return float(target)
+
+
+def parse_bits(text: str) -> tuple[int, ...]:
+    """Parse bit positions like ``"30"``, ``"23-31"`` or ``"0,7,30-31"`` into a sorted tuple.
+
+    Raises:
+        XtmrError: on anything else.
+    """
+    out: list[int] = []
+    try:
+        for part in str(text).replace(" ", "").split(","):
+            if not part:
+                continue
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if lo > hi:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise XtmrError(f"bad bit positions {text!r}: use e.g. 30, 23-31 or 0,7,30-31") from None
+    if not out or min(out) < 0:
+        raise XtmrError(f"bad bit positions {text!r}: use e.g. 30, 23-31 or 0,7,30-31")
+    return tuple(sorted(set(out)))
+
+
+def check_bits(bits: tuple[int, ...], fmt: str, what: str = "bit position") -> tuple[int, ...]:
+    """Return ``bits`` sorted and de-duplicated if every position exists in a word of ``fmt``.
+
+    Raises:
+        XtmrError: an empty list, or a position outside ``0 .. WORD_BITS[fmt] - 1``.
+    """
+    n = WORD_BITS[check_format(fmt)]
+    if not bits:
+        raise XtmrError(f"no {what}s given: use e.g. 30, 23-31 or 0,7,30-31")
+    bad = [b for b in bits if not 0 <= int(b) < n]
+    if bad:
+        raise XtmrError(f"{what} {bad[0]} outside 0..{n - 1} for a {n}-bit format")
+    return tuple(sorted({int(b) for b in bits}))
