@@ -25,11 +25,13 @@ from xtmr_core.errors import XtmrError
 from xtmr_core.experiment import Experiment
 from xtmr_core.formats import FORMATS, WORD_BITS, bit_roles
 from xtmr_core.layers_view import protected_per_layer
-from xtmr_core.protection import SCORER_PLANS, Overhead, overhead
+from xtmr_core.protection import Overhead, overhead
 from xtmr_core.relevance import input_relevance, lrp_weight_relevance
 from xtmr_core.scoring import topk_overlap
 from xtmr_core.sensitivity import FlipOutcome, flip_one
 from xtmr_core.session_checkpoints import digest
+from xtmr_core.spec import CampaignSpec
+from xtmr_core.vocabulary import SCORERS
 
 # ---------------------------------------------------------------- settings shared by the pages
 
@@ -248,13 +250,13 @@ def scores(exp: Experiment, scorer: str, rule: str = "epsilon") -> np.ndarray:
         return exp.scores(scorer, rule)
 
 
-def _plan_args(protect: str, budget: float, bits: tuple[int, ...] | None, rule: str) -> tuple:
-    """Normalise arguments that a plan ignores, so equal plans share cache entries."""
-    return (
-        float(budget) if protect in SCORER_PLANS else 0.0,
-        tuple(bits) if protect == "bits" and bits else None,
-        rule if protect == "lrp" else "epsilon",
-    )
+def _spec(exp: Experiment, protect: str, budget: float, fmt: str, **fields) -> CampaignSpec:
+    """The configuration as a ``CampaignSpec`` (normalised, so equal plans share cache entries); a scorer
+    plan's scores are computed first, under a spinner."""
+    spec = CampaignSpec(protect, budget, fmt=fmt, **fields)
+    if spec.protect in SCORERS:
+        scores(exp, spec.protect, spec.rule)
+    return spec
 
 
 def campaign(
@@ -273,45 +275,15 @@ def campaign(
     fault_bits: tuple[int, ...] | None = None,
     ci_target: float | None = None,
 ) -> CampaignResult:
-    """``Experiment.evaluate`` for one configuration, cached across sessions by its configuration."""
-    budget, bits, rule = _plan_args(protect, budget, bits, rule)
-    if protect in SCORER_PLANS:
-        scores(exp, protect, rule)
-    return _campaign(
-        exp_key,
-        protect,
-        budget,
-        float(ber),
-        fmt,
-        int(trials),
-        int(seed),
-        bits,
-        rule,
-        mode,
-        tuple(fault_bits) if fault_bits else None,
-        ci_target,
-        exp,
-    )
+    """``Experiment.evaluate`` for one configuration, cached across sessions by its ``CampaignSpec``."""
+    faults = dict(ber=ber, trials=trials, seed=seed, mode=mode, fault_bits=tuple(fault_bits) if fault_bits else None)
+    spec = _spec(exp, protect, budget, fmt, bits=bits, rule=rule, **faults)
+    return _campaign(exp_key, spec, ci_target, exp)
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
-def _campaign(
-    exp_key, protect, budget, ber, fmt, trials, seed, bits, rule, mode, fault_bits, ci_target, _exp: Experiment
-) -> CampaignResult:
-    return _exp.evaluate(
-        protect,
-        budget,
-        ber,
-        fmt,
-        trials=trials,
-        seed=seed,
-        bits=bits,
-        rule=rule,
-        mode=mode,
-        fault_bits=fault_bits,
-        ci_target=ci_target,
-        min_trials=min(5, trials),
-    )
+def _campaign(exp_key: str, spec: CampaignSpec, ci_target: float | None, _exp: Experiment) -> CampaignResult:
+    return _exp.evaluate(spec, ci_target=ci_target, min_trials=min(5, spec.trials))
 
 
 def protected_layers(
@@ -325,15 +297,12 @@ def protected_layers(
     rule: str = "epsilon",
 ) -> pd.DataFrame:
     """Per layer, how many weights the plan protects (cached)."""
-    budget, bits, rule = _plan_args(protect, budget, bits, rule)
-    if protect in SCORER_PLANS:
-        scores(exp, protect, rule)
-    return _protected_layers(exp_key, protect, budget, fmt, bits, rule, exp)
+    return _protected_layers(exp_key, _spec(exp, protect, budget, fmt, bits=bits, rule=rule), exp)
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
-def _protected_layers(exp_key, protect, budget, fmt, bits, rule, _exp: Experiment) -> pd.DataFrame:
-    return protected_per_layer(_exp.layout, _exp.plan(protect, fmt, budget, bits=bits, rule=rule))
+def _protected_layers(exp_key: str, spec: CampaignSpec, _exp: Experiment) -> pd.DataFrame:
+    return protected_per_layer(_exp.layout, _exp.plan(spec))
 
 
 def plan_overhead(
@@ -347,16 +316,12 @@ def plan_overhead(
     rule: str = "epsilon",
 ) -> Overhead:
     """``protection.overhead`` of a plan, without running a campaign (cached)."""
-    budget, bits, rule = _plan_args(protect, budget, bits, rule)
-    if protect in SCORER_PLANS:
-        scores(exp, protect, rule)
-    return _plan_overhead(exp_key, protect, budget, fmt, bits, rule, exp)
+    return _plan_overhead(exp_key, _spec(exp, protect, budget, fmt, bits=bits, rule=rule), exp)
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
-def _plan_overhead(exp_key, protect, budget, fmt, bits, rule, _exp: Experiment) -> Overhead:
-    plan = _exp.plan(protect, fmt, budget, bits=bits, rule=rule)
-    return overhead(plan, _exp.n_weights, WORD_BITS[fmt], len(_exp.layout.names))
+def _plan_overhead(exp_key: str, spec: CampaignSpec, _exp: Experiment) -> Overhead:
+    return overhead(_exp.plan(spec), _exp.n_weights, WORD_BITS[spec.fmt], len(_exp.layout.names))
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)

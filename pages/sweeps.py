@@ -79,19 +79,28 @@ def _bits_input(tag: str, protects: list[str]) -> tuple[int, ...] | None:
 
 def _run(tag: str, protects: list[str], budgets: list[float], bers: list[float], bits) -> None:
     """Run every point of the grid through the cached campaign, keeping finished rows in the session."""
-    points = grid(list(dict.fromkeys(["none", *protects])), budgets, bers, [fmt])
+    points = grid(list(dict.fromkeys(["none", *protects])), budgets, bers, [fmt], bits=bits)
     stop = st.empty()
     stop.button("Stop sweep", key=f"{tag}_stop", help="Stops after the current campaign; finished points stay cached.")
     bar = st.progress(0.0, text=f"0 of {len(points)} campaigns")
     rows: list[dict] = []
     st.session_state[f"{tag}_partial"] = (rows, len(points))
-    for i, (f, protect, budget, ber) in enumerate(points):
+    for i, spec in enumerate(points):
         r = app_state.campaign(
-            choice.key, exp, protect, budget, ber, f, trials=trials, bits=bits, rule=app_state.setting("rule")
+            choice.key,
+            exp,
+            spec.protect,
+            spec.budget,
+            spec.ber,
+            spec.fmt,
+            trials=trials,
+            bits=bits,
+            rule=app_state.setting("rule"),
         )
         rows.append(result_row(exp, r))
         bar.progress(
-            (i + 1) / len(points), text=f"{i + 1} of {len(points)} campaigns ({r.plan} at BER {app_state.fmt_ber(ber)})"
+            (i + 1) / len(points),
+            text=f"{i + 1} of {len(points)} campaigns ({r.plan} at BER {app_state.fmt_ber(spec.ber)})",
         )
     st.session_state.pop(f"{tag}_partial", None)
     st.session_state[f"{tag}_table"] = add_reliability(pd.DataFrame(rows, columns=COLUMNS))
@@ -172,7 +181,7 @@ with tab_ber:
     except XtmrError as e:
         st.error(str(e))
         bits, plans = None, []
-    n_points = len(grid(["none", *plans], [budget], bers, [fmt]))
+    n_points = len(grid(["none", *plans], [budget], bers, [fmt], bits=bits))
     if st.button(f"Run {n_points} campaigns × {trials} trials", key="swb_run", type="primary", disabled=not plans):
         _run("swb", plans, [budget], bers, bits)
     table = _table("swb")

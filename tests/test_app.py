@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 import app_state
 from xtmr_core.formats import FORMATS
+from xtmr_core.spec import CampaignSpec
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 180  # the first run loads data and computes LRP scores on a shared 2-core machine
@@ -83,7 +84,7 @@ def test_a_session_renders_the_same_numbers_while_another_thread_injects():
         try:
             seed = 100
             while not stop.is_set():
-                exp.evaluate("none", 0.0, 1e-2, "fp32", trials=1, seed=seed)
+                exp.evaluate(CampaignSpec("none", 0.0, 1e-2, "fp32", trials=1, seed=seed))
                 seed += 1
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)

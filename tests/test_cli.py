@@ -20,7 +20,7 @@ BAD = [
     (["evaluate", "--protect", "best"], "invalid choice"),
     (["evaluate", "--ber", "abc"], "invalid float"),
     (["evaluate", "--trials", "0"], "trials"),
-    (["evaluate", "--protect", "bits"], "needs bit positions"),
+    (["evaluate", "--protect", "bits"], "no bit positions given"),
     (["evaluate", "--protect", "bits", "--bits", "40"], "outside"),
     (["evaluate", "--checkpoint", "/nonexistent/x.pt"], "x.pt"),
     (["sweep", "--bers", "1e-4,7"], "BER must be"),

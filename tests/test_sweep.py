@@ -6,14 +6,18 @@ import pandas as pd
 import pytest
 
 from xtmr_core.errors import XtmrError
+from xtmr_core.spec import CampaignSpec
 from xtmr_core.sweep import add_reliability, check_sweep, grid, iso_table, run_sweep
 
 
 def test_grid_runs_budgetless_plans_once_and_repeated_values_once():
     points = grid(["none", "lrp", "full"], [1, 5], [1e-4, 1e-3], ["fp32"])
     assert len(points) == 2 * (1 + 2 + 1)
-    assert ("fp32", "lrp", 5.0, 1e-3) in points and ("fp32", "full", 0.0, 1e-4) in points
-    assert grid(["none", "none"], [1], [1e-4, 0.0001], ["fp32", "fp32"]) == [("fp32", "none", 0.0, 1e-4)]
+    assert CampaignSpec("lrp", 5.0, 1e-3) in points and CampaignSpec("full", 0.0, 1e-4) in points
+    assert grid(["none", "none"], [1], [1e-4, 0.0001], ["fp32", "fp32"]) == [CampaignSpec("none", 0.0, 1e-4)]
+    assert grid(["lrp"], [1], [1e-4], ["int8"], trials=3, rule="gamma") == [
+        CampaignSpec("lrp", 1.0, 1e-4, "int8", trials=3, rule="gamma")
+    ]
 
 
 def test_a_sweep_applies_the_fault_mode_and_bits_to_every_point():

@@ -11,15 +11,28 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from xtmr_core.errors import XtmrError
-
-_MODELS = ("mlp", "lenet5", "alexnet", "vgg16")
-_DATASETS = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
-_FORMATS = ("fp32", "fp16", "bf16", "int8")
-_PLANS = ("none", "lrp", "magnitude", "gradient", "taylor", "random", "full", "bits", "range")
+from xtmr_core.spec import CampaignSpec, grid
+from xtmr_core.vocabulary import (
+    DATASETS,
+    DEVICES,
+    FORMATS,
+    INT8_GRANULARITIES,
+    MODELS,
+    MODES,
+    PLANS,
+    RULES,
+    check_accuracy_target,
+    check_ber,
+    check_budget,
+    check_seed,
+    check_trials,
+    parse_bits,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,8 +66,6 @@ def _names(choices: Sequence[str]):
 
 
 def _bits(text: str) -> tuple[int, ...]:
-    from xtmr_core.protection import parse_bits
-
     try:
         return parse_bits(text)
     except XtmrError as e:
@@ -62,18 +73,18 @@ def _bits(text: str) -> tuple[int, ...]:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=_MODELS, default="lenet5", help="architecture (default lenet5)")
-    p.add_argument("--dataset", choices=_DATASETS, default="mnist5k", help="dataset (default mnist5k, offline)")
+    p.add_argument("--model", choices=MODELS, default="lenet5", help="architecture (default lenet5)")
+    p.add_argument("--dataset", choices=DATASETS, default="mnist5k", help="dataset (default mnist5k, offline)")
     p.add_argument("--checkpoint", help="a checkpoint file (default: the shipped one for model+dataset)")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if present, else cpu")
+    p.add_argument("--device", choices=DEVICES, help="default: cuda if present, else cpu")
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the faults (trial t uses (seed, t)) and of random scores"
     )
-    p.add_argument("--rule", choices=("epsilon", "gamma", "alpha1beta0"), default="epsilon", help="LRP rule")
+    p.add_argument("--rule", choices=RULES, default="epsilon", help="LRP rule")
     p.add_argument("--per-layer", action="store_true", help="rank weights within each layer, not globally")
     p.add_argument("--bits", type=_bits, help="protected bit positions for --protect bits, e.g. 30 or 23-31")
     p.add_argument("--fault-bits", type=_bits, help="only these bit positions can fail (default: all)")
-    p.add_argument("--mode", choices=("flip", "stuck0", "stuck1"), default="flip", help="fault type")
+    p.add_argument("--mode", choices=MODES, default="flip", help="fault type")
     p.add_argument("--trials", type=int, default=20, help="trials per configuration")
     p.add_argument("--ci-target", type=float, help="stop early once the 95%% CI half-width is below this")
 
@@ -84,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model and save a checkpoint")
-    t.add_argument("--model", choices=_MODELS, default="lenet5")
-    t.add_argument("--dataset", choices=_DATASETS, default="mnist5k")
+    t.add_argument("--model", choices=MODELS, default="lenet5")
+    t.add_argument("--dataset", choices=DATASETS, default="mnist5k")
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--batch-size", type=int, default=64)
@@ -95,20 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="one fault campaign: accuracy under faults with a protection plan")
     _add_model_args(e)
-    e.add_argument("--format", choices=_FORMATS, default="fp32", help="how weights are stored")
-    e.add_argument("--int8-granularity", choices=("channel", "tensor"), default="channel")
+    e.add_argument("--format", choices=FORMATS, default="fp32", help="how weights are stored")
+    e.add_argument("--int8-granularity", choices=INT8_GRANULARITIES, default="channel")
     e.add_argument("--ber", type=float, default=1e-4, help="bit error rate in [0, 1]")
-    e.add_argument("--protect", choices=_PLANS, default="none", help="protection plan")
+    e.add_argument("--protect", choices=PLANS, default="none", help="protection plan")
     e.add_argument("--budget", type=float, default=1.0, help="percent of weights protected by a scorer plan")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--export-faults", metavar="CSV", help="write trial 0's fault list (layer, index, bit, copy)")
 
     s = sub.add_parser("sweep", help="a grid of campaigns to CSV, and the budget each scorer needs")
     _add_model_args(s)
-    s.add_argument("--formats", type=_names(_FORMATS), default=["fp32"], help="e.g. fp32,int8")
+    s.add_argument("--formats", type=_names(FORMATS), default=["fp32"], help="e.g. fp32,int8")
     s.add_argument(
         "--protect",
-        type=_names(_PLANS),
+        type=_names(PLANS),
         default=["lrp", "magnitude", "random", "full"],
         help="plans, comma-separated (none is always added)",
     )
@@ -118,16 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="sweep.csv", help="CSV file to write")
 
     b = sub.add_parser("bench", help="time fault trials against a clean evaluation")
-    b.add_argument("--models", type=_names(_MODELS), default=["lenet5", "vgg16"])
+    b.add_argument("--models", type=_names(MODELS), default=["lenet5", "vgg16"])
     b.add_argument("--bers", type=_floats, default=[1e-6, 1e-4, 1e-2])
     b.add_argument("--repeats", type=int, default=20, help="timed repetitions per cell (median)")
-    b.add_argument("--device", choices=("cpu", "cuda"))
+    b.add_argument("--device", choices=DEVICES)
 
     r = sub.add_parser("report", help="reproduce the paper's experiment into docs/REPRODUCTION.md")
     r.add_argument("--quick", action="store_true", help="a reduced grid (a few minutes)")
     r.add_argument("--out", default="docs", help="folder for REPRODUCTION.md, figures and CSV")
-    r.add_argument("--dataset", choices=_DATASETS, default="mnist5k")
-    r.add_argument("--models", type=_names(_MODELS), help="default: lenet5,alexnet,vgg16")
+    r.add_argument("--dataset", choices=DATASETS, default="mnist5k")
+    r.add_argument("--models", type=_names(MODELS), help="default: lenet5,alexnet,vgg16")
     return parser
 
 
@@ -166,8 +177,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         raise XtmrError(f"--epochs and --batch-size must be at least 1, got {a.epochs} and {a.batch_size}")
     if not (math.isfinite(a.lr) and a.lr > 0):
         raise XtmrError(f"--lr must be a positive number, got {a.lr}")
-    if not 0 <= a.seed < 2**63:
-        raise XtmrError(f"--seed must be an integer in [0, 2^63), got {a.seed}")
+    _flag("--seed", check_seed, a.seed)
     _check_output(a.out, "--out")
     command = "python -m xtmr_core " + shlex.join(a._argv)
     entry = train_and_save(
@@ -205,64 +215,55 @@ def _check_output(path: str | None, what: str) -> None:
         raise XtmrError(f"folder {parent} is not writable; choose another {what}")
 
 
-def _check_cheap(a: argparse.Namespace) -> None:
-    """Reject bad numbers and unwritable outputs before the (slower) model load and any long work."""
-    from xtmr_core.faults import FaultModel
-    from xtmr_core.protection import check_budget
+def _flag(flag: str, check: Callable[[Any], Any], value: Any) -> Any:
+    """``check(value)``, with the flag named in its error."""
+    try:
+        return check(value)
+    except XtmrError as e:
+        raise XtmrError(f"{flag}: {e}") from None
 
+
+def _check_cheap(a: argparse.Namespace) -> None:
+    """Reject bad numbers and unwritable outputs before torch loads, the model loads and any long work."""
     for ber in getattr(a, "bers", None) or [a.ber]:
-        FaultModel(ber)
+        _flag("--ber", check_ber, ber)
     for budget in getattr(a, "budgets", None) or [getattr(a, "budget", 0.0)]:
-        check_budget(budget)
-    if a.trials < 1:
-        raise XtmrError(f"--trials must be at least 1, got {a.trials}")
-    if not 0 <= a.seed < 2**63:
-        raise XtmrError(f"--seed must be an integer in [0, 2^63), got {a.seed}")
-    target = getattr(a, "target", None)
-    if target is not None and not 0.0 <= target <= 1.0:
-        raise XtmrError(f"--target is an accuracy in [0, 1] (e.g. 0.95), got {target}")
+        _flag("--budget", check_budget, budget)
+    _flag("--trials", check_trials, a.trials)
+    _flag("--seed", check_seed, a.seed)
+    if getattr(a, "target", None) is not None:
+        _flag("--target", check_accuracy_target, a.target)
     if a.ci_target is not None and not a.ci_target > 0:
         raise XtmrError(f"--ci-target must be a positive accuracy width (e.g. 0.02), got {a.ci_target}")
     _check_output(getattr(a, "export_faults", None), "--export-faults")
     _check_output(getattr(a, "out", None), "--out")
 
 
+def _common(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``CampaignSpec`` fields the flags shared by ``evaluate`` and ``sweep`` set."""
+    return dict(
+        trials=a.trials,
+        seed=a.seed,
+        mode=a.mode,
+        fault_bits=a.fault_bits,
+        bits=a.bits,
+        rule=a.rule,
+        per_layer=a.per_layer,
+        int8_granularity=getattr(a, "int8_granularity", "channel"),
+    )
+
+
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     _check_cheap(a)
+    spec = CampaignSpec(a.protect, a.budget, a.ber, a.format, **_common(a))
     exp = _experiment(a)
-    bar = _Progress(a.trials, f"{a.protect} @ BER {a.ber:g}")
+    bar = _Progress(spec.trials, f"{spec.protect} @ BER {spec.ber:g}")
     try:
-        r = exp.evaluate(
-            a.protect,
-            a.budget,
-            a.ber,
-            a.format,
-            trials=a.trials,
-            seed=a.seed,
-            mode=a.mode,
-            fault_bits=a.fault_bits,
-            bits=a.bits,
-            rule=a.rule,
-            per_layer=a.per_layer,
-            int8_granularity=a.int8_granularity,
-            ci_target=a.ci_target,
-            progress=lambda done, total: bar.step(),
-        )
+        r = exp.evaluate(spec, ci_target=a.ci_target, progress=lambda done, total: bar.step())
     finally:
         bar.close()
     if a.export_faults:
-        plan = exp.plan(a.protect, a.format, a.budget, bits=a.bits, rule=a.rule, per_layer=a.per_layer, seed=a.seed)
-        faults = exp.faults_of_trial(
-            plan,
-            a.ber,
-            a.format,
-            seed=a.seed,
-            trial=0,
-            mode=a.mode,
-            fault_bits=a.fault_bits,
-            int8_granularity=a.int8_granularity,
-        )
-        faults.to_frame(exp.layout).to_csv(a.export_faults, index=False)
+        exp.faults_of_trial(spec, 0).to_frame(exp.layout).to_csv(a.export_faults, index=False)
     d = r.to_dict()
     d.update(model=exp.model_name, dataset=exp.dataset, checkpoint=exp.meta.get("file"))
     if a.json:
@@ -283,13 +284,13 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
-    from xtmr_core.sweep import check_sweep, grid, iso_table, run_sweep
-
     _check_cheap(a)
     protects = list(dict.fromkeys(["none", *a.protect]))
-    check_sweep(protects, a.bers, a.formats, bits=a.bits, mode=a.mode, fault_bits=a.fault_bits)
+    n_points = len(grid(protects, a.budgets, a.bers, a.formats, **_common(a)))  # checks every point, torch-free
+    from xtmr_core.sweep import iso_table, run_sweep
+
     exp = _experiment(a)
-    bar = _Progress(len(grid(protects, a.budgets, a.bers, a.formats)), "sweep")
+    bar = _Progress(n_points, "sweep")
     try:
         table = run_sweep(
             exp,
@@ -297,15 +298,9 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
             a.budgets,
             a.bers,
             a.formats,
-            trials=a.trials,
-            seed=a.seed,
-            bits=a.bits,
             ci_target=a.ci_target,
-            mode=a.mode,
-            fault_bits=a.fault_bits,
-            rule=a.rule,
-            per_layer=a.per_layer,
-            progress=lambda d, t, label: bar.step(label),
+            progress=lambda done, total, label: bar.step(label),
+            **_common(a),
         )
     finally:
         bar.close()
@@ -320,12 +315,11 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
 
 def _cmd_bench(a: argparse.Namespace) -> int:
     from xtmr_core.bench import format_table, run_bench
-    from xtmr_core.faults import FaultModel
 
     if a.repeats < 1:
         raise XtmrError(f"--repeats must be at least 1, got {a.repeats}")
     for ber in a.bers:
-        FaultModel(ber)
+        _flag("--ber", check_ber, ber)
     print(format_table(run_bench(a.models, a.bers, repeats=a.repeats, device=_device(a.device))))
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +21,14 @@ from xtmr_core.campaign import CampaignResult, run_campaign, trial_faults
 from xtmr_core.checkpoints import load_model
 from xtmr_core.data import load_dataset, reference_set
 from xtmr_core.device import default_device
-from xtmr_core.errors import XtmrError
 from xtmr_core.evaluation import accuracy, predict
 from xtmr_core.faults import FaultModel, FaultSet
-from xtmr_core.formats import WORD_BITS, check_format
 from xtmr_core.injection import FaultInjector
 from xtmr_core.memory import layout_of
-from xtmr_core.protection import SCORER_PLANS, ProtectionPlan, make_plan
+from xtmr_core.protection import ProtectionPlan, make_plan
 from xtmr_core.scoring import score_weights
+from xtmr_core.spec import CampaignSpec
+from xtmr_core.vocabulary import SCORERS, WORD_BITS, check_format
 
 
 class Experiment:
@@ -133,113 +134,59 @@ class Experiment:
         """Test accuracy of the clean model stored in ``fmt``."""
         return accuracy(self.clean_predictions(fmt, int8_granularity), self.y_test)
 
-    def plan(
-        self,
-        protect: str = "none",
-        fmt: str = "fp32",
-        budget: float = 1.0,
-        *,
-        bits: tuple[int, ...] | None = None,
-        rule: str = "epsilon",
-        per_layer: bool = False,
-        seed: int = 0,
-    ) -> ProtectionPlan:
-        """Build a protection plan for this model.
+    def plan(self, spec: CampaignSpec) -> ProtectionPlan:
+        """Build the protection plan of ``spec`` for this model (scores computed once and cached).
 
-        Args:
-            protect: one of ``protection.PLANS``.
-            fmt: storage format (decides the bits per weight).
-            budget: percent of weights, for scorer plans.
-            bits: protected bit positions, for ``bits``.
-            rule: LRP rule, for ``lrp``. per_layer: rank within each layer instead of globally.
-            seed: seed of the ``random`` scorer.
-
-        Returns:
-            The ``ProtectionPlan``.
+        The ``random`` scorer draws from ``spec.seed``; ``spec.guard`` adds the range guard on read.
         """
-        check_format(fmt)
-        scores = self.scores(protect, rule, seed) if protect in SCORER_PLANS else None
-        return make_plan(
-            protect,
-            WORD_BITS[fmt],
-            budget=budget,
+        scores = self.scores(spec.protect, spec.rule, spec.seed) if spec.protect in SCORERS else None
+        plan = make_plan(
+            spec.protect,
+            WORD_BITS[spec.fmt],
+            budget=spec.budget,
             scores=scores,
-            bits=bits,
-            offsets=self.layout.offsets if per_layer else None,
+            bits=spec.bits,
+            offsets=self.layout.offsets if spec.per_layer else None,
         )
+        return replace(plan, guard=True) if spec.guard else plan
 
     def evaluate(
         self,
-        protect: str = "none",
-        budget: float = 1.0,
-        ber: float = 1e-4,
-        fmt: str = "fp32",
+        spec: CampaignSpec,
         *,
-        trials: int = 20,
-        seed: int = 0,
-        mode: str = "flip",
-        fault_bits: tuple[int, ...] | None = None,
-        bits: tuple[int, ...] | None = None,
-        rule: str = "epsilon",
-        per_layer: bool = False,
-        int8_granularity: str = "channel",
         ci_target: float | None = None,
         min_trials: int = 10,
         progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> CampaignResult:
-        """Run a fault campaign for one configuration.
+        """Run the fault campaign ``spec`` (already checked: a ``CampaignSpec`` cannot be invalid).
 
         Args:
-            protect, budget, bits, rule, per_layer: the protection plan (see ``plan``).
-            ber: bit error rate. fmt: storage format. mode: ``flip``, ``stuck0``, ``stuck1``.
-            fault_bits: restrict faults to these bit positions (``None`` = all).
-            trials, seed, ci_target, min_trials, progress, should_stop: as in ``campaign.run_campaign``.
-            int8_granularity: ``channel`` or ``tensor`` scales for int8.
+            spec: the campaign: plan, fault model, format, trials and seed.
+            ci_target, min_trials, progress, should_stop: as in ``campaign.run_campaign``.
 
         Returns:
             The ``CampaignResult``.
-
-        Raises:
-            XtmrError: a bad BER, budget, format, plan, mode or bit position.
         """
-        if int(trials) < 1:
-            raise XtmrError(f"trials must be at least 1, got {trials}")
-        if not 0 <= int(seed) < 2**63:
-            raise XtmrError(f"seed must be an integer in [0, 2^63), got {seed}")
-        fault = FaultModel(ber, mode, tuple(fault_bits) if fault_bits else None)
-        fault.positions(WORD_BITS[check_format(fmt)])
-        plan = self.plan(protect, fmt, budget, bits=bits, rule=rule, per_layer=per_layer, seed=seed)
         return run_campaign(
-            self.injector(fmt, int8_granularity),
-            plan,
-            fault,
+            self.injector(spec.fmt, spec.int8_granularity),
+            self.plan(spec),
+            _fault_model(spec),
             self.x_test,
             self.y_test,
-            trials=trials,
-            seed=seed,
-            clean_pred=self.clean_predictions(fmt, int8_granularity),
+            trials=spec.trials,
+            seed=spec.seed,
+            clean_pred=self.clean_predictions(spec.fmt, spec.int8_granularity),
             ci_target=ci_target,
             min_trials=min_trials,
             progress=progress,
             should_stop=should_stop,
         )
 
-    def faults_of_trial(
-        self,
-        plan: ProtectionPlan,
-        ber: float,
-        fmt: str = "fp32",
-        *,
-        seed: int = 0,
-        trial: int = 0,
-        mode: str = "flip",
-        fault_bits: tuple[int, ...] | None = None,
-        int8_granularity: str = "channel",
-    ) -> FaultSet:
-        """The exact faults of one trial of a campaign (same seed, same trial = same faults)."""
-        fault = FaultModel(ber, mode, tuple(fault_bits) if fault_bits else None)
-        return trial_faults(self.injector(fmt, int8_granularity), plan, fault, seed, trial)
+    def faults_of_trial(self, spec: CampaignSpec, trial: int = 0) -> FaultSet:
+        """The exact faults of trial ``trial`` of campaign ``spec`` (same spec, same trial = same faults)."""
+        injector = self.injector(spec.fmt, spec.int8_granularity)
+        return trial_faults(injector, self.plan(spec), _fault_model(spec), spec.seed, trial)
 
     def weights_checksum(self) -> str:
         """SHA-256 of the clean model's tensors, to check that nothing ever changed them."""
@@ -248,3 +195,8 @@ class Experiment:
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         return h.hexdigest()
+
+
+def _fault_model(spec: CampaignSpec) -> FaultModel:
+    """The fault model of a campaign."""
+    return FaultModel(spec.ber, spec.mode, spec.fault_bits)

@@ -31,6 +31,7 @@ from xtmr_core.errors import XtmrError
 from xtmr_core.experiment import Experiment
 from xtmr_core.formats import WORD_BITS, sign_exponent_bits
 from xtmr_core.sensitivity import bit_sensitivity
+from xtmr_core.spec import CampaignSpec
 from xtmr_core.stats import ci_half_width, iso_reliability_cost, mean_ci
 from xtmr_core.sweep import COLUMNS, add_reliability, result_row
 
@@ -153,8 +154,9 @@ def budget_plans(grid: Grid) -> list[PlanSpec]:
     return [PlanSpec(f"{s} {b:g}%", s, float(b)) for s in grid.scorers for b in grid.budgets]
 
 
-def _key(model: str, fmt: str, spec: PlanSpec, ber: float) -> tuple:
-    return (model, fmt, spec.protect, float(spec.budget), spec.bits, float(ber))
+def _key(model: str, fmt: str, spec: PlanSpec, ber: float, trials: int = 1) -> tuple[str, CampaignSpec]:
+    """A campaign point of the report: the model and its ``CampaignSpec`` (seed 0)."""
+    return model, CampaignSpec(spec.protect, spec.budget, ber, fmt, trials=trials, bits=spec.bits)
 
 
 class _Runner:
@@ -165,18 +167,12 @@ class _Runner:
         self.rows: dict[tuple, dict] = {}
 
     def point(self, exp: Experiment, fmt: str, spec: PlanSpec, ber: float) -> dict:
-        key = _key(exp.model_name, fmt, spec, ber)
+        key = _key(exp.model_name, fmt, spec, ber, self.grid.max_trials)
         if key not in self.rows:
             self.bar.set_postfix_str(f"{exp.model_name} {fmt} {spec.name} @ {ber:g}")
             t0 = time.perf_counter()
             r = exp.evaluate(
-                spec.protect,
-                spec.budget,
-                ber,
-                fmt,
-                trials=self.grid.max_trials,
-                seed=0,
-                bits=spec.bits,
+                key[1],
                 ci_target=self.grid.ci_target,
                 min_trials=min(self.grid.min_trials, self.grid.max_trials),
             )

@@ -8,6 +8,8 @@ and checked before the engine loads.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 from xtmr_core.vocabulary import (
@@ -97,6 +99,28 @@ class CampaignSpec:
     def plan_key(self) -> tuple:
         """The plan's fields as a tuple (equal plans give equal keys)."""
         return tuple(getattr(self, name) for name in PLAN_FIELDS)
+
+
+def grid(
+    protects: Sequence[str], budgets: Sequence[float], bers: Sequence[float], formats: Sequence[str], **common: object
+) -> list[CampaignSpec]:
+    """The campaigns of a sweep, one ``CampaignSpec`` per point; plans without a budget run once.
+
+    Args:
+        protects, budgets, bers, formats: the axes of the grid.
+        common: the other ``CampaignSpec`` fields, the same at every point (trials, seed, mode, bits, ...).
+
+    Returns:
+        The distinct specs in grid order (``1e-4`` and ``0.0001`` are one BER; specs normalise the rest).
+
+    Raises:
+        XtmrError: any point that is invalid (a BER out of range, a bit position the format lacks, ...).
+    """
+    specs: list[CampaignSpec] = []
+    for fmt, protect, ber in itertools.product(formats, protects, bers):
+        for budget in budgets if protect in SCORERS else [0.0]:
+            specs.append(CampaignSpec(protect, budget, ber, fmt, **common))  # type: ignore[arg-type]
+    return list(dict.fromkeys(specs))
 
 
 def _integral(value: object) -> bool:
