@@ -4,6 +4,12 @@ import pytest
 import torch
 from torch import nn
 
+from xtmr_core.device import available_devices
+
+#: The devices tests that touch a device run on: the CPU always, CUDA too where a GPU is present, so the
+#: suite exercises CUDA on a GPU machine and skips nothing on a CPU one.
+DEVICES_PRESENT = available_devices()
+
 
 class TinyCNN(nn.Module):
     """conv(1→2, 3×3) → relu → linear(32→3): two faultable layers, 18 + 96 weights."""
@@ -32,6 +38,12 @@ def tiny_data(tiny_model):
         y = tiny_model(x).argmax(1)
     y[:20] = (y[:20] + 1) % 3  # a few wrong labels, so clean accuracy is 0.9
     return x, y
+
+
+@pytest.fixture(params=DEVICES_PRESENT)
+def device(request) -> torch.device:
+    """Each device present, in turn (parametrises every test that asks for it)."""
+    return torch.device(request.param)
 
 
 def state_bytes(model: nn.Module) -> dict:

@@ -20,12 +20,16 @@ import pandas as pd
 import torch
 from torch import nn
 
+from xtmr_core.batched import run_trials, trials_per_pass
 from xtmr_core.campaign import run_trial, trial_rng
 from xtmr_core.evaluation import predict
 from xtmr_core.experiment import Experiment
 from xtmr_core.faults import FaultModel
 from xtmr_core.models import weight_layers
 from xtmr_core.protection import make_plan
+
+#: Trials per forward pass in the batched columns on a CPU (the engine itself runs one at a time there).
+CPU_PER_PASS = 8
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -34,7 +38,7 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
         t0 = time.perf_counter()
         fn()
         if torch.cuda.is_available():
-            torch.cuda.synchronize()
+            torch.cuda.synchronize()  # GPU work is asynchronous: time it finished, not launched
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -51,12 +55,14 @@ def _restored(model: nn.Module) -> Iterator[None]:
 
 
 def _per_bit_mask_trial(model: nn.Module, x: torch.Tensor, p: float, gen: torch.Generator) -> None:
-    """Reference: one random number per stored bit, XOR the mask in place, evaluate, restore."""
+    """Reference: one random number per stored bit, XOR the mask in place, evaluate, restore.
+
+    The masks are drawn where the model is (``gen`` must be a generator of that device)."""
     with _restored(model):
-        shifts = torch.arange(32, dtype=torch.int64)
         for _, m in weight_layers(model):
             w = m.weight.data.view(-1).view(torch.int32)
-            hits = torch.rand(w.numel(), 32, generator=gen) < p
+            shifts = torch.arange(32, dtype=torch.int64, device=w.device)
+            hits = torch.rand(w.numel(), 32, generator=gen, device=w.device) < p
             mask = (hits.to(torch.int64) << shifts).sum(dim=1)
             w ^= mask.to(torch.int32)
         predict(model, x)
@@ -71,7 +77,7 @@ def _python_loop_trial(model: nn.Module, x: torch.Tensor, p: float, rnd: random.
             for i in range(w.numel()):
                 if rnd.random() < p_word:
                     bit = rnd.randrange(32)
-                    w[i] ^= torch.tensor(1 << bit if bit < 31 else -(1 << 31), dtype=torch.int32)
+                    w[i] ^= torch.tensor(1 << bit if bit < 31 else -(1 << 31), dtype=torch.int32, device=w.device)
         predict(model, x)
 
 
@@ -81,22 +87,28 @@ def run_bench(
     *,
     repeats: int = 20,
     reference_repeats: int = 3,
+    per_pass: int | None = None,
     device: torch.device | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Time clean evaluations, the engine's fault trials and the two reference injectors.
+    """Time clean evaluations, the engine's fault trials (one at a time and batched) and the two
+    reference injectors.
 
     Args:
         models: shipped models to time (on ``mnist5k``).
         bers: bit error rates.
         repeats: timed repetitions of the clean evaluation and of the engine's trial (median).
         reference_repeats: repetitions of each reference injector (they are slow).
+        per_pass: trials stacked per forward pass in the batched columns (``None``: what
+            ``batched.trials_per_pass`` chooses on a GPU, ``CPU_PER_PASS`` on a CPU, where the engine's
+            default stays one trial at a time).
         device: where to run (default: CUDA if present, else CPU).
         progress: called with a label before each cell.
 
     Returns:
         One row per (model, BER): weights, bits, mean flips, clean/trial/inject-only/reference times
-        in ms and their ratios to the clean evaluation.
+        in ms and their ratios to the clean evaluation, and trials per second one at a time and batched
+        (``per_pass`` trials per forward pass), measured in the same run.
     """
     rows = []
     for name in models:
@@ -106,6 +118,7 @@ def run_bench(
         clean_pred = exp.clean_predictions("fp32")
         plan = make_plan("none", 32)
         reference = copy.deepcopy(exp.model).eval()
+        stack = trials_per_pass(inj, x, per_pass if per_pass is not None or inj.device.type == "cuda" else CPU_PER_PASS)
         with inj.clean() as worker:
             predict(worker, x)  # warm-up
         for ber in bers:
@@ -122,6 +135,12 @@ def run_bench(
                 # skip_clean=False: always the full trial, also when no fault reached a weight
                 run_trial(inj, plan, fault, x, y, clean_pred, 0, next(counter), skip_clean=False)
 
+            def batch() -> None:
+                first = next(counter) * stack
+                run_trials(
+                    inj, plan, fault, x, y, clean_pred, 1, range(first, first + stack), per_pass=stack, skip_clean=False
+                )
+
             def inject_only() -> None:
                 faults = inj.sample(plan, fault, trial_rng(0, next(counter)))
                 index, values = inj.read(faults, plan, fault.mode)
@@ -133,8 +152,10 @@ def run_bench(
                 clean_times.append(_median_time(clean, 1))
                 trial_times.append(_median_time(trial, 1))
             t_clean, t_trial = statistics.median(clean_times), statistics.median(trial_times)
+            batch()  # warm-up (vmap traces its batching rules on the first call)
+            t_batch = _median_time(batch, max(3, repeats // 4))
             t_inject = _median_time(inject_only, repeats)
-            gen = torch.Generator().manual_seed(0)
+            gen = torch.Generator(device=inj.device).manual_seed(0)
             t_mask = _median_time(lambda: _per_bit_mask_trial(reference, x, ber, gen), reference_repeats)
             rnd = random.Random(0)
             t_loop = _median_time(lambda: _python_loop_trial(reference, x, ber, rnd), reference_repeats)
@@ -154,6 +175,9 @@ def run_bench(
                     "per_bit_mask/clean": t_mask / t_clean,
                     "python_loop_ms": 1e3 * t_loop,
                     "python_loop/clean": t_loop / t_clean,
+                    "per_pass": stack,
+                    "trials/s_one": 1.0 / t_trial,
+                    "trials/s_batched": stack / t_batch,
                 }
             )
     return pd.DataFrame(rows)
@@ -164,7 +188,7 @@ def format_table(table: pd.DataFrame) -> str:
     shown = table.copy()
     shown["ber"] = shown["ber"].map(lambda v: f"{v:g}")
     for col in shown.columns:
-        if col.endswith("_ms") or col.endswith("/clean"):
+        if col.endswith("_ms") or col.endswith("/clean") or col.startswith("trials/s"):
             shown[col] = shown[col].map(lambda v: f"{v:.3f}" if v < 10 else f"{v:.1f}")
     shown["mean_flips"] = shown["mean_flips"].map(lambda v: f"{v:.1f}")
     header = "| " + " | ".join(shown.columns) + " |"

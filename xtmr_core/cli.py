@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--width", type=float, help="width multiplier (default: the model's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, help="checkpoint file to write")
+    t.add_argument("--device", choices=DEVICES, help="where to train (default: cuda if present, else cpu)")
 
     e = sub.add_parser("evaluate", help="one fault campaign: accuracy under faults with a protection plan")
     _add_model_args(e)
@@ -132,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--models", type=_names(MODELS), default=["lenet5", "vgg16"])
     b.add_argument("--bers", type=_floats, default=[1e-6, 1e-4, 1e-2])
     b.add_argument("--repeats", type=int, default=20, help="timed repetitions per cell (median)")
-    b.add_argument("--device", choices=DEVICES)
+    b.add_argument(
+        "--per-pass", type=int, help="trials per forward pass in the batched columns (default: chosen per device)"
+    )
+    b.add_argument("--device", choices=DEVICES, help="default: cuda if present, else cpu")
 
     r = sub.add_parser("report", help="reproduce the paper's experiment into docs/REPRODUCTION.md")
     r.add_argument("--quick", action="store_true", help="a reduced grid (a few minutes)")
@@ -143,11 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _device(name: str | None):
-    import torch
+    from xtmr_core.device import resolve_device
 
-    if name == "cuda" and not torch.cuda.is_available():
-        raise XtmrError("--device cuda asked for, but no CUDA GPU is available; leave --device out")
-    return torch.device(name) if name else None
+    return resolve_device(name) if name else None
 
 
 class _Progress:
@@ -190,6 +192,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         width=a.width,
         batch_size=a.batch_size,
         command=command,
+        device=_device(a.device),
     )
     print(json.dumps(entry, indent=2))
     return 0
@@ -320,7 +323,10 @@ def _cmd_bench(a: argparse.Namespace) -> int:
         raise XtmrError(f"--repeats must be at least 1, got {a.repeats}")
     for ber in a.bers:
         _flag("--ber", check_ber, ber)
-    print(format_table(run_bench(a.models, a.bers, repeats=a.repeats, device=_device(a.device))))
+    if a.per_pass is not None and a.per_pass < 1:
+        raise XtmrError(f"--per-pass must be at least 1, got {a.per_pass}")
+    table = run_bench(a.models, a.bers, repeats=a.repeats, per_pass=a.per_pass, device=_device(a.device))
+    print(format_table(table))
     return 0
 
 

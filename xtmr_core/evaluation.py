@@ -5,22 +5,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from xtmr_core.device import eval_batch_size, faithful_fp32
+
 
 @torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
-    """Class predictions of ``model`` on ``x``.
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Class predictions of ``model`` on ``x``, computed in true fp32 (no TF32 on a GPU).
 
     A row whose logits are not all finite is a wrong answer, never a crash: its prediction is -1.
 
     Args:
         model: the model (in eval mode).
         x: inputs, already on the model's device.
-        batch_size: inputs per forward pass (250 keeps activations in cache: lenet5 evaluates the
-            1,000 mnist5k test images 1.7x faster than in one batch of 1,000 on a 2-core CPU).
+        batch_size: inputs per forward pass; ``None`` = ``device.eval_batch_size`` (250 on a CPU, the
+            whole split on a GPU).
 
     Returns:
         int64 predictions on the inputs' device.
     """
+    faithful_fp32()
+    batch_size = eval_batch_size(x.device, x.shape[0], batch_size)
     out = []
     for start in range(0, x.shape[0], batch_size):
         logits = model(x[start : start + batch_size])

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xtmr_core.device import default_device
+from xtmr_core.device import default_device, faithful_fp32
 from xtmr_core.faults import FaultModel, FaultSet, Region, sample_faults
 from xtmr_core.formats import encode
 from xtmr_core.memory import flat_weights, layout_of
@@ -64,6 +64,7 @@ class FaultInjector:
         device: torch.device | None = None,
     ) -> None:
         self.device = device or default_device()
+        faithful_fp32()  # every trial evaluates on this injector's worker: fp32 must mean fp32 there
         self.layout = layout_of(model)
         self.stored = encode(flat_weights(model), fmt, self.layout, int8_granularity)
         self.clean_values = self.stored.values()

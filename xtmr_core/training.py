@@ -182,8 +182,9 @@ def train_and_save(
     batch_size: int = 64,
     command: str = "",
     progress: bool = True,
+    device: torch.device | str | None = None,
 ) -> dict:
-    """Build, train (on the CPU or ``default_device()``), evaluate and save a model.
+    """Build, train (on ``device``, default ``default_device()``), evaluate and save a model.
 
     The model is initialised under ``torch.manual_seed(seed)`` (inside ``fork_rng``), trained with
     ``train_model``, evaluated on the test split on the CPU, and saved with ``save_checkpoint``.
@@ -197,6 +198,7 @@ def train_and_save(
         width: width multiplier; ``None`` = ``default_width(model)``.
         command: the command line that reproduces this run, recorded in meta and manifest.
         progress: show a tqdm progress bar on stderr.
+        device: where to train (``None`` = ``default_device()``); the test accuracy is measured on the CPU.
 
     Returns:
         The manifest entry: ``{"file", "model", "dataset", "width", "in_shape", "num_classes",
@@ -222,7 +224,9 @@ def train_and_save(
                 bar.set_postfix(epoch=rec["epoch"], test_acc=f"{rec['test_accuracy']:.4f}")
 
     try:
-        history = train_model(net, splits, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=callback)
+        history = train_model(
+            net, splits, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=callback, device=device
+        )
     finally:
         if bar is not None:
             bar.close()
