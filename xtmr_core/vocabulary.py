@@ -28,6 +28,8 @@ PLANS: tuple[str, ...] = ("none", *SCORERS, "full", "bits", "range")
 RULES: tuple[str, ...] = ("epsilon", "gamma", "alpha1beta0")
 #: Fault modes: a faulty bit is inverted, or reads as 0, or as 1.
 MODES: tuple[str, ...] = ("flip", "stuck0", "stuck1")
+#: The paired verdicts of a plan against another (``stats.verdict``), in this order: helps, hurts, noise.
+VERDICTS: tuple[str, ...] = ("helps", "hurts", "within noise")
 #: Devices a user may ask for.
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
