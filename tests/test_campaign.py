@@ -8,11 +8,11 @@ import torch
 from conftest import same_state, state_bytes
 
 from xtmr_core import campaign as campaign_mod
-from xtmr_core.campaign import run_campaign, trial_faults
+from xtmr_core.campaign import run_campaign, run_point, trial_faults
 from xtmr_core.faults import FaultModel
 from xtmr_core.injection import FaultInjector
 from xtmr_core.protection import make_plan
-from xtmr_core.stats import mean_ci
+from xtmr_core.stats import mean_interval, paired_interval, ratio_interval
 
 CPU = torch.device("cpu")
 
@@ -35,7 +35,9 @@ def test_campaign_summary_matches_its_trials_and_is_reproducible(tiny_model, tin
     assert a.accuracies == b.accuracies and a.flips == b.flips and a.accuracies != c.accuracies
     d = a.to_dict()
     assert d["mean_accuracy"] == pytest.approx(np.mean(a.accuracies))
-    assert d["ci95"] == pytest.approx(list(np.clip(mean_ci(a.accuracies), 0, 1)))
+    iv = mean_interval(a.accuracies, np.stack(a.correct)).clipped()
+    assert d["ci95"] == pytest.approx([iv.low, iv.high]) and d["interval"]["half_width"] == pytest.approx(iv.half_width)
+    assert np.allclose([c.mean() for c in a.correct], a.accuracies)
     assert d["min_accuracy"] == min(a.accuracies) and d["trials"] == 12
     assert d["mean_bit_flips"] == pytest.approx(
         np.mean([trial_faults(inj, plan, fault, 4, t).count for t in range(12)])
@@ -67,16 +69,49 @@ def test_full_tmr_recovers_what_no_protection_loses(tiny_model, tiny_data):
     assert full.overhead.copies_pct == pytest.approx(200)
 
 
-def test_early_stop_once_the_ci_is_narrow(tiny_model, tiny_data):
+def test_a_campaign_runs_a_fixed_number_of_trials_unless_cancelled(tiny_model, tiny_data):
     x, y = tiny_data
     inj = FaultInjector(tiny_model, "fp32", device=CPU)
-    r = run_campaign(inj, make_plan("none", 32), FaultModel(1e-6), x, y, trials=100, ci_target=0.05, min_trials=5)
-    # every trial identical (no flip at this BER): zero spread, so 3x min_trials before stopping
-    assert r.stopped_early and r.trials == 15 and len(set(r.accuracies)) == 1
-    varied = run_campaign(inj, make_plan("none", 32), FaultModel(0.003), x, y, trials=200, ci_target=0.05, min_trials=5)
-    assert varied.stopped_early and 5 <= varied.trials < 200 and len(set(varied.accuracies)) > 1
+    r = run_campaign(inj, make_plan("none", 32), FaultModel(1e-6), x, y, trials=15)
+    assert r.trials == 15 and not hasattr(r, "stopped_early")
     stopped = run_campaign(inj, make_plan("none", 32), FaultModel(1e-6), x, y, trials=100, should_stop=lambda: True)
     assert stopped.trials == 1
+
+
+def test_a_point_runs_every_plan_on_the_same_trials_and_pairs_them(tiny_model, tiny_data):
+    x, y = tiny_data
+    inj = FaultInjector(tiny_model, "fp32", device=CPU)
+    fault = FaultModel(0.01)
+    plans = [make_plan("lrp", 32, budget=20, scores=np.abs(inj.clean_values)), make_plan("full", 32)]
+    seen = []
+    point = run_point(inj, plans, fault, x, y, trials=12, seed=3, on_trial=lambda p: seen.append(p.trials))
+    assert [r.protect for r in point.results] == ["none", "lrp", "full"] and seen == list(range(1, 13))
+    assert {r.trials for r in point.results} == {12}
+    # each plan alone gives exactly its column of the point: same (seed, trial), same primary faults
+    for plan, r in zip([make_plan("none", 32), *plans], point.results):
+        assert run_campaign(inj, plan, fault, x, y, trials=12, seed=3).accuracies == r.accuracies
+    for t in range(12):
+        prim = [trial_faults(inj, p, fault, 3, t) for p in [make_plan("none", 32), *plans]]
+        assert all(np.array_equal(f.weight[f.copy == 0], prim[0].weight) for f in prim)
+    base, lrp = point.results[0], point.results[1]
+    diff = point.difference("lrp 20%")
+    assert diff == paired_interval(lrp.accuracies, base.accuracies, np.stack(lrp.correct), np.stack(base.correct))
+    assert diff.estimate == pytest.approx(np.mean(np.subtract(lrp.accuracies, base.accuracies)))
+    assert point.recovered(1) == ratio_interval(
+        "recovered",
+        lrp.accuracies,
+        base.accuracies,
+        base.clean_accuracy,
+        np.stack(lrp.correct),
+        np.stack(base.correct),
+        base.clean_correct,
+    )
+    assert point.verdict(2) == "helps" and point.results[2].mean_accuracy > base.mean_accuracy
+    assert point.difference(1, k=5).n == 5
+    d = point.to_dict()
+    assert d["trials"] == 12 and [p["trials"] for p in d["plans"]] == [12] * 3 and "difference" in d["plans"][1]
+    stopped = run_point(inj, plans, fault, x, y, trials=50, should_stop=lambda: True)
+    assert [r.trials for r in stopped.results] == [1, 1, 1]
 
 
 def test_clean_model_is_bit_identical_after_a_campaign_that_raised(tiny_model, tiny_data, monkeypatch):

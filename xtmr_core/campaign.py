@@ -1,9 +1,14 @@
-"""Fault campaigns: N seeded trials of one configuration, summarised with a confidence interval."""
+"""Fault campaigns: N seeded trials of one configuration, and paired grid points (all plans of one point on
+the same trials), summarised with intervals that count trials and test images (``stats``).
+
+A grid point is stopped as a whole, after a fixed number of trials: per-plan early stopping biased means
+upward (it stopped before the rare catastrophic trial showed up) and compared plans on different trials.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,8 +17,10 @@ import torch
 from xtmr_core.evaluation import accuracy, mismatch, predict
 from xtmr_core.faults import FaultModel, FaultSet
 from xtmr_core.injection import FaultInjector
-from xtmr_core.protection import Overhead, ProtectionPlan, overhead
-from xtmr_core.stats import ci_half_width, mean_ci
+from xtmr_core.protection import Overhead, ProtectionPlan, make_plan, overhead
+from xtmr_core.stats import Interval, mean_interval, paired_interval, ratio_interval, verdict
+from xtmr_core.stats import matching_budget as stats_matching_budget
+from xtmr_core.strata import Strata, stratified_faults
 
 
 def trial_rng(seed: int, trial: int) -> np.random.Generator:
@@ -29,15 +36,22 @@ def trial_faults(injector: FaultInjector, plan: ProtectionPlan, fault: FaultMode
 
 @dataclass
 class CampaignResult:
-    """The outcome of one campaign.
+    """The outcome of one campaign, with its per-trial data (for distributions and paired comparisons).
 
     Attributes:
         protect, plan, budget, ber, format, mode: the configuration (``plan`` is the human label).
         clean_accuracy: accuracy of the clean model stored in this format, without faults.
         accuracies, mismatches, flips: per-trial accuracy, mismatch rate against the clean model's
             predictions, and number of faulty stored bits.
+        correct: per-trial per-image correctness (bool arrays over the test split), for the test-set
+            term of the intervals; may be empty (e.g. results built from a table), then intervals count
+            trials only.
+        clean_correct: the clean model's per-image correctness (for the recovered share's image term).
         overhead: the plan's memory overhead.
-        seed: the campaign seed. stopped_early: whether the CI target ended it before ``trials``.
+        seed: the campaign seed.
+        strata, stratum_weights: for a stratified campaign (``strata.py``), each trial's stratum and the
+            strata's exact probabilities; the mean is then ``sum_s w_s mean_s``, not the plain mean.
+            ``None`` for plain Monte Carlo.
     """
 
     protect: str
@@ -52,7 +66,10 @@ class CampaignResult:
     accuracies: list[float] = field(default_factory=list)
     mismatches: list[float] = field(default_factory=list)
     flips: list[int] = field(default_factory=list)
-    stopped_early: bool = False
+    correct: list[np.ndarray] = field(default_factory=list, repr=False)
+    clean_correct: np.ndarray | None = field(default=None, repr=False)
+    strata: list[int] | None = None
+    stratum_weights: tuple[float, ...] | None = None
 
     @property
     def trials(self) -> int:
@@ -61,14 +78,39 @@ class CampaignResult:
 
     @property
     def mean_accuracy(self) -> float:
-        """Mean accuracy over trials."""
+        """Mean accuracy over trials (the strata-weighted mean for a stratified campaign)."""
+        return self.interval().estimate if self.strata is not None else self.plain_mean()
+
+    def plain_mean(self) -> float:
+        """The unweighted mean of the per-trial accuracies."""
         return float(np.mean(self.accuracies)) if self.accuracies else math.nan
+
+    def design(self, k: int | None = None) -> dict:
+        """The ``strata``/``weights`` keywords of the ``stats`` interval functions for the first ``k`` trials."""
+        if self.strata is None:
+            return {}
+        k = self.trials if k is None else k
+        return {"strata": self.strata[:k], "weights": self.stratum_weights}
+
+    def correct_matrix(self, k: int | None = None) -> np.ndarray | None:
+        """Per-image correctness of the first ``k`` trials as an ``k x images`` array (``None`` if not kept)."""
+        k = self.trials if k is None else min(int(k), self.trials)
+        if len(self.correct) < k or k == 0:
+            return None
+        return np.stack(self.correct[:k])
+
+    def interval(self, k: int | None = None, confidence: float = 0.95) -> Interval:
+        """Mean accuracy of the first ``k`` trials (all by default) with its interval (trials and test
+        images, ``stats.mean_interval``), clipped to [0, 1]. Cheap (~1-2 ms): the app may call it after
+        every trial of a streaming campaign."""
+        k = self.trials if k is None else min(int(k), self.trials)
+        return mean_interval(self.accuracies[:k], self.correct_matrix(k), confidence, **self.design(k)).clipped()
 
     @property
     def ci95(self) -> tuple[float, float]:
-        """95% confidence interval of the mean accuracy, clipped to [0, 1] (accuracy cannot leave it)."""
-        lo, hi = mean_ci(self.accuracies)
-        return (lo, hi) if math.isnan(lo) else (max(0.0, lo), min(1.0, hi))
+        """95% interval of the mean accuracy (``interval()``'s ends), clipped to [0, 1]."""
+        iv = self.interval()
+        return (iv.low, iv.high)
 
     @property
     def min_accuracy(self) -> float:
@@ -86,11 +128,14 @@ class CampaignResult:
         return float(np.mean(self.flips)) if self.flips else math.nan
 
     def to_dict(self) -> dict:
-        """A JSON-ready summary (NaN becomes ``None``)."""
+        """A JSON-ready summary (NaN becomes ``None``): the configuration, the per-trial lists, and
+        ``interval`` (``Interval.to_dict``: estimate, low, high, half_width, confidence, n, image_se);
+        ``ci95`` repeats its ends."""
 
         def clean(v):
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
+        iv = self.interval()
         return {
             "protect": self.protect,
             "plan": self.plan,
@@ -102,7 +147,8 @@ class CampaignResult:
             "trials": self.trials,
             "clean_accuracy": self.clean_accuracy,
             "mean_accuracy": clean(self.mean_accuracy),
-            "ci95": [clean(v) for v in self.ci95],
+            "ci95": [clean(iv.low), clean(iv.high)],
+            "interval": iv.to_dict(),
             "min_accuracy": clean(self.min_accuracy),
             "mismatch_rate": clean(self.mismatch_rate),
             "mean_bit_flips": clean(self.mean_bit_flips),
@@ -110,10 +156,50 @@ class CampaignResult:
             "protected_bits": self.overhead.protected_bits,
             "overhead_pct": self.overhead.copies_pct,
             "overhead_with_index_pct": self.overhead.with_index_pct,
-            "stopped_early": self.stopped_early,
             "accuracies": list(self.accuracies),
+            "mismatches": list(self.mismatches),
             "flips": list(self.flips),
+            "strata": None if self.strata is None else list(self.strata),
+            "stratum_weights": None if self.stratum_weights is None else list(self.stratum_weights),
         }
+
+
+def trial_outcome(
+    injector: FaultInjector,
+    plan: ProtectionPlan,
+    fault: FaultModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clean_pred: torch.Tensor,
+    seed: int,
+    trial: int,
+    *,
+    skip_clean: bool = True,
+    faults: FaultSet | None = None,
+) -> tuple[float, float, int, np.ndarray]:
+    """One trial: sample faults, read the voted weights back, evaluate, restore.
+
+    Args:
+        injector, plan, fault: what is faulted, how it is protected, how it fails.
+        x, y: the test split. clean_pred: the clean model's predictions on ``x``.
+        seed, trial: which trial (its faults depend on these alone).
+        skip_clean: when every weight reads back bit-identical to the clean one (no fault, or every
+            fault outvoted or masked), reuse ``clean_pred`` instead of evaluating: same result, no cost.
+        faults: use these faults instead of sampling trial ``(seed, trial)`` (stratified sampling).
+
+    Returns:
+        ``(accuracy, mismatch, faulty_bits, correct)``; ``correct`` is the per-image correctness (bool, numpy).
+    """
+    if faults is None:
+        faults = trial_faults(injector, plan, fault, seed, trial)
+    index, values = injector.read(faults, plan, fault.mode)
+    if skip_clean and np.array_equal(values.view(np.uint32), injector.clean_values[index].view(np.uint32)):
+        pred = clean_pred
+    else:
+        with injector.applied(index, values) as model:
+            pred = predict(model, x)
+    correct = (pred == y).cpu().numpy()
+    return accuracy(pred, y), mismatch(pred, clean_pred), faults.count, correct
 
 
 def run_trial(
@@ -128,36 +214,46 @@ def run_trial(
     *,
     skip_clean: bool = True,
 ) -> tuple[float, float, int]:
-    """One trial: sample faults, read the voted weights back, evaluate, restore.
-
-    Args:
-        injector, plan, fault: what is faulted, how it is protected, how it fails.
-        x, y: the test split. clean_pred: the clean model's predictions on ``x``.
-        seed, trial: which trial (its faults depend on these alone).
-        skip_clean: when every weight reads back bit-identical to the clean one (no fault, or every
-            fault outvoted or masked), reuse ``clean_pred`` instead of evaluating: same result, no cost.
-
-    Returns:
-        ``(accuracy, mismatch, faulty_bits)``.
-    """
-    faults = trial_faults(injector, plan, fault, seed, trial)
-    index, values = injector.read(faults, plan, fault.mode)
-    if skip_clean and np.array_equal(values.view(np.uint32), injector.clean_values[index].view(np.uint32)):
-        return accuracy(clean_pred, y), 0.0, faults.count
-    with injector.applied(index, values) as model:
-        pred = predict(model, x)
-    return accuracy(pred, y), mismatch(pred, clean_pred), faults.count
+    """``trial_outcome`` without the per-image correctness: ``(accuracy, mismatch, faulty_bits)``."""
+    return trial_outcome(injector, plan, fault, x, y, clean_pred, seed, trial, skip_clean=skip_clean)[:3]
 
 
-def _may_stop(accuracies: list[float], ci_target: float, min_trials: int) -> bool:
-    """Whether a campaign has a narrow enough CI to stop.
+def _clean_pred(injector: FaultInjector, x: torch.Tensor, clean_pred: torch.Tensor | None) -> torch.Tensor:
+    if clean_pred is not None:
+        return clean_pred
+    with injector.clean() as model:
+        return predict(model, x)
 
-    Identical trials give a zero-width CI that says little about rare catastrophic flips (after n clean
-    trials an event of rate 3/n is still plausible, the rule of three), so such a run needs 3x the trials.
-    """
-    n = len(accuracies)
-    needed = min_trials if min(accuracies) != max(accuracies) else 3 * min_trials
-    return n >= needed and ci_half_width(accuracies) <= ci_target
+
+def empty_result(
+    injector: FaultInjector,
+    plan: ProtectionPlan,
+    fault: FaultModel,
+    y: torch.Tensor,
+    clean_pred: torch.Tensor,
+    seed: int,
+) -> CampaignResult:
+    """A ``CampaignResult`` with the configuration filled in and no trials yet."""
+    return CampaignResult(
+        protect=plan.protect,
+        plan=plan.label,
+        budget=plan.budget,
+        ber=float(fault.ber),
+        format=injector.format,
+        mode=fault.mode,
+        clean_accuracy=accuracy(clean_pred, y),
+        overhead=overhead(plan, injector.n_weights, injector.stored.bits, len(injector.layout.names)),
+        seed=int(seed),
+        clean_correct=(clean_pred == y).cpu().numpy(),
+    )
+
+
+def _record(result: CampaignResult, outcome: tuple[float, float, int, np.ndarray]) -> None:
+    acc, mis, flips, correct = outcome
+    result.accuracies.append(acc)
+    result.mismatches.append(mis)
+    result.flips.append(flips)
+    result.correct.append(correct)
 
 
 def run_campaign(
@@ -170,54 +266,239 @@ def run_campaign(
     trials: int = 20,
     seed: int = 0,
     clean_pred: torch.Tensor | None = None,
-    ci_target: float | None = None,
-    min_trials: int = 10,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> CampaignResult:
-    """Run up to ``trials`` seeded trials of one configuration.
+    """Run ``trials`` seeded trials of one configuration (a fixed number: no early stop, so the mean is
+    unbiased). To compare plans, run them together with ``run_point`` (same trials, stopped as a whole).
 
     Args:
         injector: the fault injector (its format decides the stored words).
         plan: the protection plan. fault: the fault model.
         x, y: the test split, on the injector's device.
-        trials: maximum number of trials.
+        trials: number of trials.
         seed: campaign seed; trial ``t`` uses ``trial_rng(seed, t)``.
         clean_pred: the clean model's predictions on ``x`` (computed if ``None``).
-        ci_target: stop early once the 95% CI half-width of the accuracy is below this (after
-            ``min_trials`` trials; after ``3 * min_trials`` when every trial so far gave the same accuracy).
         progress: called with ``(done, trials)`` after each trial.
-        should_stop: polled after each trial; ``True`` ends the campaign with the trials run so far.
+        should_stop: polled after each trial; ``True`` ends the campaign with the trials run so far
+            (a user's cancel, not a statistical rule).
 
     Returns:
         The ``CampaignResult``.
     """
+    return run_point(
+        injector,
+        [plan],
+        fault,
+        x,
+        y,
+        trials=trials,
+        seed=seed,
+        clean_pred=clean_pred,
+        progress=progress,
+        should_stop=should_stop,
+        baseline=False,
+    ).results[0]
+
+
+@dataclass
+class PointResult:
+    """All plans of one grid point, run on the same trials: the baseline first, then the plans.
+
+    Every ``CampaignResult`` in ``results`` has the same trial count and trial ``t`` of each saw the same
+    primary faults (the same ``(seed, t)``), so every comparison is formed per trial and gets its own
+    interval (``stats``). Plans are addressed by their index in ``results`` (0 = the unprotected
+    baseline ``none`` when the point was run with one) or by their label.
+
+    For the live Fault lab: pass ``k`` to any method to use only the first ``k`` trials of a point that
+    is still streaming (``run_point``'s ``progress`` hands over the partial ``PointResult``); each
+    interval costs about 1-2 ms.
+    """
+
+    results: list[CampaignResult]
+    strata: Strata | None = None
+
+    @property
+    def trials(self) -> int:
+        """Number of trials every plan of the point ran."""
+        return min((r.trials for r in self.results), default=0)
+
+    @property
+    def baseline(self) -> CampaignResult:
+        """The unprotected baseline (``results[0]``)."""
+        return self.results[0]
+
+    @property
+    def clean_accuracy(self) -> float:
+        """Accuracy of the clean model in the point's format."""
+        return self.results[0].clean_accuracy
+
+    def index(self, plan: int | str | CampaignResult) -> int:
+        """The position in ``results`` of a plan given by index, label or result."""
+        if isinstance(plan, CampaignResult):
+            return next(i for i, r in enumerate(self.results) if r is plan)
+        if isinstance(plan, str):
+            for i, r in enumerate(self.results):
+                if r.plan == plan:
+                    return i
+            raise KeyError(f"no plan {plan!r} at this point: {[r.plan for r in self.results]}")
+        return int(plan)
+
+    def _pair(self, a: int | str | CampaignResult, b: int | str | CampaignResult, k: int | None):
+        ra, rb = self.results[self.index(a)], self.results[self.index(b)]
+        n = self.trials if k is None else min(int(k), self.trials)
+        return ra, rb, n
+
+    def accuracy(self, plan: int | str | CampaignResult, k: int | None = None) -> Interval:
+        """A plan's mean accuracy with its interval (first ``k`` trials)."""
+        n = self.trials if k is None else min(int(k), self.trials)
+        return self.results[self.index(plan)].interval(n)
+
+    def difference(
+        self, plan: int | str | CampaignResult, other: int | str | CampaignResult = 0, k: int | None = None
+    ) -> Interval:
+        """Mean paired difference ``plan - other`` (accuracy; default ``other`` = the baseline)."""
+        a, b, n = self._pair(plan, other, k)
+        return paired_interval(
+            a.accuracies[:n], b.accuracies[:n], a.correct_matrix(n), b.correct_matrix(n), **a.design(n)
+        )
+
+    def verdict(
+        self, plan: int | str | CampaignResult, other: int | str | CampaignResult = 0, k: int | None = None
+    ) -> str:
+        """``stats.verdict`` of ``difference(plan, other)``: helps / hurts / within noise."""
+        return verdict(self.difference(plan, other, k))
+
+    def recovered(self, plan: int | str | CampaignResult, k: int | None = None) -> Interval:
+        """Share of the fault-induced loss the plan recovers, ``(acc_plan - acc_none) / (acc_clean -
+        acc_none)``, paired, with its interval (estimate ``nan`` when there is no loss)."""
+        a, b, n = self._pair(plan, 0, k)
+        return ratio_interval(
+            "recovered",
+            a.accuracies[:n],
+            b.accuracies[:n],
+            a.clean_accuracy,
+            a.correct_matrix(n),
+            b.correct_matrix(n),
+            a.clean_correct,
+            **a.design(n),
+        )
+
+    def relative_gain(self, plan: int | str | CampaignResult, k: int | None = None) -> Interval:
+        """``(acc_plan - acc_none) / acc_none``, paired, with its interval."""
+        a, b, n = self._pair(plan, 0, k)
+        return ratio_interval(
+            "relative_gain",
+            a.accuracies[:n],
+            b.accuracies[:n],
+            None,
+            a.correct_matrix(n),
+            b.correct_matrix(n),
+            **a.design(n),
+        )
+
+    def matching_budget(self, scorer: str, target: int | str | CampaignResult) -> tuple[float, Interval | None]:
+        """The smallest budget of ``scorer`` at this point whose paired accuracy is not below ``target``'s
+        (``stats.matching_budget``); ``(nan, None)`` when none matches."""
+        t = self.results[self.index(target)]
+        n = self.trials
+        cands = {r.budget: r.accuracies[:n] for r in self.results if r.protect == scorer and r.budget is not None}
+        return stats_matching_budget(cands, t.accuracies[:n], **t.design(n))
+
+    def iso_cost(self, scorer: str, target: float) -> tuple[float, Interval | None]:
+        """The smallest budget of ``scorer`` whose mean accuracy reaches ``target`` (iso-reliability
+        cost), with that plan's accuracy interval; ``(nan, None)`` when no tested budget does."""
+        for r in sorted(
+            (r for r in self.results if r.protect == scorer and r.budget is not None), key=lambda r: r.budget
+        ):
+            if r.mean_accuracy >= target:
+                return float(r.budget), r.interval(self.trials)
+        return math.nan, None
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``trials``, ``clean_accuracy``, and per plan its ``CampaignResult.to_dict`` plus the
+        paired ``difference``, ``recovered`` and ``relative_gain`` against the baseline and ``verdict``."""
+        plans = []
+        for i, r in enumerate(self.results):
+            d = r.to_dict()
+            if i > 0:
+                d["difference"] = self.difference(i).to_dict()
+                d["verdict"] = self.verdict(i)
+                d["recovered"] = self.recovered(i).to_dict()
+                d["relative_gain"] = self.relative_gain(i).to_dict()
+            plans.append(d)
+        return {
+            "trials": self.trials,
+            "clean_accuracy": self.clean_accuracy,
+            "stratified": self.strata is not None,
+            "plans": plans,
+        }
+
+
+def run_point(
+    injector: FaultInjector,
+    plans: Sequence[ProtectionPlan],
+    fault: FaultModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    trials: int = 20,
+    seed: int = 0,
+    clean_pred: torch.Tensor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_trial: Callable[[PointResult], None] | None = None,
+    baseline: bool = True,
+    strata: Strata | None = None,
+) -> PointResult:
+    """Run every plan of one grid point on the same trials, stopped as a whole after ``trials``.
+
+    Trial ``t`` draws its primary faults from ``(seed, t)`` alone (``faults.sample_faults`` spawns one
+    stream per copy), so every plan sees the same primary faults and plans differ only by what they
+    protect. A point is never stopped per plan: each trial runs every plan before the next trial starts.
+
+    Args:
+        injector: the fault injector of the point's format.
+        plans: the plans to compare; with ``baseline`` the unprotected plan is put first (once).
+        fault: the fault model. x, y: the test split.
+        trials: the fixed number of trials (no early stop: the mean is unbiased).
+        seed: campaign seed. clean_pred: the clean model's predictions (computed if ``None``).
+        progress: called after each trial (all plans) with ``(done, trials)``.
+        should_stop: polled after each trial; ``True`` ends the point (all plans) with the trials so far.
+        on_trial: called after each trial with the partial ``PointResult`` so far (streaming display:
+            ``point.difference(1)`` on it is the live paired interval).
+        baseline: prepend the ``none`` plan unless ``plans[0]`` already is one.
+        strata: stratified sampling (``strata.make_strata``; its trial count replaces ``trials``):
+            trial ``t`` belongs to stratum ``strata.schedule[t]`` and draws its faults conditionally;
+            every result then carries the strata and their exact weights, and every estimate and
+            interval is the stratified one.
+
+    Returns:
+        The ``PointResult`` (``results[0]`` is the baseline when ``baseline``).
+    """
     if int(trials) < 1:
         raise ValueError("a campaign needs at least one trial")
-    if clean_pred is None:
-        with injector.clean() as model:
-            clean_pred = predict(model, x)
-    result = CampaignResult(
-        protect=plan.protect,
-        plan=plan.label,
-        budget=plan.budget,
-        ber=float(fault.ber),
-        format=injector.format,
-        mode=fault.mode,
-        clean_accuracy=accuracy(clean_pred, y),
-        overhead=overhead(plan, injector.n_weights, injector.stored.bits, len(injector.layout.names)),
-        seed=int(seed),
-    )
+    plans = list(plans)
+    if baseline and not (plans and plans[0].protect == "none" and not plans[0].guard):
+        plans = [make_plan("none", injector.stored.bits), *plans]
+    clean_pred = _clean_pred(injector, x, clean_pred)
+    point = PointResult([empty_result(injector, p, fault, y, clean_pred, seed) for p in plans], strata)
+    if strata is not None:
+        trials = strata.trials
+        for result in point.results:
+            result.strata, result.stratum_weights = [], strata.weights
     for t in range(int(trials)):
-        acc, mis, flips = run_trial(injector, plan, fault, x, y, clean_pred, seed, t)
-        result.accuracies.append(acc)
-        result.mismatches.append(mis)
-        result.flips.append(flips)
+        for plan, result in zip(plans, point.results):
+            faults = None
+            if strata is not None:
+                stratum = strata.schedule[t]
+                faults = stratified_faults(injector.regions(plan, fault), fault, strata, stratum, trial_rng(seed, t))
+                result.strata.append(stratum)  # type: ignore[union-attr]
+            _record(result, trial_outcome(injector, plan, fault, x, y, clean_pred, seed, t, faults=faults))
+        if on_trial is not None:
+            on_trial(point)
         if progress is not None:
             progress(t + 1, int(trials))
-        if ci_target is not None and t + 1 < trials and _may_stop(result.accuracies, ci_target, min_trials):
-            result.stopped_early = True
-            break
         if should_stop is not None and should_stop():
             break
-    return result
+    return point

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from xtmr_core.campaign import CampaignResult, run_campaign, trial_faults
+from xtmr_core.campaign import CampaignResult, PointResult, run_campaign, run_point, trial_faults
 from xtmr_core.checkpoints import load_model
 from xtmr_core.data import load_dataset, reference_set
 from xtmr_core.device import default_device
+from xtmr_core.errors import XtmrError
 from xtmr_core.evaluation import accuracy, predict
 from xtmr_core.faults import FaultModel, FaultSet
 from xtmr_core.injection import FaultInjector
@@ -28,6 +29,7 @@ from xtmr_core.memory import layout_of
 from xtmr_core.protection import ProtectionPlan, make_plan
 from xtmr_core.scoring import score_weights
 from xtmr_core.spec import CampaignSpec
+from xtmr_core.strata import DECIDING_BITS, make_strata
 from xtmr_core.vocabulary import SCORERS, WORD_BITS, check_format
 
 
@@ -154,8 +156,6 @@ class Experiment:
         self,
         spec: CampaignSpec,
         *,
-        ci_target: float | None = None,
-        min_trials: int = 10,
         progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> CampaignResult:
@@ -163,7 +163,7 @@ class Experiment:
 
         Args:
             spec: the campaign: plan, fault model, format, trials and seed.
-            ci_target, min_trials, progress, should_stop: as in ``campaign.run_campaign``.
+            progress, should_stop: as in ``campaign.run_campaign`` (a fixed number of trials).
 
         Returns:
             The ``CampaignResult``.
@@ -177,10 +177,67 @@ class Experiment:
             trials=spec.trials,
             seed=spec.seed,
             clean_pred=self.clean_predictions(spec.fmt, spec.int8_granularity),
-            ci_target=ci_target,
-            min_trials=min_trials,
             progress=progress,
             should_stop=should_stop,
+        )
+
+    def evaluate_point(
+        self,
+        specs: Sequence[CampaignSpec],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_trial: Callable[[PointResult], None] | None = None,
+        stratify: bool | tuple[int, ...] = False,
+    ) -> PointResult:
+        """Run several plans of ONE grid point on the same trials: the paired comparison.
+
+        All ``specs`` must share their grid point (``spec.point``: format, BER, mode, fault bits, trials,
+        seed); the unprotected baseline ``spec.point`` is run with them as ``results[0]``, then the specs
+        in order (a spec equal to the baseline, or repeated, runs once). Every plan runs the same
+        ``(seed, t)`` trials and the point stops as a whole, so ``PointResult.difference``,
+        ``recovered``, ``relative_gain`` and ``verdict`` are paired.
+
+        Args:
+            specs: the campaigns of the point (at least one).
+            progress, should_stop, on_trial: as in ``campaign.run_point`` (``on_trial`` gets the
+                partial ``PointResult`` after each trial, for a live display).
+            stratify: stratify the trials by the number of primary faults on the deciding bits
+                (``strata.py``): ``True`` = the format's default (fp32: bit 30), or the bit positions.
+                Used only where it pays (``strata.make_strata``); ``point.strata`` says whether it was.
+
+        Returns:
+            The ``PointResult``: ``results[0]`` is the baseline, then one result per distinct spec in
+            order (``point.index(label)`` finds a plan by its label).
+
+        Raises:
+            XtmrError: no spec, or specs of different grid points.
+        """
+        if not specs:
+            raise XtmrError("a grid point needs at least one campaign")
+        base = specs[0].point
+        if any(s.point != base for s in specs):
+            raise XtmrError("all campaigns of a grid point must share format, BER, fault mode/bits, trials and seed")
+        unique = list(dict.fromkeys([base, *specs]))
+        fault = _fault_model(base)
+        strata = None
+        if stratify:
+            bits = DECIDING_BITS[base.fmt] if stratify is True else tuple(stratify)
+            strata = make_strata(self.n_weights, fault, WORD_BITS[base.fmt], bits, base.trials)
+        return run_point(
+            self.injector(base.fmt, base.int8_granularity),
+            [self.plan(s) for s in unique],
+            fault,
+            self.x_test,
+            self.y_test,
+            trials=base.trials,
+            seed=base.seed,
+            clean_pred=self.clean_predictions(base.fmt, base.int8_granularity),
+            progress=progress,
+            should_stop=should_stop,
+            on_trial=on_trial,
+            baseline=False,
+            strata=strata,
         )
 
     def faults_of_trial(self, spec: CampaignSpec, trial: int = 0) -> FaultSet:
