@@ -67,3 +67,17 @@ def test_iso_table_per_format_and_ber():
     )
     iso = iso_table(table, 0.95).set_index("protect")
     assert iso.loc["lrp", "min_budget"] == 1 and iso.loc["magnitude", "min_budget"] == 5
+
+
+def test_a_sweep_runs_each_point_paired_with_one_baseline():
+    from xtmr_core.experiment import Experiment
+
+    exp = Experiment("lenet5", "mnist5k")
+    table = run_sweep(exp, ["magnitude", "full"], [1, 5], [3e-3], ["int8"], trials=3)
+    assert list(table["protect"]) == ["none", "magnitude", "magnitude", "full"] and set(table["trials"]) == {3}
+    point = exp.evaluate_point([CampaignSpec("magnitude", 5.0, 3e-3, "int8", trials=3)])
+    row = table[(table["protect"] == "magnitude") & (table["budget"] == 5.0)].iloc[0]
+    assert row["recovered"] == pytest.approx(point.recovered(1).estimate)
+    assert (row["diff_low"], row["diff_high"]) == pytest.approx((point.difference(1).low, point.difference(1).high))
+    assert row["trial_accuracies"].split() == [f"{a:.6g}" for a in point.results[1].accuracies]
+    assert math.isnan(table.iloc[0]["diff"]) and table.iloc[0]["verdict"] == ""

@@ -1,4 +1,9 @@
-"""Grids of campaigns: plans × budgets × BERs × formats → one table, with reliability improvement."""
+"""Grids of campaigns: plans × budgets × BERs × formats → one table, with paired reliability improvement.
+
+A sweep runs point by point: all plans and budgets of one (format, BER) point run together on the same
+trials (``Experiment.evaluate_point``), so each row's ``recovered``, ``relative_gain`` and ``diff`` (against
+``none``) come from per-trial paired differences, each with its own interval (``PAIRED_COLUMNS``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from xtmr_core.campaign import CampaignResult
+from xtmr_core.campaign import CampaignResult, PointResult
 from xtmr_core.errors import XtmrError
 from xtmr_core.experiment import Experiment
-from xtmr_core.spec import grid
+from xtmr_core.spec import CampaignSpec, grid
 from xtmr_core.stats import iso_reliability_cost, reliability_improvement
 from xtmr_core.vocabulary import SCORERS
 
@@ -34,6 +39,46 @@ COLUMNS = [
     "overhead_pct",
     "overhead_with_index_pct",
 ]
+
+
+#: The paired columns of a row against the unprotected baseline of its point (NaN on the baseline row):
+#: ``diff`` = mean per-trial accuracy difference, ``recovered``/``relative_gain`` as ratios, each with
+#: ``_low``/``_high`` interval ends (``stats``), the ``verdict`` (helps / hurts / within noise), and the
+#: per-trial accuracies as a space-separated string (for distributions and later paired comparisons).
+PAIRED_COLUMNS = [
+    "diff",
+    "diff_low",
+    "diff_high",
+    "recovered",
+    "recovered_low",
+    "recovered_high",
+    "relative_gain",
+    "relative_gain_low",
+    "relative_gain_high",
+    "verdict",
+    "trial_accuracies",
+]
+
+
+def point_rows(exp: Experiment, point: PointResult) -> list[dict]:
+    """The table rows of one grid point: ``result_row`` plus ``PAIRED_COLUMNS`` for each plan (the
+    baseline first)."""
+    rows = []
+    for i, r in enumerate(point.results):
+        row = result_row(exp, r)
+        paired: dict[str, object] = dict.fromkeys(PAIRED_COLUMNS[:-2], float("nan"))
+        paired["verdict"] = ""
+        if i > 0:
+            for name, iv in (
+                ("diff", point.difference(i)),
+                ("recovered", point.recovered(i)),
+                ("relative_gain", point.relative_gain(i)),
+            ):
+                paired[name], paired[f"{name}_low"], paired[f"{name}_high"] = iv.estimate, iv.low, iv.high
+            paired["verdict"] = point.verdict(i)
+        paired["trial_accuracies"] = " ".join(f"{a:.6g}" for a in r.accuracies)
+        rows.append({**row, **paired})
+    return rows
 
 
 def result_row(exp: Experiment, r: CampaignResult) -> dict:
@@ -82,46 +127,52 @@ def run_sweep(
     bers: Sequence[float],
     formats: Sequence[str] = ("fp32",),
     *,
-    ci_target: float | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    stratify: bool = False,
     **common: object,
 ) -> pd.DataFrame:
-    """Run a campaign at every point of a grid.
+    """Run every grid point with all its plans paired (one ``Experiment.evaluate_point`` per point).
 
     Args:
         exp: the experiment (model and data).
-        protects: plans (``vocabulary.PLANS``); ``none`` is added when missing, as the baseline.
+        protects: plans (``vocabulary.PLANS``); ``none`` is the baseline of every point (always run).
         budgets: percentages for the scorer plans.
         bers: bit error rates. formats: storage formats.
-        ci_target: per campaign (see ``campaign.run_campaign``).
-        progress: called with ``(done, total, label)`` after each point.
-        should_stop: polled between points; ``True`` returns the rows so far.
+        progress: called with ``(done, total, label)`` after each grid point (all its plans).
+        should_stop: polled between trials and points; ``True`` returns the rows so far (a cancelled
+            point keeps its trials so far, the same count for every plan).
+        stratify: stratify each point's trials where it pays (``Experiment.evaluate_point``).
         common: the other ``CampaignSpec`` fields (trials, seed, bits, mode, fault_bits, rule, per_layer,
             int8_granularity), the same at every point.
 
     Returns:
-        One row per point (``COLUMNS`` plus ``recovered`` and ``relative_gain`` against ``none``).
+        One row per plan and point: ``COLUMNS`` + ``PAIRED_COLUMNS``; every plan of a point has the same
+        ``trials``.
 
     Raises:
         XtmrError: an invalid point, found before any campaign runs.
     """
     protects = list(dict.fromkeys(["none", *protects]))
     check_sweep(protects, bers, formats, budgets, **common)
-    points = grid(protects, budgets, bers, formats, **common)
-    rows = []
-    for i, spec in enumerate(points):
+    points: dict[CampaignSpec, list[CampaignSpec]] = {}
+    for spec in grid(protects, budgets, bers, formats, **common):
+        points.setdefault(spec.point, []).append(spec)
+    rows: list[dict] = []
+    for i, (base, specs) in enumerate(points.items()):
         if should_stop is not None and should_stop():
             break
-        r = exp.evaluate(spec, ci_target=ci_target)
-        rows.append(result_row(exp, r))
+        point = exp.evaluate_point(specs, should_stop=should_stop, stratify=stratify)
+        rows += point_rows(exp, point)
         if progress is not None:
-            progress(i + 1, len(points), f"{spec.fmt} {r.plan} @ BER {spec.ber:g}")
-    return add_reliability(pd.DataFrame(rows, columns=COLUMNS))
+            progress(i + 1, len(points), f"{base.fmt} @ BER {base.ber:g} ({len(point.results)} plans)")
+    return pd.DataFrame(rows, columns=[*COLUMNS, *PAIRED_COLUMNS])
 
 
 def add_reliability(table: pd.DataFrame) -> pd.DataFrame:
-    """Add each row's reliability improvement over ``none`` at the same format and BER, both ways."""
+    """Add each row's reliability improvement over ``none`` at the same format and BER, both ways, from
+    the rows' means alone (no intervals; for tables not built by ``run_sweep``, whose rows are already
+    paired)."""
     table = table.copy()
     base = table[table["protect"] == "none"].groupby(["format", "ber"])["mean_accuracy"].first()
     rec, gain = [], []
