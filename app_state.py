@@ -273,17 +273,16 @@ def campaign(
     rule: str = "epsilon",
     mode: str = "flip",
     fault_bits: tuple[int, ...] | None = None,
-    ci_target: float | None = None,
 ) -> CampaignResult:
     """``Experiment.evaluate`` for one configuration, cached across sessions by its ``CampaignSpec``."""
     faults = dict(ber=ber, trials=trials, seed=seed, mode=mode, fault_bits=tuple(fault_bits) if fault_bits else None)
     spec = _spec(exp, protect, budget, fmt, bits=bits, rule=rule, **faults)
-    return _campaign(exp_key, spec, ci_target, exp)
+    return _campaign(exp_key, spec, exp)
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
-def _campaign(exp_key: str, spec: CampaignSpec, ci_target: float | None, _exp: Experiment) -> CampaignResult:
-    return _exp.evaluate(spec, ci_target=ci_target, min_trials=min(5, spec.trials))
+def _campaign(exp_key: str, spec: CampaignSpec, _exp: Experiment) -> CampaignResult:
+    return _exp.evaluate(spec)
 
 
 def protected_layers(

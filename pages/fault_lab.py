@@ -170,7 +170,6 @@ def _campaigns(protect, budget, ber, fmt, trials, seed, bits, mode, fault_bits):
         rule=rule,
         mode=mode,
         fault_bits=fault_bits,
-        ci_target=0.005,
     )
     base = app_state.campaign(
         choice.key,
@@ -183,7 +182,6 @@ def _campaigns(protect, budget, ber, fmt, trials, seed, bits, mode, fault_bits):
         seed=seed,
         mode=mode,
         fault_bits=fault_bits,
-        ci_target=0.005,
     )
     layers = app_state.protected_layers(choice.key, exp, protect, budget, fmt, bits=bits, rule=rule)
     return res, base, layers
