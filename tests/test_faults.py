@@ -53,6 +53,20 @@ def test_every_bit_of_every_region_fails_exactly_once_at_ber_one():
     assert got == want
 
 
+def test_a_paired_region_lists_its_bits_one_by_one_and_each_fails_once_at_ber_one():
+    pairs = Region(np.array([1, 1, 4]), np.array([7, 30, 2]), 1, 3, paired=True)
+    assert pairs.size == 3
+    f = sample_faults([Region(None, np.arange(2), 0, 5), pairs], 1.0, np.random.default_rng(0))
+    got = sorted(zip(f.weight.tolist(), f.bit.tolist(), f.copy.tolist()))
+    assert got == sorted([(w, b, 0) for w in range(5) for b in range(2)] + [(1, 7, 1), (1, 30, 1), (4, 2, 1)])
+    f = sample_faults([pairs], 0.5, np.random.default_rng(1))
+    want = [
+        (int(pairs.weights[p]), int(pairs.bits[p]))
+        for p in sample_positions(3, 0.5, np.random.default_rng(1).spawn(2)[1])
+    ]
+    assert list(zip(f.weight.tolist(), f.bit.tolist())) == want
+
+
 def test_region_mapping_matches_a_loop_over_positions():
     regions = [Region(None, np.array([0, 30, 31]), 0, 7), Region(np.array([2, 5]), np.array([30, 31]), 1, 2)]
     f = sample_faults(regions, 0.4, np.random.default_rng(5))

@@ -1,5 +1,7 @@
 """Protection plans and their memory overhead."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -39,6 +41,34 @@ def test_full_bits_none_and_range_overheads():
     assert overhead(make_plan("none", 32), n, 32).with_index_pct == 0
     guard = overhead(make_plan("range", 8), n, 8, n_layers=2)
     assert guard.copies_pct == 0 and guard.index_pct == pytest.approx(100 * 2 * 8 * 2 / (n * 8))
+
+
+def test_ecc_overhead_is_eight_check_bits_per_64_bit_word_partial_last_word_included():
+    for nb, n in ((32, 1000), (16, 1000), (8, 1000), (8, 1001)):
+        plan = make_plan("ecc", nb)
+        o = overhead(plan, n, nb)
+        words = -(-n // (64 // nb))
+        assert o.copies_pct == pytest.approx(100 * 8 * words / (n * nb)) and o.index_pct == 0
+        assert o.protected_weights == n
+    assert overhead(make_plan("ecc", 32), 1000, 32).copies_pct == pytest.approx(12.5)
+    assert make_plan("ecc", 8).label == "ecc" and make_plan("ecc", 8, on_double="read").label == "ecc (DED read)"
+    with pytest.raises(XtmrError, match="double-error"):
+        make_plan("ecc", 8, on_double="drop")
+
+
+def test_range_guard_combines_with_any_plan_at_the_cost_of_its_bounds():
+    n, layers = 10_000, 4
+    scores = np.arange(n, dtype=float)
+    for protect in ("lrp", "full", "bits", "ecc"):
+        plain = make_plan(protect, 32, budget=1, scores=scores, bits=(30,))
+        guarded = make_plan(protect, 32, budget=1, scores=scores, bits=(30,), guard=True)
+        assert guarded.guard and not plain.guard and replace(plain, guard=True).label == guarded.label
+        assert guarded.label == plain.label + " +range"
+        a, b = overhead(plain, n, 32, layers), overhead(guarded, n, 32, layers)
+        assert b.copies_pct == a.copies_pct
+        assert b.index_pct - a.index_pct == pytest.approx(100 * 2 * 32 * layers / (n * 32))
+    assert make_plan("lrp", 32, budget=1, scores=scores, guard=True).label == "lrp 1% +range"
+    assert make_plan("range", 32, guard=True).label == "range guard"
 
 
 @pytest.mark.parametrize(

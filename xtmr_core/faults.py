@@ -16,6 +16,8 @@ from xtmr_core.errors import XtmrError
 from xtmr_core.memory import WeightLayout
 
 MODES = ("flip", "stuck0", "stuck1")
+#: The copy number of ECC check bits (0 is the primary copy, 1 and 2 TMR's extra copies).
+CHECK_COPY = 3
 
 
 @dataclass(frozen=True)
@@ -55,19 +57,23 @@ class Region:
     Attributes:
         weights: flat weight indices of the words (``None`` = all ``n_words`` weights, in order).
         bits: the bit positions of each word that belong to the block.
-        copy: 0 for the primary copy, 1 and 2 for TMR's extra copies.
-        n_words: number of words.
+        copy: 0 for the primary copy, 1 and 2 for TMR's extra copies, ``CHECK_COPY`` for ECC check bits
+            (then ``weights`` holds the first weight of each 64-bit data word and ``bits`` the check bits).
+        n_words: number of words (for a ``paired`` region: number of bits).
+        paired: the block lists its bits one by one, bit ``i`` being bit ``bits[i]`` of weight
+            ``weights[i]`` (a different set of bit positions per weight, as bit-aware plans protect).
     """
 
     weights: np.ndarray | None
     bits: np.ndarray
     copy: int
     n_words: int
+    paired: bool = False
 
     @property
     def size(self) -> int:
         """Number of stored bits in the block."""
-        return self.n_words * len(self.bits)
+        return self.n_words if self.paired else self.n_words * len(self.bits)
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,8 @@ class FaultSet:
     """The faulty stored bits of one trial, one entry per bit.
 
     Attributes:
-        weight: flat weight index. bit: bit position. copy: 0 primary, 1/2 TMR copies.
+        weight: flat weight index. bit: bit position. copy: 0 primary, 1/2 TMR copies, ``CHECK_COPY`` an
+            ECC check bit (``weight`` is then the first weight of its 64-bit word, ``bit`` the check bit).
     """
 
     weight: np.ndarray
@@ -146,10 +153,14 @@ def sample_faults(regions: list[Region], p: float, rng: np.random.Generator) -> 
     weight, bit, copy = [], [], []
     for region in regions:
         local = sample_positions(region.size, p, streams[region.copy])
-        nb = len(region.bits)
-        word = local // nb
-        weight.append(word if region.weights is None else region.weights[word])
-        bit.append(region.bits[local % nb])
+        if region.paired:
+            weight.append(region.weights[local])
+            bit.append(region.bits[local])
+        else:
+            nb = len(region.bits)
+            word = local // nb
+            weight.append(word if region.weights is None else region.weights[word])
+            bit.append(region.bits[local % nb])
         copy.append(np.full(local.size, region.copy, dtype=np.int8))
     if not regions:
         return FaultSet(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8))

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from xtmr_core import ecc
 from xtmr_core.device import default_device, faithful_fp32
-from xtmr_core.faults import FaultModel, FaultSet, Region, sample_faults
+from xtmr_core.faults import CHECK_COPY, FaultModel, FaultSet, Region, sample_faults
 from xtmr_core.formats import encode
 from xtmr_core.memory import flat_weights, layout_of
 from xtmr_core.models import weight_layers
@@ -96,9 +97,28 @@ class FaultInjector:
         return self.layout.n_weights
 
     def regions(self, plan: ProtectionPlan, fault: FaultModel) -> list[Region]:
-        """The stored bit blocks that can fail under ``fault`` with ``plan``'s extra copies."""
+        """The stored bit blocks that can fail under ``fault`` with ``plan``'s extra copies or check bits.
+
+        The primary copy is always the same first region (so every plan of a campaign sees the same primary
+        faults). ECC check bits fail only when every bit position can fail (``fault.bits`` is ``None``):
+        a restriction to some weight bit positions says nothing about check bits.
+        """
         positions = fault.positions(self.stored.bits)
         regions = [Region(None, positions, 0, self.n_weights)]
+        if plan.protect == "ecc":
+            if fault.bits is None:
+                m = ecc.weights_per_word(self.stored.bits)
+                n_words = ecc.n_code_words(self.n_weights, self.stored.bits)
+                first = np.arange(n_words, dtype=np.int64) * m
+                regions.append(Region(first, np.arange(ecc.CHECK_BITS, dtype=np.int64), CHECK_COPY, n_words))
+            return regions
+        if plan.masks is not None:
+            weights, bits = plan.pairs
+            keep = np.isin(bits, positions)
+            if keep.any():
+                w, b = weights[keep], bits[keep]
+                regions += [Region(w, b, c, int(w.size), paired=True) for c in (1, 2)]
+            return regions
         protected = np.intersect1d(np.array(plan.bits, dtype=np.int64), positions)
         n_prot = plan.protected_weights(self.n_weights)
         if protected.size and n_prot:
@@ -125,6 +145,24 @@ class FaultInjector:
         """
         if faults.count == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if plan.protect == "ecc":
+            index, word, detected = self._read_ecc(faults, plan, mode)
+        else:
+            index, word = self._read_tmr(faults, plan, mode)
+            detected = None
+        stored = word.astype(self._unsigned).view(self.stored.words.dtype)
+        values = self.stored.decode(stored, index)
+        if detected is not None:
+            values[detected] = 0.0
+        if plan.guard:
+            layer = self.layout.layer_of(index)
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(values) | (values < self._lo[layer]) | (values > self._hi[layer])
+            values[bad] = 0.0
+        return index, values
+
+    def _read_tmr(self, faults: FaultSet, plan: ProtectionPlan, mode: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(index, words)``: the voted words (unsigned, int64) of the weights the faults reach."""
         index, inverse = np.unique(faults.weight, return_inverse=True)
         masks = np.zeros((index.size, 3), dtype=np.int64)
         # Positions are distinct, so adding the bit values of one word is the same as OR-ing them.
@@ -132,25 +170,45 @@ class FaultInjector:
         clean = self._words[index]
         primary = corrupt(clean, masks[:, 0], mode) & self._full
         if plan.bits:
-            protected = np.full(index.size, plan.bit_mask(), dtype=np.int64)
-            if plan.weights is not None:
-                at = np.searchsorted(plan.weights, index)
-                hit = at < plan.weights.size
-                hit[hit] = plan.weights[at[hit]] == index[hit]
-                protected[~hit] = 0
+            protected = plan.mask_of(index)
             copy1 = corrupt(clean, masks[:, 1], mode) & self._full
             copy2 = corrupt(clean, masks[:, 2], mode) & self._full
             word = (majority(primary, copy1, copy2) & protected) | (primary & ~protected)
         else:
             word = primary
-        stored = word.astype(self._unsigned).view(self.stored.words.dtype)
-        values = self.stored.decode(stored, index)
-        if plan.guard:
-            layer = self.layout.layer_of(index)
-            with np.errstate(invalid="ignore"):
-                bad = ~np.isfinite(values) | (values < self._lo[layer]) | (values > self._hi[layer])
-            values[bad] = 0.0
-        return index, values
+        return index, word
+
+    def _read_ecc(
+        self, faults: FaultSet, plan: ProtectionPlan, mode: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(index, words, detected)`` of every weight in the 64-bit ECC words the faults reach.
+
+        Each reached word is packed from the clean weight words, corrupted in its data and check bits,
+        and decoded; ``detected`` marks the weights to read as 0 (words with a detected error, when
+        ``plan.on_double`` is ``zero``), else ``None``.
+        """
+        wb = self.stored.bits
+        m = ecc.weights_per_word(wb)
+        check = faults.copy == CHECK_COPY
+        code_word = faults.weight // m
+        words, inverse = np.unique(code_word, return_inverse=True)
+        data_mask = np.zeros(words.size, dtype=np.uint64)
+        check_mask = np.zeros(words.size, dtype=np.uint64)
+        data_bit = ((faults.weight % m) * wb + faults.bit).astype(np.uint64)
+        # Distinct positions: adding the bit values is OR-ing them.
+        np.add.at(data_mask, inverse[~check], np.left_shift(np.uint64(1), data_bit[~check]))
+        np.add.at(check_mask, inverse[check], np.left_shift(np.uint64(1), faults.bit[check].astype(np.uint64)))
+        clean = ecc.pack(self._words, wb, words)
+        data = corrupt(clean, data_mask, mode)
+        checks = corrupt(ecc.encode(clean).astype(np.uint64), check_mask, mode).astype(np.uint8)
+        out, status = ecc.decode(data, checks)
+        index = (words[:, None] * m + np.arange(m)[None, :]).ravel()
+        valid = index < self.n_weights
+        word = ecc.unpack(out, wb).ravel()[valid]
+        detected = None
+        if plan.on_double == "zero":
+            detected = np.repeat(status == ecc.DETECTED, m)[valid]
+        return index[valid], word, detected
 
     @contextmanager
     def applied(self, index: np.ndarray, values: np.ndarray) -> Iterator[nn.Module]:
