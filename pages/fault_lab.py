@@ -26,6 +26,8 @@ PLAN_LABELS = {
     "full": "full TMR: every bit three times",
     "bits": "bit positions: chosen bits of every weight",
     "range": "range guard: out-of-range reads → 0 (no copies)",
+    "ecc": "ECC SEC-DED (72, 64): 8 check bits per 64-bit word (12.5%)",
+    "damage": "damage: top (weight, bit) pairs by LRP × |Δw| (budget = % extra memory)",
 }
 ROLE_COLOURS = {"sign": "#c53030", "exponent": "#dd6b20", "mantissa": "#2b6cb0", "value": "#2b6cb0"}
 FLIPS_HELP = (

@@ -18,6 +18,10 @@ BAD = [
     (["evaluate", "--dataset", "imagenet"], "invalid choice"),
     (["evaluate", "--format", "fp8"], "invalid choice"),
     (["evaluate", "--protect", "best"], "invalid choice"),
+    (["evaluate", "--protect", "best+range"], "invalid choice"),
+    (["evaluate", "--protect", "damage", "--budget", "250"], "damage budget"),
+    (["evaluate", "--protect", "ecc", "--ecc-double", "drop"], "invalid choice"),
+    (["evaluate", "--protect", "damage", "--harm", "max"], "invalid choice"),
     (["evaluate", "--ber", "abc"], "invalid float"),
     (["evaluate", "--trials", "0"], "trials"),
     (["evaluate", "--protect", "bits"], "no bit positions given"),
@@ -77,6 +81,22 @@ def test_evaluate_json_has_the_documented_keys(capsys):
     assert d["trials"] == 3 and d["protect"] == "lrp" and d["budget"] == 1 and d["format"] == "fp32"
     assert d["overhead_pct"] == pytest.approx(2.0, rel=0.01) and d["clean_accuracy"] >= 0.95
     assert d["ci95"][0] <= d["mean_accuracy"] <= d["ci95"][1]
+
+
+@pytest.mark.parametrize(
+    "argv, plan, copies",
+    [
+        (["--protect", "ecc", "--ecc-double", "read"], "ecc (DED read)", 12.5),
+        (["--protect", "damage", "--budget", "2", "--format", "int8"], "damage 2%", 2.0),
+        (["--protect", "lrp+range", "--budget", "1"], "lrp 1% +range", 2.0),
+        (["--protect", "lrp", "--guard", "--budget", "1"], "lrp 1% +range", 2.0),
+    ],
+)
+def test_evaluate_offers_ecc_damage_and_the_guard_with_any_plan(argv, plan, copies, capsys):
+    assert main(["evaluate", *argv, "--ber", "1e-4", "--trials", "2", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["plan"] == plan and d["overhead_pct"] == pytest.approx(copies, rel=0.01)
+    assert d["overhead_with_index_pct"] >= d["overhead_pct"]
 
 
 def test_evaluate_exports_the_fault_list_of_trial_zero(tmp_path, capsys):

@@ -23,7 +23,7 @@ def test_every_plan_builds_and_its_point_has_no_protection(protect):
     spec = CampaignSpec(protect, budget=2, bits=(30,), ber=1e-3, trials=7, seed=3)
     point = spec.point
     assert point.protect == "none" and (point.ber, point.trials, point.seed) == (1e-3, 7, 3)
-    assert (spec.budget == 2.0) == (protect in SCORERS)
+    assert (spec.budget == 2.0) == (protect in SCORERS or protect == "damage")
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,20 @@ def test_numpy_integers_are_accepted_and_stored_as_int():
     np = pytest.importorskip("numpy")
     spec = CampaignSpec(trials=np.int64(5), seed=np.int32(2))
     assert type(spec.trials) is int and type(spec.seed) is int
+
+
+def test_new_plan_fields_are_normalised_when_the_plan_ignores_them():
+    assert CampaignSpec("lrp", budget=1, ecc_double="read", scorer="taylor", harm="scan") == CampaignSpec(
+        "lrp", budget=1
+    )
+    assert CampaignSpec("ecc", ecc_double="read").ecc_double == "read"
+    d = CampaignSpec("damage", budget=150, scorer="magnitude", harm="scan", rule="gamma")
+    assert (d.budget, d.scorer, d.harm, d.rule) == (150.0, "magnitude", "scan", "epsilon")
+    assert CampaignSpec("damage", budget=2, rule="gamma").rule == "gamma"  # scored by lrp: the rule counts
+    assert CampaignSpec("none", guard=True) == CampaignSpec("range")
+    assert CampaignSpec("lrp", budget=1, guard=True).point == CampaignSpec("lrp", budget=1).point
+    for bad in ({"ecc_double": "drop"}, {"scorer": "best"}, {"harm": "max"}):
+        with pytest.raises(XtmrError):
+            CampaignSpec("damage", budget=2, **bad)
+    with pytest.raises(XtmrError, match="200"):
+        CampaignSpec("damage", budget=201)

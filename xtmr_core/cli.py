@@ -16,19 +16,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.spec import CampaignSpec, grid
+from xtmr_core.spec import CampaignSpec, grid, split_plan_name
 from xtmr_core.vocabulary import (
     DATASETS,
     DEVICES,
+    ECC_DOUBLE,
     FORMATS,
+    HARMS,
     INT8_GRANULARITIES,
     MODELS,
     MODES,
-    PLANS,
+    PLAN_NAMES,
     RULES,
+    SCORERS,
     check_accuracy_target,
     check_ber,
     check_budget,
+    check_damage_budget,
     check_seed,
     check_trials,
     parse_bits,
@@ -86,6 +90,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rule", choices=RULES, default="epsilon", help="LRP rule")
     p.add_argument("--per-layer", action="store_true", help="rank weights within each layer, not globally")
     p.add_argument("--bits", type=_bits, help="protected bit positions for --protect bits, e.g. 30 or 23-31")
+    p.add_argument(
+        "--ecc-double",
+        choices=ECC_DOUBLE,
+        default="zero",
+        help="ecc: a word with a detected (double) error reads as zeros (default) or as read",
+    )
+    p.add_argument("--scorer", choices=SCORERS, default="lrp", help="damage: the weight scorer (default lrp)")
+    p.add_argument(
+        "--harm",
+        choices=HARMS,
+        default="delta",
+        help="damage: harm of a flip at a bit, |delta w| (default) or the single-flip scan's accuracy loss",
+    )
     p.add_argument("--fault-bits", type=_bits, help="only these bit positions can fail (default: all)")
     p.add_argument("--mode", choices=MODES, default="flip", help="fault type")
     p.add_argument("--trials", type=int, default=20, help="trials per configuration")
@@ -117,8 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=FORMATS, default="fp32", help="how weights are stored")
     e.add_argument("--int8-granularity", choices=INT8_GRANULARITIES, default="channel")
     e.add_argument("--ber", type=float, default=1e-4, help="bit error rate in [0, 1]")
-    e.add_argument("--protect", choices=PLANS, default="none", help="protection plan")
-    e.add_argument("--budget", type=float, default=1.0, help="percent of weights protected by a scorer plan")
+    e.add_argument(
+        "--protect",
+        choices=PLAN_NAMES,
+        default="none",
+        metavar="PLAN",
+        help="protection plan: " + ", ".join(p for p in PLAN_NAMES if "+" not in p) + "; PLAN+range adds the guard",
+    )
+    e.add_argument(
+        "--budget",
+        type=float,
+        default=1.0,
+        help="percent of weights protected by a scorer plan; percent extra memory for damage (2 = lrp 1%%'s copies)",
+    )
+    e.add_argument("--guard", action="store_true", help="add the range guard to the plan (same as PLAN+range)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--export-faults", metavar="CSV", help="write trial 0's fault list (layer, index, bit, copy)")
 
@@ -127,9 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--formats", type=_names(FORMATS), default=["fp32"], help="e.g. fp32,int8")
     s.add_argument(
         "--protect",
-        type=_names(PLANS),
+        type=_names(PLAN_NAMES),
         default=["lrp", "magnitude", "random", "full"],
-        help="plans, comma-separated (none is always added)",
+        help="plans, comma-separated, PLAN+range adds the guard (none is always added)",
     )
     s.add_argument("--budgets", type=_floats, default=[0.5, 1, 2, 5, 10], help="percentages, comma-separated")
     s.add_argument("--bers", type=_floats, default=[1e-5, 1e-4], help="BERs, comma-separated")
@@ -237,8 +266,9 @@ def _check_cheap(a: argparse.Namespace) -> None:
     """Reject bad numbers and unwritable outputs before torch loads, the model loads and any long work."""
     for ber in getattr(a, "bers", None) or [a.ber]:
         _flag("--ber", check_ber, ber)
+    damage = getattr(a, "protect", None) in ("damage", "damage+range")  # evaluate: % extra memory, up to 200
     for budget in getattr(a, "budgets", None) or [getattr(a, "budget", 0.0)]:
-        _flag("--budget", check_budget, budget)
+        _flag("--budget", check_damage_budget if damage else check_budget, budget)
     _flag("--trials", check_trials, a.trials)
     _flag("--seed", check_seed, a.seed)
     if getattr(a, "target", None) is not None:
@@ -258,12 +288,16 @@ def _common(a: argparse.Namespace) -> dict[str, Any]:
         rule=a.rule,
         per_layer=a.per_layer,
         int8_granularity=getattr(a, "int8_granularity", "channel"),
+        ecc_double=a.ecc_double,
+        scorer=a.scorer,
+        harm=a.harm,
     )
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     _check_cheap(a)
-    spec = CampaignSpec(a.protect, a.budget, a.ber, a.format, **_common(a))
+    protect, guard = split_plan_name(a.protect)
+    spec = CampaignSpec(protect, a.budget, a.ber, a.format, **{**_common(a), "guard": guard or a.guard})
     exp = _experiment(a)
     bar = _Progress(spec.trials, f"{spec.protect} @ BER {spec.ber:g}")
     try:

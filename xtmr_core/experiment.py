@@ -19,6 +19,7 @@ import torch
 
 from xtmr_core.campaign import CampaignResult, PointResult, run_campaign, run_point, trial_faults
 from xtmr_core.checkpoints import load_model
+from xtmr_core.damage import damage_plan, delta_harm, scan_harm
 from xtmr_core.data import load_dataset, reference_set
 from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
@@ -78,6 +79,7 @@ class Experiment:
         self._scores: dict[tuple, np.ndarray] = {}
         self._injectors: dict[tuple, FaultInjector] = {}
         self._clean_pred: dict[tuple, torch.Tensor] = {}
+        self._harms: dict[tuple, np.ndarray] = {}
         self._reference: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -136,21 +138,53 @@ class Experiment:
         """Test accuracy of the clean model stored in ``fmt``."""
         return accuracy(self.clean_predictions(fmt, int8_granularity), self.y_test)
 
-    def plan(self, spec: CampaignSpec) -> ProtectionPlan:
-        """Build the protection plan of ``spec`` for this model (scores computed once and cached).
+    def harm(self, fmt: str = "fp32", harm: str = "delta", int8_granularity: str = "channel") -> np.ndarray:
+        """log2 harm of a flip at each (weight, bit) for ``damage`` plans, cached (see ``damage``).
 
-        The ``random`` scorer draws from ``spec.seed``; ``spec.guard`` adds the range guard on read.
+        ``delta`` is exact per weight and bit; ``scan`` runs the single-flip scan once (20 weights per bit
+        position, seed 0) and uses each position's accuracy loss for every weight.
         """
+        key = (fmt, harm, int8_granularity if fmt == "int8" else "")
+        inj = self.injector(fmt, int8_granularity)
+        with self._lock:
+            if key not in self._harms:
+                if harm == "scan":
+                    from xtmr_core.sensitivity import bit_sensitivity  # it imports this module
+
+                    table = bit_sensitivity(self, fmt, trials=20, seed=0)
+                    loss = (table["clean_accuracy"] - table["mean_accuracy"]).to_numpy()
+                    self._harms[key] = scan_harm(loss, self.n_weights)
+                else:
+                    self._harms[key] = delta_harm(inj.stored)
+            return self._harms[key]
+
+    def plan(self, spec: CampaignSpec) -> ProtectionPlan:
+        """Build the protection plan of ``spec`` for this model (scores and harms computed once and cached).
+
+        The ``random`` scorer draws from ``spec.seed``; ``spec.guard`` adds the range guard on read
+        (``+range``); ``damage`` ranks (weight, bit) pairs by ``spec.scorer`` x ``spec.harm``.
+        """
+        if spec.protect == "damage":
+            detail = ", ".join(v for v, default in ((spec.scorer, "lrp"), (spec.harm, "delta")) if v != default)
+            plan = damage_plan(
+                self.scores(spec.scorer, spec.rule, spec.seed),
+                self.harm(spec.fmt, spec.harm, spec.int8_granularity),
+                spec.budget,
+                WORD_BITS[spec.fmt],
+                detail=detail,
+            )
+            return replace(plan, guard=True) if spec.guard else plan
         scores = self.scores(spec.protect, spec.rule, spec.seed) if spec.protect in SCORERS else None
-        plan = make_plan(
+        return make_plan(
             spec.protect,
             WORD_BITS[spec.fmt],
             budget=spec.budget,
             scores=scores,
             bits=spec.bits,
             offsets=self.layout.offsets if spec.per_layer else None,
+            guard=spec.guard,
+            on_double=spec.ecc_double,
         )
-        return replace(plan, guard=True) if spec.guard else plan
 
     def evaluate(
         self,

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 from xtmr_core.vocabulary import (
+    ECC_DOUBLE,
     FORMATS,
+    GUARD_SUFFIX,
+    HARMS,
     INT8_GRANULARITIES,
     MODES,
     PLANS,
@@ -23,12 +26,13 @@ from xtmr_core.vocabulary import (
     check_bits,
     check_budget,
     check_choice,
+    check_damage_budget,
     check_seed,
     check_trials,
 )
 
 #: The fields that choose the protection plan; the others choose the faults (the grid point).
-PLAN_FIELDS = ("protect", "budget", "bits", "rule", "per_layer", "guard")
+PLAN_FIELDS = ("protect", "budget", "bits", "rule", "per_layer", "guard", "ecc_double", "scorer", "harm")
 
 
 @dataclass(frozen=True)
@@ -37,15 +41,20 @@ class CampaignSpec:
 
     Attributes:
         protect: the plan (one of ``vocabulary.PLANS``).
-        budget: percent of weights, for the scorer plans (else 0).
+        budget: percent of weights, for the scorer plans; percent extra memory (0..200) for ``damage``,
+            so ``damage 2`` buys as many triplicated bits as ``lrp 1`` (else 0).
         ber: bit error rate. fmt: storage format. mode: fault mode.
         trials: number of trials. seed: campaign seed; trial ``t`` draws from ``(seed, t)``.
         fault_bits: only these bit positions can fail (``None`` = all).
         bits: protected bit positions, for ``protect="bits"`` (else ``None``).
-        rule: the LRP rule, for ``protect="lrp"`` (else ``"epsilon"``).
+        rule: the LRP rule, for ``protect="lrp"`` or a ``damage`` plan scored by lrp (else ``"epsilon"``).
         per_layer: rank weights within each layer, for scorer plans (else ``False``).
         int8_granularity: int8 scale granularity (``"channel"`` unless ``fmt="int8"``).
-        guard: apply the range guard on read as well (costs no copies); ``protect="range"`` is the guard alone.
+        guard: apply the range guard on read as well (costs no copies); ``protect="range"`` is the guard alone
+            (``protect="none"`` with the guard is normalised to it).
+        ecc_double: for ``ecc``: a word with a detected error reads as ``zero`` or as ``read`` (else ``zero``).
+        scorer: for ``damage``: the weight scorer (one of ``vocabulary.SCORERS``; else ``lrp``).
+        harm: for ``damage``: the harm of a flip at a bit position, ``delta`` or ``scan`` (else ``delta``).
 
     Raises:
         XtmrError: any field out of range or unknown (one line, before any work).
@@ -64,25 +73,38 @@ class CampaignSpec:
     per_layer: bool = False
     int8_granularity: str = "channel"
     guard: bool = False
+    ecc_double: str = "zero"
+    scorer: str = "lrp"
+    harm: str = "delta"
 
     def __post_init__(self) -> None:
         protect = check_choice("protection", self.protect, PLANS)
+        if protect == "none" and self.guard:
+            protect = "range"  # no protection plus the guard is the guard alone: one name for one campaign
+        check_choice("ECC double-error policy", self.ecc_double, ECC_DOUBLE)
+        check_choice("scorer", self.scorer, SCORERS)
+        check_choice("harm", self.harm, HARMS)
+        damage = protect == "damage"
         fmt = check_choice("format", self.fmt, FORMATS)
         check_choice("fault mode", self.mode, MODES)
         check_choice("LRP rule", self.rule, RULES)
         check_choice("int8 granularity", self.int8_granularity, INT8_GRANULARITIES)
         scorer = protect in SCORERS
         norm = {
-            "budget": check_budget(self.budget) if scorer else 0.0,
+            "protect": protect,
+            "budget": check_budget(self.budget) if scorer else check_damage_budget(self.budget) if damage else 0.0,
             "ber": check_ber(self.ber),
             "trials": check_trials(int(self.trials) if _integral(self.trials) else self.trials),
             "seed": check_seed(int(self.seed) if _integral(self.seed) else self.seed),
             "fault_bits": None if self.fault_bits is None else check_bits(self.fault_bits, fmt, "fault bit position"),
             "bits": check_bits(self.bits or (), fmt) if protect == "bits" else None,
-            "rule": self.rule if protect == "lrp" else "epsilon",
+            "rule": self.rule if protect == "lrp" or (damage and self.scorer == "lrp") else "epsilon",
             "per_layer": bool(self.per_layer) and scorer,
             "int8_granularity": self.int8_granularity if fmt == "int8" else "channel",
             "guard": bool(self.guard) and protect != "range",
+            "ecc_double": self.ecc_double if protect == "ecc" else "zero",
+            "scorer": self.scorer if damage else "lrp",
+            "harm": self.harm if damage else "delta",
         }
         for name, value in norm.items():
             object.__setattr__(self, name, value)
@@ -117,10 +139,20 @@ def grid(
         XtmrError: any point that is invalid (a BER out of range, a bit position the format lacks, ...).
     """
     specs: list[CampaignSpec] = []
-    for fmt, protect, ber in itertools.product(formats, protects, bers):
-        for budget in budgets if protect in SCORERS else [0.0]:
-            specs.append(CampaignSpec(protect, budget, ber, fmt, **common))  # type: ignore[arg-type]
+    for fmt, name, ber in itertools.product(formats, protects, bers):
+        protect, guard = split_plan_name(name)
+        fields = {**common, "guard": True} if guard else common
+        for budget in budgets if protect in SCORERS or protect == "damage" else [0.0]:
+            specs.append(CampaignSpec(protect, budget, ber, fmt, **fields))  # type: ignore[arg-type]
     return list(dict.fromkeys(specs))
+
+
+def split_plan_name(name: str) -> tuple[str, bool]:
+    """A plan name as the CLI and sweeps write it, split into the plan and the guard: ``lrp+range`` ->
+    ``("lrp", True)``, ``lrp`` -> ``("lrp", False)``."""
+    if name.endswith(GUARD_SUFFIX):
+        return name[: -len(GUARD_SUFFIX)], True
+    return name, False
 
 
 def _integral(value: object) -> bool:

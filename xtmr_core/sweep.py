@@ -192,7 +192,7 @@ def add_reliability(table: pd.DataFrame) -> pd.DataFrame:
 
 def iso_table(table: pd.DataFrame, target: float) -> pd.DataFrame:
     """Per format and BER, the smallest budget each scorer needs to reach ``target`` accuracy."""
-    scored = table[table["protect"].isin(SCORERS)]
+    scored = table[table["protect"].isin(SCORERS) & ~table["plan"].str.endswith("+range")]  # TMR alone
     parts = []
     for (fmt, ber), group in scored.groupby(["format", "ber"], sort=True):
         cost = iso_reliability_cost(group, target)

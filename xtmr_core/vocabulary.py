@@ -22,8 +22,18 @@ WORD_BITS: dict[str, int] = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
 INT8_GRANULARITIES: tuple[str, ...] = ("channel", "tensor")
 #: Weight-importance scorers (``scoring.score_weights``).
 SCORERS: tuple[str, ...] = ("lrp", "magnitude", "gradient", "taylor", "random")
-#: Protection plans: the scorer plans choose the top ``budget`` % weights by their scorer.
-PLANS: tuple[str, ...] = ("none", *SCORERS, "full", "bits", "range")
+#: Protection plans: the scorer plans choose the top ``budget`` % weights by their scorer; ``ecc`` is SEC-DED
+#: (72, 64); ``damage`` triplicates the (weight, bit) pairs of highest expected damage.
+PLANS: tuple[str, ...] = ("none", *SCORERS, "full", "bits", "range", "ecc", "damage")
+#: What an ECC word with a detected, uncorrectable error reads as: its weights as 0, or as read.
+ECC_DOUBLE: tuple[str, ...] = ("zero", "read")
+#: The harm of a flip at a bit position, for ``damage``: the weight's |delta w| of the flip, or the accuracy
+#: loss at that bit position in the single-flip scan (``sensitivity.bit_sensitivity``).
+HARMS: tuple[str, ...] = ("delta", "scan")
+#: Suffix that adds the range guard to a plan on the command line and in sweeps (``lrp+range``).
+GUARD_SUFFIX = "+range"
+#: Plan names with the guard suffix allowed (``none+range`` is ``range``; ``range+range`` is not a name).
+PLAN_NAMES: tuple[str, ...] = PLANS + tuple(p + GUARD_SUFFIX for p in PLANS if p not in ("none", "range"))
 #: LRP rules.
 RULES: tuple[str, ...] = ("epsilon", "gamma", "alpha1beta0")
 #: Fault modes: a faulty bit is inverted, or reads as 0, or as 1.
@@ -64,6 +74,17 @@ def check_budget(budget: float) -> float:
         raise XtmrError(f"budget must be a percentage in [0, 100], got {budget!r}") from None
     if not 0.0 <= value <= 100.0:
         raise XtmrError(f"budget must be a percentage in [0, 100], got {budget!r}")
+    return value
+
+
+def check_damage_budget(budget: float) -> float:
+    """Return a ``damage`` budget (percent extra memory, up to 200 = every bit triplicated) as a float."""
+    try:
+        value = float(budget)
+    except (TypeError, ValueError):
+        raise XtmrError(f"damage budget must be a % of extra memory in [0, 200], got {budget!r}") from None
+    if not 0.0 <= value <= 200.0:
+        raise XtmrError(f"damage budget must be a % of extra memory in [0, 200], got {budget!r}")
     return value
 
 
