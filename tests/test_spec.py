@@ -3,7 +3,7 @@
 import pytest
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.spec import CampaignSpec
+from xtmr_core.spec import CampaignSpec, grid, split_plan_name
 from xtmr_core.vocabulary import PLANS, SCORERS
 
 
@@ -73,3 +73,17 @@ def test_new_plan_fields_are_normalised_when_the_plan_ignores_them():
             CampaignSpec("damage", budget=2, **bad)
     with pytest.raises(XtmrError, match="200"):
         CampaignSpec("damage", budget=201)
+
+
+def test_grid_gives_damage_its_budgets_and_reads_plus_range_as_the_guard():
+    specs = grid(["none", "lrp+range", "damage", "ecc"], [1, 2], [1e-4], ["fp32"], trials=3)
+    got = [(s.protect, s.budget, s.guard) for s in specs]
+    assert got == [
+        ("none", 0.0, False),
+        ("lrp", 1.0, True),
+        ("lrp", 2.0, True),
+        ("damage", 1.0, False),
+        ("damage", 2.0, False),
+        ("ecc", 0.0, False),
+    ]
+    assert split_plan_name("ecc+range") == ("ecc", True) and split_plan_name("range") == ("range", False)

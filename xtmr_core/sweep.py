@@ -192,7 +192,8 @@ def add_reliability(table: pd.DataFrame) -> pd.DataFrame:
 
 def iso_table(table: pd.DataFrame, target: float) -> pd.DataFrame:
     """Per format and BER, the smallest budget each scorer needs to reach ``target`` accuracy."""
-    scored = table[table["protect"].isin(SCORERS) & ~table["plan"].str.endswith("+range")]  # TMR alone
+    guarded = table["plan"].str.endswith("+range") if "plan" in table else False  # TMR alone, not +range
+    scored = table[table["protect"].isin(SCORERS) & ~guarded]
     parts = []
     for (fmt, ber), group in scored.groupby(["format", "ber"], sort=True):
         cost = iso_reliability_cost(group, target)
