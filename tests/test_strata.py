@@ -52,6 +52,30 @@ def test_stratified_faults_put_exactly_k_on_the_deciding_bits_and_keep_pairing()
     assert all(int((f.bit == 30).sum()) >= s.ks[-1] for f in tail)
 
 
+def test_stratified_faults_keep_pairing_with_ecc_check_bits_and_bit_aware_copies(tiny_model):
+    from xtmr_core.damage import damage_plan, delta_harm
+    from xtmr_core.faults import CHECK_COPY
+
+    inj = FaultInjector(tiny_model, "fp32", device=CPU)
+    fault = FaultModel(0.05)
+    s = make_strata(inj.n_weights, FaultModel(0.002), 32, (30,), 40)
+    damage = damage_plan(np.abs(inj.clean_values).astype(np.float64), delta_harm(inj.stored), 20, 32)
+    pairs = set(zip(*(a.tolist() for a in damage.pairs)))
+    for stratum in range(len(s.ks) - 1):
+        for t in range(3):
+            base = stratified_faults(inj.regions(make_plan("none", 32), fault), fault, s, stratum, trial_rng(0, t))
+            for plan in (make_plan("ecc", 32), damage):
+                f = stratified_faults(inj.regions(plan, fault), fault, s, stratum, trial_rng(0, t))
+                prim = f.copy == 0
+                assert np.array_equal(base.weight, f.weight[prim]) and np.array_equal(base.bit, f.bit[prim])
+                extra = list(zip(f.weight[~prim].tolist(), f.bit[~prim].tolist(), f.copy[~prim].tolist()))
+                assert extra
+                if plan is damage:
+                    assert {(w, b) for w, b, _ in extra} <= pairs
+                else:
+                    assert all(c == CHECK_COPY and w % 2 == 0 and 0 <= b < 8 for w, b, c in extra)
+
+
 def _regions(plan, fault):
     from xtmr_core.faults import Region
 

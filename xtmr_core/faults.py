@@ -75,6 +75,14 @@ class Region:
         """Number of stored bits in the block."""
         return self.n_words if self.paired else self.n_words * len(self.bits)
 
+    def locate(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(weight, bit)`` of the block's stored bits numbered ``local`` (0 .. ``size`` - 1)."""
+        if self.paired:
+            return self.weights[local], self.bits[local]
+        nb = len(self.bits)
+        word = local // nb
+        return (word if self.weights is None else self.weights[word]), self.bits[local % nb]
+
 
 @dataclass(frozen=True)
 class FaultSet:
@@ -153,14 +161,9 @@ def sample_faults(regions: list[Region], p: float, rng: np.random.Generator) -> 
     weight, bit, copy = [], [], []
     for region in regions:
         local = sample_positions(region.size, p, streams[region.copy])
-        if region.paired:
-            weight.append(region.weights[local])
-            bit.append(region.bits[local])
-        else:
-            nb = len(region.bits)
-            word = local // nb
-            weight.append(word if region.weights is None else region.weights[word])
-            bit.append(region.bits[local % nb])
+        w, b = region.locate(local)
+        weight.append(w)
+        bit.append(b)
         copy.append(np.full(local.size, region.copy, dtype=np.int8))
     if not regions:
         return FaultSet(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8))

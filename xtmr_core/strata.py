@@ -147,7 +147,8 @@ def stratified_faults(
         The ``FaultSet``.
     """
     p = float(fault.ber)
-    streams = rng.spawn(5)  # 0: K in the tail, 1: deciding positions, 2: other primary bits, 3-4: copies
+    # 0: K in the tail, 1: deciding positions, 2: other primary bits, 2 + c: copy c (3 = ECC check bits)
+    streams = rng.spawn(3 + max((r.copy for r in regions), default=0))
     primary = regions[0]
     deciding = np.asarray(strata.bits, dtype=np.int64)
     other = np.setdiff1d(primary.bits, deciding)
@@ -164,9 +165,8 @@ def stratified_faults(
         copy.append(np.zeros(local.size, dtype=np.int8))
     for region in regions[1:]:
         local = sample_positions(region.size, p, streams[2 + region.copy])
-        nb = len(region.bits)
-        word = local // nb
-        weight.append(word if region.weights is None else region.weights[word])
-        bit.append(region.bits[local % nb])
+        w, b = region.locate(local)  # also paired (bit-aware) and ECC check-bit regions
+        weight.append(w)
+        bit.append(b)
         copy.append(np.full(local.size, region.copy, dtype=np.int8))
     return FaultSet(np.concatenate(weight).astype(np.int64), np.concatenate(bit).astype(np.int64), np.concatenate(copy))
