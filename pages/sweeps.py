@@ -10,9 +10,10 @@ import streamlit as st
 
 import app_state
 from xtmr_core.errors import XtmrError
-from xtmr_core.formats import WORD_BITS
-from xtmr_core.protection import PLANS, SCORER_PLANS, parse_bits
-from xtmr_core.sweep import COLUMNS, add_reliability, grid, iso_table, result_row
+from xtmr_core.spec import grid
+from xtmr_core.sweep import COLUMNS, add_reliability, iso_table, result_row
+from xtmr_core.vocabulary import PLANS, WORD_BITS, check_bits, parse_bits
+from xtmr_core.vocabulary import SCORERS as SCORER_PLANS
 
 PALETTE = {
     "none": "#c53030",
@@ -64,17 +65,13 @@ trials = c2.select_slider(
 def _bits_input(tag: str, protects: list[str]) -> tuple[int, ...] | None:
     if "bits" not in protects:
         return None
-    n = WORD_BITS[fmt]
     text = st.text_input(
         "Bit positions for the 'bits' plan",
         value=str(app_state.top_bit(fmt)),
         key=f"{tag}_bits_{fmt}",
-        help=f"Bits 0 (LSB) … {n - 1} of every weight, e.g. 30 or 23-31.",
+        help=f"Bits 0 (LSB) … {WORD_BITS[fmt] - 1} of every weight, e.g. 30 or 23-31.",
     )
-    bits = parse_bits(text)
-    if max(bits) >= n:
-        raise XtmrError(f"bit {max(bits)} does not exist in {fmt}: use positions 0 … {n - 1}")
-    return bits
+    return check_bits(parse_bits(text), fmt)
 
 
 def _run(tag: str, protects: list[str], budgets: list[float], bers: list[float], bits) -> None:

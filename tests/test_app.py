@@ -10,8 +10,8 @@ from conftest import metric
 from streamlit.testing.v1 import AppTest
 
 import app_state
-from xtmr_core.formats import FORMATS
 from xtmr_core.spec import CampaignSpec
+from xtmr_core.vocabulary import FORMATS
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 180  # the first run loads data and computes LRP scores on a shared 2-core machine

@@ -7,7 +7,8 @@ import sys
 import pandas as pd
 import pytest
 
-from xtmr_core.cli import main
+from xtmr_core import vocabulary
+from xtmr_core.cli import build_parser, main
 
 BAD = [
     (["evaluate", "--ber", "1.5"], "BER must be"),
@@ -50,6 +51,58 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(argv, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+# The check must run before torch loads: the CLI answers bad input at once, not after seconds of imports.
+TORCH_FREE_BAD = [
+    ["evaluate", "--ber", "2"],
+    ["evaluate", "--budget", "101", "--protect", "lrp"],
+    ["evaluate", "--seed", "-1"],
+    ["evaluate", "--trials", "0"],
+    ["evaluate", "--protect", "bits", "--bits", "40"],
+    ["evaluate", "--fault-bits", "3-1"],
+    ["evaluate", "--format", "int8", "--fault-bits", "9"],
+    ["sweep", "--bers", "1e-4,7"],
+    ["sweep", "--formats", "fp32,int8", "--protect", "bits", "--bits", "30"],
+    ["sweep", "--target", "95"],
+    ["bench", "--bers", "2"],
+    ["train", "--seed", "-1", "--out", "never-written.pt"],
+]
+
+
+@pytest.mark.parametrize("argv", TORCH_FREE_BAD, ids=" ".join)
+def test_bad_input_is_refused_before_torch_loads(argv):
+    probe = (
+        "import sys\nfrom xtmr_core.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
+        "except SystemExit as e:\n    rc = e.code\nprint('torch' in sys.modules, 'numpy' in sys.modules)\nsys.exit(rc)"
+    )  # argparse's own usage errors exit through SystemExit
+    proc = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    "command, flag, names",
+    [
+        ("evaluate", "--model", vocabulary.MODELS),
+        ("evaluate", "--dataset", vocabulary.DATASETS),
+        ("evaluate", "--format", vocabulary.FORMATS),
+        ("evaluate", "--protect", vocabulary.PLANS),
+        ("evaluate", "--rule", vocabulary.RULES),
+        ("evaluate", "--mode", vocabulary.MODES),
+        ("evaluate", "--int8-granularity", vocabulary.INT8_GRANULARITIES),
+        ("evaluate", "--device", vocabulary.DEVICES),
+        ("train", "--model", vocabulary.MODELS),
+        ("report", "--dataset", vocabulary.DATASETS),
+    ],
+)
+def test_the_choices_are_the_vocabulary(command, flag, names):
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    action = next(a for a in sub._actions if flag in a.option_strings)
+    assert tuple(action.choices) == names
+    for name in names:  # every name parses
+        args = build_parser().parse_args([command, flag, name] + (["--out", "x"] if command == "train" else []))
+        assert getattr(args, action.dest) == name
 
 
 def test_bad_checkpoint_file_is_refused_in_one_line(tmp_path, capsys):

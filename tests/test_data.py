@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from xtmr_core import data
-from xtmr_core.data import DATASETS, DataSplits, load_dataset, reference_set, stratified_split
+from xtmr_core.data import DataSplits, load_dataset, reference_set, stratified_split
 from xtmr_core.errors import XtmrError
+from xtmr_core.vocabulary import DATASETS
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.formats import FORMATS, WORD_BITS, bit_roles, encode, sign_exponent_bits, word_to_bits
+from xtmr_core.formats import bit_roles, encode, sign_exponent_bits, word_to_bits
 from xtmr_core.memory import WeightLayout
+from xtmr_core.vocabulary import FORMATS, WORD_BITS
 
 
 def _values(n=500, seed=0):

@@ -6,7 +6,8 @@ from captum.attr import LRP, LayerLRP
 from torch import nn
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.models import MODELS, build_model, default_width, weight_layers
+from xtmr_core.models import build_model, default_width, weight_layers
+from xtmr_core.vocabulary import MODELS
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8)]
 # (conv layers, linear layers) of the original architectures.

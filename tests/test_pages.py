@@ -12,8 +12,7 @@ import torch
 from conftest import metric
 from streamlit.testing.v1 import AppTest
 
-from xtmr_core.formats import FORMATS
-from xtmr_core.protection import PLANS
+from xtmr_core.vocabulary import FORMATS, PLANS
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 180

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.protection import make_plan, overhead, parse_bits, top_weights
+from xtmr_core.protection import make_plan, overhead, top_weights
+from xtmr_core.vocabulary import parse_bits
 
 
 def test_top_weights_picks_the_highest_scores_with_stable_ties():

@@ -10,7 +10,8 @@ from torch import nn
 
 from xtmr_core.errors import XtmrError
 from xtmr_core.relevance import lrp_weight_relevance
-from xtmr_core.scoring import SCORERS, flatten_scores, score_weights, top_k_mask, topk_overlap
+from xtmr_core.scoring import flatten_scores, score_weights, top_k_mask, topk_overlap
+from xtmr_core.vocabulary import SCORERS
 
 
 class TinyCNN(nn.Module):

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xtmr_core.data import DATASETS, dataset_shape
+from xtmr_core.data import dataset_shape
 from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
-from xtmr_core.models import MODELS, build_model, default_width, weight_layers
+from xtmr_core.models import build_model, default_width, weight_layers
+from xtmr_core.vocabulary import DATASETS, MODELS, check_choice
 
 CHECKPOINT_DIR: Path = Path(__file__).resolve().parent.parent / "checkpoints"
 MANIFEST_NAME = "MANIFEST.json"
@@ -175,10 +176,8 @@ def load_state_dict_bytes(
 
 
 def _check_names(model: str, dataset: str) -> None:
-    if model not in MODELS:
-        raise XtmrError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if dataset not in DATASETS:
-        raise XtmrError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    check_choice("model", model, MODELS)
+    check_choice("dataset", dataset, DATASETS)
 
 
 def _check_plain(value, where: str) -> None:

@@ -209,14 +209,14 @@ class _Progress:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from xtmr_core.training import train_and_save
-
     if a.epochs < 1 or a.batch_size < 1:
         raise XtmrError(f"--epochs and --batch-size must be at least 1, got {a.epochs} and {a.batch_size}")
     if not (math.isfinite(a.lr) and a.lr > 0):
         raise XtmrError(f"--lr must be a positive number, got {a.lr}")
     _flag("--seed", check_seed, a.seed)
     _check_output(a.out, "--out")
+    from xtmr_core.training import train_and_save  # torch loads here, after the cheap checks
+
     command = "python -m xtmr_core " + shlex.join(a._argv)
     entry = train_and_save(
         a.model,
@@ -389,14 +389,14 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
-    from xtmr_core.bench import format_table, run_bench
-
     if a.repeats < 1:
         raise XtmrError(f"--repeats must be at least 1, got {a.repeats}")
     for ber in a.bers:
         _flag("--ber", check_ber, ber)
     if a.per_pass is not None and a.per_pass < 1:
         raise XtmrError(f"--per-pass must be at least 1, got {a.per_pass}")
+    from xtmr_core.bench import format_table, run_bench  # torch loads here, after the cheap checks
+
     table = run_bench(a.models, a.bers, repeats=a.repeats, per_pass=a.per_pass, device=_device(a.device))
     print(format_table(table))
     return 0

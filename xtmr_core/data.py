@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from xtmr_core.errors import XtmrError
-
-DATASETS = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
+from xtmr_core.vocabulary import DATASETS, check_choice
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT / "data_cache"
@@ -229,8 +228,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
 
 
 def _check_name(name: str) -> None:
-    if name not in DATASETS:
-        raise XtmrError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    check_choice("dataset", name, DATASETS)
 
 
 def _model_device(model: nn.Module) -> torch.device:

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from xtmr_core.errors import XtmrError
 from xtmr_core.memory import WeightLayout
+from xtmr_core.vocabulary import MODES, check_ber, check_choice, check_positions
 
-MODES = ("flip", "stuck0", "stuck1")
 #: The copy number of ECC check bits (0 is the primary copy, 1 and 2 TMR's extra copies).
 CHECK_COPY = 3
 
@@ -35,19 +34,14 @@ class FaultModel:
     bits: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.ber, (int, float)) and 0.0 <= float(self.ber) <= 1.0):
-            raise XtmrError(f"BER must be a number in [0, 1], got {self.ber!r}")
-        if self.mode not in MODES:
-            raise XtmrError(f"unknown fault mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        check_ber(self.ber)
+        check_choice("fault mode", self.mode, MODES)
 
     def positions(self, word_bits: int) -> np.ndarray:
         """The bit positions that can fail in a word of ``word_bits`` bits."""
         if self.bits is None:
             return np.arange(word_bits, dtype=np.int64)
-        bad = [b for b in self.bits if not 0 <= b < word_bits]
-        if bad:
-            raise XtmrError(f"fault bit position {bad[0]} outside 0..{word_bits - 1} for this format")
-        return np.array(sorted(set(self.bits)), dtype=np.int64)
+        return np.array(check_positions(self.bits, word_bits, "fault bit position"), dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -11,22 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from xtmr_core.errors import XtmrError
 from xtmr_core.memory import WeightLayout
+from xtmr_core.vocabulary import FORMATS, INT8_GRANULARITIES, WORD_BITS, check_choice, check_format
 
-FORMATS = ("fp32", "fp16", "bf16", "int8")
-WORD_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
+# The names re-exported from the vocabulary are kept importable from here for older callers.
+__all__ = ["FORMATS", "INT8_GRANULARITIES", "WORD_BITS", "check_format", "bit_roles", "sign_exponent_bits"]
+__all__ += ["StoredWeights", "encode", "word_to_bits"]
 _WORD_DTYPE = {"fp32": np.int32, "fp16": np.int16, "bf16": np.int16, "int8": np.int8}
 # (sign bit, lowest exponent bit, highest exponent bit) of the float formats.
 _FLOAT_FIELDS = {"fp32": (31, 23, 30), "fp16": (15, 10, 14), "bf16": (15, 7, 14)}
-INT8_GRANULARITIES = ("channel", "tensor")
-
-
-def check_format(fmt: str) -> str:
-    """Return ``fmt`` if it is a known format, else raise ``XtmrError``."""
-    if fmt not in FORMATS:
-        raise XtmrError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    return fmt
 
 
 def bit_roles(fmt: str) -> list[str]:
@@ -122,8 +115,7 @@ def encode(
     if fmt == "bf16":
         words = torch.from_numpy(flat).to(torch.bfloat16).view(torch.int16).numpy().copy()
         return StoredWeights(fmt, words)
-    if int8_granularity not in INT8_GRANULARITIES:
-        raise XtmrError(f"unknown int8 granularity {int8_granularity!r}: choose channel or tensor")
+    check_choice("int8 granularity", int8_granularity, INT8_GRANULARITIES)
     if layout is None:
         raise ValueError("int8 needs the weight layout for its scales")
     if int8_granularity == "channel":

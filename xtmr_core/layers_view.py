@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from xtmr_core.formats import WORD_BITS, check_format
 from xtmr_core.memory import WeightLayout
 from xtmr_core.models import weight_layers
 from xtmr_core.protection import ProtectionPlan
+from xtmr_core.vocabulary import WORD_BITS, check_format
 
 __all__ = ["layer_table", "weight_memory_bytes", "protected_per_layer", "relevance_sample", "signed_range"]
 

@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 from xtmr_core.errors import XtmrError
-
-MODELS = ("mlp", "lenet5", "alexnet", "vgg16")
+from xtmr_core.vocabulary import MODELS, check_choice
 
 # Chosen so a clean pass over 1,000 28×28 images stays well under 0.15 s on 2 CPU cores and each
 # model reaches >= 95% on mnist5k in a few CPU minutes (measured numbers in checkpoints/MANIFEST.json).
@@ -109,8 +108,7 @@ class Classifier(nn.Module):
 
 
 def _check_name(name: str) -> None:
-    if name not in MODELS:
-        raise XtmrError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    check_choice("model", name, MODELS)
 
 
 def _scaled(count: int, width: float) -> int:

@@ -16,11 +16,11 @@ import numpy as np
 
 from xtmr_core import ecc
 from xtmr_core.errors import XtmrError
+from xtmr_core.vocabulary import ECC_DOUBLE, PLANS, check_budget, check_positions, parse_bits
+from xtmr_core.vocabulary import SCORERS as SCORER_PLANS
 
-SCORER_PLANS = ("lrp", "magnitude", "gradient", "taylor", "random")
-PLANS = ("none",) + SCORER_PLANS + ("full", "bits", "range", "ecc", "damage")
-#: What an ECC word whose double error is detected reads as: zeros, or the data as read.
-ECC_DOUBLE = ("zero", "read")
+__all__ = ["PLANS", "SCORER_PLANS", "ECC_DOUBLE", "ProtectionPlan", "Overhead", "overhead", "top_weights"]
+__all__ += ["make_plan", "check_budget", "parse_bits"]  # PLANS ... parse_bits: re-exported from the vocabulary
 
 
 @dataclass(frozen=True)
@@ -166,17 +166,6 @@ def overhead(plan: ProtectionPlan, n_weights: int, word_bits: int, n_layers: int
     return Overhead(copies * pct, index * pct, (copies + index) * pct, plan.protected_weights(n_weights), pbits)
 
 
-def check_budget(budget: float) -> float:
-    """Return ``budget`` (percent of weights) if it lies in [0, 100], else raise ``XtmrError``."""
-    try:
-        value = float(budget)
-    except (TypeError, ValueError):
-        raise XtmrError(f"budget must be a percentage in [0, 100], got {budget!r}") from None
-    if not 0.0 <= value <= 100.0:
-        raise XtmrError(f"budget must be a percentage in [0, 100], got {budget!r}")
-    return value
-
-
 def top_weights(scores: np.ndarray, budget: float, offsets: np.ndarray | None = None) -> np.ndarray:
     """Flat indices of the top ``budget`` % weights by score (ties: lower index first).
 
@@ -250,12 +239,7 @@ def _make_plan(
     if protect == "range":
         return ProtectionPlan("range", None, (), guard=True)
     if protect == "bits":
-        if not bits:
-            raise XtmrError("protect=bits needs bit positions, e.g. --bits 30 or --bits 23-31")
-        bad = [b for b in bits if not 0 <= b < word_bits]
-        if bad:
-            raise XtmrError(f"bit position {bad[0]} outside 0..{word_bits - 1} for a {word_bits}-bit format")
-        return ProtectionPlan("bits", None, tuple(sorted(set(bits))))
+        return ProtectionPlan("bits", None, check_positions(bits or (), word_bits))
     if protect in SCORER_PLANS:
         if scores is None:
             raise ValueError(f"protect={protect} needs scores")
@@ -269,28 +253,3 @@ def _make_plan(
     if protect == "damage":
         raise ValueError("protect=damage plans are built by damage.damage_plan (they need scores and harms)")
     raise XtmrError(f"unknown protection {protect!r}: choose one of {', '.join(PLANS)}")
-
-
-def parse_bits(text: str) -> tuple[int, ...]:
-    """Parse bit positions like ``"30"``, ``"23-31"`` or ``"0,7,30-31"``.
-
-    Raises:
-        XtmrError: on anything else.
-    """
-    out: list[int] = []
-    try:
-        for part in str(text).replace(" ", "").split(","):
-            if not part:
-                continue
-            if "-" in part:
-                lo, hi = (int(v) for v in part.split("-", 1))
-                if lo > hi:
-                    raise ValueError
-                out.extend(range(lo, hi + 1))
-            else:
-                out.append(int(part))
-    except ValueError:
-        raise XtmrError(f"bad bit positions {text!r}: use e.g. 30, 23-31 or 0,7,30-31") from None
-    if not out or min(out) < 0:
-        raise XtmrError(f"bad bit positions {text!r}: use e.g. 30, 23-31 or 0,7,30-31")
-    return tuple(sorted(set(out)))

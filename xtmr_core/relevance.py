@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from xtmr_core.errors import XtmrError
 from xtmr_core.models import weight_layers
+from xtmr_core.vocabulary import RULES, check_choice
 
 __all__ = [
     "RULES",
@@ -47,7 +48,6 @@ __all__ = [
     "input_relevance",
 ]
 
-RULES = ("epsilon", "gamma", "alpha1beta0")
 
 #: Default epsilon of the epsilon rule: Captum's own default (``EpsilonRule()``, also the rule Captum
 #: applies to a conv/linear layer without one). In a ReLU network ``R_j`` is proportional to the
@@ -56,8 +56,7 @@ DEFAULT_EPSILON = 1e-9
 
 
 def _check_rule(rule: str) -> None:
-    if rule not in RULES:
-        raise XtmrError(f"unknown LRP rule {rule!r}: choose one of {', '.join(RULES)}")
+    check_choice("LRP rule", rule, RULES)
 
 
 def _make_rule(rule: str, epsilon: float, gamma: float) -> PropagationRule:

@@ -29,11 +29,12 @@ import torch
 from xtmr_core.checkpoints import shipped_checkpoint
 from xtmr_core.errors import XtmrError
 from xtmr_core.experiment import Experiment
-from xtmr_core.formats import WORD_BITS, sign_exponent_bits
+from xtmr_core.formats import sign_exponent_bits
 from xtmr_core.sensitivity import bit_sensitivity
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.stats import ci_half_width, iso_reliability_cost, mean_ci
 from xtmr_core.sweep import COLUMNS, add_reliability, result_row
+from xtmr_core.vocabulary import WORD_BITS
 
 REPORT_NAME = "REPRODUCTION.md"
 CSV_NAME = "reproduction.csv"

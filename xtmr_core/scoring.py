@@ -16,10 +16,9 @@ from torch import Tensor, nn
 from xtmr_core.errors import XtmrError
 from xtmr_core.models import weight_layers
 from xtmr_core.relevance import lrp_weight_relevance
+from xtmr_core.vocabulary import SCORERS, check_choice
 
 __all__ = ["SCORERS", "score_weights", "top_k_mask", "flatten_scores", "topk_overlap"]
-
-SCORERS = ("lrp", "magnitude", "gradient", "taylor", "random")
 
 
 def _check_reference(x_ref: Tensor, y_ref: Tensor) -> None:
@@ -92,8 +91,7 @@ def score_weights(
         XtmrError: unknown scorer or rule, an empty or mismatched reference set (for scorers that
             use it), a model without conv/linear layers, or non-finite scores.
     """
-    if scorer not in SCORERS:
-        raise XtmrError(f"unknown scorer {scorer!r}: choose one of {', '.join(SCORERS)}")
+    check_choice("scorer", scorer, SCORERS)
     if int(batch_size) < 1:
         raise XtmrError(f"batch_size must be at least 1, got {batch_size}")
     layers = weight_layers(model)

@@ -140,10 +140,14 @@ def check_bits(bits: tuple[int, ...], fmt: str, what: str = "bit position") -> t
     Raises:
         XtmrError: an empty list, or a position outside ``0 .. WORD_BITS[fmt] - 1``.
     """
-    n = WORD_BITS[check_format(fmt)]
+    return check_positions(bits, WORD_BITS[check_format(fmt)], what)
+
+
+def check_positions(bits: tuple[int, ...], word_bits: int, what: str = "bit position") -> tuple[int, ...]:
+    """``check_bits`` for a word of ``word_bits`` bits (for callers that know the size, not the format)."""
     if not bits:
         raise XtmrError(f"no {what}s given: use e.g. 30, 23-31 or 0,7,30-31")
-    bad = [b for b in bits if not 0 <= int(b) < n]
+    bad = [b for b in bits if not 0 <= int(b) < word_bits]
     if bad:
-        raise XtmrError(f"{what} {bad[0]} outside 0..{n - 1} for a {n}-bit format")
+        raise XtmrError(f"{what} {bad[0]} outside 0..{word_bits - 1} for a {word_bits}-bit format")
     return tuple(sorted({int(b) for b in bits}))
