@@ -78,7 +78,7 @@ def test_range_guard_combines_with_any_plan_at_the_cost_of_its_bounds():
         (dict(protect="lrp", budget=101, scores=np.ones(4)), "budget"),
         (dict(protect="lrp", budget=-1, scores=np.ones(4)), "budget"),
         (dict(protect="bits", bits=(32,)), "outside"),
-        (dict(protect="bits"), "needs bit positions"),
+        (dict(protect="bits"), "no bit positions given"),
         (dict(protect="best"), "unknown protection"),
     ],
 )

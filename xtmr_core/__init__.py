@@ -47,7 +47,7 @@ _EXPORTS = {
 __all__ = ["XtmrError", *_EXPORTS]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _EXPORTS:
         return getattr(importlib.import_module(f"xtmr_core.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module 'xtmr_core' has no attribute {name!r}")

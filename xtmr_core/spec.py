@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from xtmr_core.vocabulary import (
     ECC_DOUBLE,
@@ -109,7 +110,7 @@ class CampaignSpec:
         for name, value in norm.items():
             object.__setattr__(self, name, value)
 
-    def replace(self, **changes: object) -> CampaignSpec:
+    def replace(self, **changes: Any) -> CampaignSpec:
         """A copy with some fields changed (normalised again)."""
         return replace(self, **changes)
 
@@ -118,13 +119,13 @@ class CampaignSpec:
         """The grid point of this campaign: the same faults with no protection (the paired baseline)."""
         return self.replace(**{f.name: f.default for f in fields(self) if f.name in PLAN_FIELDS})
 
-    def plan_key(self) -> tuple:
+    def plan_key(self) -> tuple[object, ...]:
         """The plan's fields as a tuple (equal plans give equal keys)."""
         return tuple(getattr(self, name) for name in PLAN_FIELDS)
 
 
 def grid(
-    protects: Sequence[str], budgets: Sequence[float], bers: Sequence[float], formats: Sequence[str], **common: object
+    protects: Sequence[str], budgets: Sequence[float], bers: Sequence[float], formats: Sequence[str], **common: Any
 ) -> list[CampaignSpec]:
     """The campaigns of a sweep, one ``CampaignSpec`` per point; plans without a budget run once.
 
@@ -143,7 +144,7 @@ def grid(
         protect, guard = split_plan_name(name)
         fields = {**common, "guard": True} if guard else common
         for budget in budgets if protect in SCORERS or protect == "damage" else [0.0]:
-            specs.append(CampaignSpec(protect, budget, ber, fmt, **fields))  # type: ignore[arg-type]
+            specs.append(CampaignSpec(protect, budget, ber, fmt, **fields))
     return list(dict.fromkeys(specs))
 
 
