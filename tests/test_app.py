@@ -34,8 +34,8 @@ def test_home_shows_the_model_card_and_links():
     at = open_app()
     assert at.title[0].value.startswith("xtmr")
     assert metric(at, "Model") == "lenet5" and metric(at, "Dataset") == "mnist5k" and metric(at, "Format") == "fp32"
-    assert metric(at, "Clean accuracy").endswith("%")
     exp = shared_experiment()
+    assert metric(at, "Clean accuracy") == app_state.pct(exp.clean_accuracy("fp32"))
     assert metric(at, "Weights") == f"{exp.n_weights:,}"
     assert metric(at, "Weight memory") == f"{exp.n_weights * 4 / 1024:,.1f} KiB"
     assert "shipped checkpoint" in at.sidebar.caption[0].value
