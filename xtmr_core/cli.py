@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", choices=DEVICES, help="default: cuda if present, else cpu")
 
     r = sub.add_parser("report", help="reproduce the paper's experiment into docs/REPRODUCTION.md")
-    r.add_argument("--quick", action="store_true", help="a reduced grid (a few minutes)")
+    r.add_argument("--quick", action="store_true", help="a reduced grid (under a minute)")
     r.add_argument("--out", default="docs", help="folder for REPRODUCTION.md, figures and CSV")
     r.add_argument("--dataset", choices=DATASETS, default="mnist5k")
     r.add_argument("--models", type=_names(MODELS), help="default: lenet5,alexnet,vgg16")

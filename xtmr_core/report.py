@@ -29,12 +29,11 @@ import torch
 from xtmr_core.checkpoints import shipped_checkpoint
 from xtmr_core.errors import XtmrError
 from xtmr_core.experiment import Experiment
-from xtmr_core.formats import sign_exponent_bits
+from xtmr_core.formats import WORD_BITS, sign_exponent_bits
 from xtmr_core.sensitivity import bit_sensitivity
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.stats import ci_half_width, iso_reliability_cost, mean_ci
 from xtmr_core.sweep import COLUMNS, add_reliability, result_row
-from xtmr_core.vocabulary import WORD_BITS
 
 REPORT_NAME = "REPRODUCTION.md"
 CSV_NAME = "reproduction.csv"
@@ -108,9 +107,9 @@ class Grid:
     ci_target: float = 0.02
 
 
-# Sized for 45 minutes on an idle 2-core CPU: ~150 points per model; points whose accuracy varies little
-# stop after 10 trials, bimodal ones (a rare catastrophic fp32 exponent flip) run to 40. 1e-2 extends the
-# paper's 1e-7..1e-3 because int8 storage barely degrades by 1e-3.
+# Sized for about 11 minutes on an idle 2-core CPU (10.5 measured, docs/REPRODUCTION.md): ~150 points per
+# model; points whose accuracy varies little stop after 10 trials, bimodal ones (a rare catastrophic fp32
+# exponent flip) run to 40. 1e-2 extends the paper's 1e-7..1e-3 because int8 storage barely degrades by 1e-3.
 FULL_GRID = Grid(
     models=("lenet5", "alexnet", "vgg16"),
     formats=("fp32", "int8"),
@@ -733,7 +732,8 @@ def _section_paper(view: ReportView) -> list[str]:
         "## 2. The paper's table",
         "",
         f"Accuracy (%) at BER {fmt_ber(ber)}. *Recovered* = (plan − none) / (clean − none), the share of the "
-        "fault-induced loss the plan wins back; *relative gain* = (plan − none) / none (DESIGN.md gives both; "
+        "fault-induced loss the plan wins back; *relative gain* = (plan − none) / none "
+        "([DESIGN.md](DESIGN.md) gives both; "
         'the paper\'s "reliability improvement" is one of them). The matching budget is the smallest tested '
         f"magnitude budget whose mean accuracy reaches {lrp}'s.",
         "",

@@ -2,7 +2,8 @@
 
 A score is one non-negative, finite float per faultable weight (the ``weight`` of every
 ``nn.Conv2d``/``nn.Linear``, ``models.weight_layers`` order and names); larger = more important.
-Scores feed protection plans through ``top_k_mask``.
+Protection plans take them as one flat array in layout order (``Experiment.scores``,
+``protection.top_weights``); ``top_k_mask`` is the per-layer view that ``topk_overlap`` compares.
 """
 
 from __future__ import annotations
