@@ -138,7 +138,7 @@ def test_fault_lab_teaching_corner_flips_one_bit_and_votes():
     from xtmr_core.models import weight_layers
 
     net, _ = load_model("lenet5", "mnist5k", device="cpu")
-    first = float(weight_layers(net)[0][1].weight.flatten()[0])
+    first = float(weight_layers(net)[0][1].weight.detach().flatten()[0])
     assert metric(at, "Value before") == f"{first:.6g}"  # index 0 of the first layer
 
 
