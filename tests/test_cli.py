@@ -87,7 +87,7 @@ def test_bad_input_is_refused_before_torch_loads(argv):
         ("evaluate", "--model", vocabulary.MODELS),
         ("evaluate", "--dataset", vocabulary.DATASETS),
         ("evaluate", "--format", vocabulary.FORMATS),
-        ("evaluate", "--protect", vocabulary.PLANS),
+        ("evaluate", "--protect", vocabulary.PLAN_NAMES),
         ("evaluate", "--rule", vocabulary.RULES),
         ("evaluate", "--mode", vocabulary.MODES),
         ("evaluate", "--int8-granularity", vocabulary.INT8_GRANULARITIES),
