@@ -5,6 +5,9 @@ Pure functions over a model, its ``WeightLayout`` and flat per-weight arrays; no
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from torch import nn
@@ -14,7 +17,26 @@ from xtmr_core.models import weight_layers
 from xtmr_core.protection import ProtectionPlan
 from xtmr_core.vocabulary import WORD_BITS, check_format
 
-__all__ = ["layer_table", "weight_memory_bytes", "protected_per_layer", "relevance_sample", "signed_range"]
+__all__ = [
+    "LayerMap",
+    "layer_kind",
+    "layer_map",
+    "layer_table",
+    "weight_memory_bytes",
+    "protected_per_layer",
+    "relevance_sample",
+    "signed_range",
+]
+
+
+def layer_kind(m: nn.Module) -> str:
+    """A faultable layer in words: ``linear``, ``conv 5×5``, ``depthwise conv 3×3`` or ``conv 3×3, 4 groups``."""
+    if not isinstance(m, nn.Conv2d):
+        return "linear"
+    kh, kw = m.kernel_size
+    if m.groups > 1 and m.in_channels == m.groups:
+        return f"depthwise conv {kh}×{kw}"
+    return f"conv {kh}×{kw}" + (f", {m.groups} groups" if m.groups > 1 else "")
 
 
 def layer_table(model: nn.Module) -> pd.DataFrame:
@@ -24,17 +46,16 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
         model: the network.
 
     Returns:
-        Columns ``layer``, ``type`` (e.g. ``conv 5×5`` or ``linear``), ``weight shape`` (text),
+        Columns ``layer``, ``type`` (``layer_kind``), ``weight shape`` (text),
         ``weights``, ``biases`` and ``share %`` (the layer's share of all faultable weights).
     """
     rows = []
     for name, m in weight_layers(model):
         shape = tuple(m.weight.shape)
-        kind = f"conv {shape[2]}×{shape[3]}" if isinstance(m, nn.Conv2d) else "linear"
         rows.append(
             {
                 "layer": name,
-                "type": kind,
+                "type": layer_kind(m),
                 "weight shape": "×".join(map(str, shape)),
                 "weights": int(m.weight.numel()),
                 "biases": int(m.bias.numel()) if m.bias is not None else 0,
@@ -108,7 +129,8 @@ def relevance_sample(
         seed: seed of the uniform sample.
 
     Returns:
-        Columns ``index`` (flat), ``layer``, ``magnitude`` (``|w|``), ``relevance`` (as given),
+        Columns ``index`` (flat), ``layer``, ``depth`` (the layer's position, 1 = first), ``magnitude``
+        (``|w|``), ``relevance`` (as given),
         ``abs relevance`` and ``top`` (bool), sorted by ``index``.
     """
     magnitude = np.asarray(magnitude, dtype=np.float64).reshape(-1)
@@ -128,10 +150,12 @@ def relevance_sample(
     is_top = np.zeros(total, dtype=bool)
     is_top[top_all] = True
     names = np.array(layout.names, dtype=object)
+    layer_idx = layout.layer_of(index) if index.size else np.zeros(0, dtype=np.int64)
     return pd.DataFrame(
         {
             "index": index,
-            "layer": names[layout.layer_of(index)] if index.size else [],
+            "layer": names[layer_idx] if index.size else [],
+            "depth": layer_idx + 1,
             "magnitude": np.abs(magnitude[index]),
             "relevance": relevance[index],
             "abs relevance": np.abs(relevance[index]),
@@ -146,3 +170,184 @@ def signed_range(values: np.ndarray) -> float:
     finite = v[np.isfinite(v)]
     m = float(np.max(np.abs(finite))) if finite.size else 0.0
     return m if m > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """One layer's weight-shaped values laid out as a heatmap, with what its axes and cells mean.
+
+    Attributes:
+        z: the 2-D grid (NaN where a cell holds nothing, e.g. past the last filter of a wrapped grid).
+        hover: one text per cell naming the weights it holds (same shape as ``z``).
+        x_title, y_title: axis titles.
+        x_ticks, y_ticks: ``(positions, labels)`` of each axis (at most ~12 labels).
+        cell: what one cell is, in words (``"one weight"``, ``"4 filters × 8 input channels, summed"``).
+        tile: ``(kh, kw)`` when the grid is made of kernel tiles (draw separators every tile), else ``None``.
+    """
+
+    z: np.ndarray
+    hover: np.ndarray
+    x_title: str
+    y_title: str
+    x_ticks: tuple[tuple[float, ...], tuple[str, ...]]
+    y_ticks: tuple[tuple[float, ...], tuple[str, ...]]
+    cell: str
+    tile: tuple[int, int] | None
+
+
+def _factors(rows: int, cols: int, max_cells: int) -> tuple[int, int]:
+    """Block sizes (rows, cols) that bring a rows×cols grid to at most ``max_cells`` cells (longer axis first)."""
+    fr = fc = 1
+    while math.ceil(rows / fr) * math.ceil(cols / fc) > max_cells:
+        if math.ceil(cols / fc) >= math.ceil(rows / fr):
+            fc += 1
+        else:
+            fr += 1
+    return fr, fc
+
+
+def _block_sum(m: np.ndarray, fr: int, fc: int) -> np.ndarray:
+    """Sum ``m`` over fr×fc blocks (zero-padded at the far edges, so signed totals are kept)."""
+    rows, cols = m.shape
+    out_r, out_c = math.ceil(rows / fr), math.ceil(cols / fc)
+    padded = np.zeros((out_r * fr, out_c * fc), dtype=np.float64)
+    padded[:rows, :cols] = m
+    return padded.reshape(out_r, fr, out_c, fc).sum(axis=(1, 3))
+
+
+def _ticks(n_cells: int, block: int, total: int, tile: int = 1) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """Up to ~12 ticks over ``n_cells`` cells; a cell holds ``block`` units (tiles of ``tile`` cells hold one)."""
+    units = math.ceil(n_cells / tile)
+    step = max(1, math.ceil(units / 12))
+    pos, text = [], []
+    for u in range(0, units, step):
+        first = u * block
+        last = min(total, first + block) - 1
+        pos.append(u * tile + (tile - 1) / 2)
+        text.append(str(first) if block == 1 else f"{first}–{last}")
+    return tuple(pos), tuple(text)
+
+
+def _span(name: str, first: int, n: int, total: int) -> str:
+    last = min(total, first + n) - 1
+    return f"{name} {first}" if last <= first else f"{name}s {first}–{last}"
+
+
+def layer_map(values: np.ndarray, max_cells: int = 4096) -> LayerMap:
+    """Lay out one layer's weight-shaped values (relevance or weights) as a heatmap of at most ``max_cells`` cells.
+
+    * Linear (out × in): outputs down, inputs across; block-summed when larger than ``max_cells``.
+    * Conv (out × in × kh × kw), several input channels per filter: a grid of kh×kw kernel tiles, filters
+      down and input channels across (``z[o*kh + r, i*kw + c] = w[o, i, r, c]``) when it fits; otherwise each
+      kernel summed to one cell (out × in), block-summed further if still too large.
+    * Conv with one input channel per filter (depthwise, or a first layer on grey images): the filters'
+      kernels wrapped row by row into a near-square grid of tiles (a single column of 96 tiles would be
+      unreadable); kernels summed to one cell each when the tiles do not fit.
+
+    Block sums keep the signed total, and every cell's hover text names the weights it holds.
+
+    Args:
+        values: an array shaped like a Linear (2-D) or Conv2d (4-D) weight.
+        max_cells: the most cells of the grid (>= 1).
+
+    Raises:
+        ValueError: another shape, or ``max_cells < 1``.
+    """
+    w = np.asarray(values, dtype=np.float64)
+    if max_cells < 1:
+        raise ValueError(f"max_cells must be at least 1, got {max_cells}")
+    if w.ndim == 2:
+        return _matrix_map(w, max_cells, "output", "input", "weight")
+    if w.ndim != 4:
+        raise ValueError(f"a layer map needs a Linear (2-D) or Conv2d (4-D) weight, got shape {w.shape}")
+    o, i, kh, kw = w.shape
+    if kh == kw == 1:  # a pointwise conv is a matrix
+        return _matrix_map(w[:, :, 0, 0], max_cells, "output filter", "input channel", "weight")
+    if i == 1:
+        return _wrapped_map(w[:, 0], max_cells)
+    if o * i * kh * kw <= max_cells:
+        z = w.transpose(0, 2, 1, 3).reshape(o * kh, i * kw)
+        r, c = np.indices(z.shape)
+        hover = _texts(z, lambda a, b: f"filter {a // kh}, input channel {b // kw}, kernel ({a % kh}, {b % kw})", r, c)
+        return LayerMap(
+            z,
+            hover,
+            "input channel (one kernel tile each)",
+            "output filter (one kernel tile each)",
+            _ticks(i * kw, 1, i, kw),
+            _ticks(o * kh, 1, o, kh),
+            f"one weight; each {kh}×{kw} tile is one filter's kernel on one input channel",
+            (kh, kw),
+        )
+    return _matrix_map(w.sum(axis=(2, 3)), max_cells, "output filter", "input channel", f"{kh}×{kw} kernel")
+
+
+def _texts(z: np.ndarray, name, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    out = np.empty(z.shape, dtype=object)
+    for a, b in zip(rows.ravel(), cols.ravel()):
+        out[a, b] = f"{name(int(a), int(b))}: {z[a, b]:.3g}"
+    return out
+
+
+def _matrix_map(m: np.ndarray, max_cells: int, row_name: str, col_name: str, unit: str) -> LayerMap:
+    rows, cols = m.shape
+    fr, fc = _factors(rows, cols, max_cells)
+    z = _block_sum(m, fr, fc) if (fr, fc) != (1, 1) else m
+    r, c = np.indices(z.shape)
+    hover = _texts(z, lambda a, b: f"{_span(row_name, a * fr, fr, rows)} × {_span(col_name, b * fc, fc, cols)}", r, c)
+    summed = unit != "weight"
+    if (fr, fc) == (1, 1):
+        cell = f"one {unit}" + (" (its weights summed)" if summed else "")
+    else:
+        cell = f"{fr} {row_name}{'s' * (fr > 1)} × {fc} {col_name}{'s' * (fc > 1)}, " + (
+            f"each {unit} summed, then the block" if summed else "summed"
+        )
+    return LayerMap(
+        z,
+        hover,
+        col_name + ("" if fc == 1 else f" (blocks of {fc})"),
+        row_name + ("" if fr == 1 else f" (blocks of {fr})"),
+        _ticks(z.shape[1], fc, cols),
+        _ticks(z.shape[0], fr, rows),
+        cell,
+        None,
+    )
+
+
+def _wrapped_map(k: np.ndarray, max_cells: int) -> LayerMap:
+    """Filters with one kernel each (o × kh × kw), wrapped row-major into a near-square grid of tiles."""
+    o, kh, kw = k.shape
+    per_row = max(1, math.ceil(math.sqrt(o * kh / kw)))
+    n_rows = math.ceil(o / per_row)
+    if n_rows * kh * per_row * kw > max_cells:  # one cell per filter: its kernel summed
+        k, kh, kw = k.sum(axis=(1, 2)).reshape(o, 1, 1), 1, 1
+        per_row = max(1, math.ceil(math.sqrt(o)))
+        n_rows = math.ceil(o / per_row)
+        if n_rows * per_row > max_cells:
+            raise ValueError(f"{o} filters do not fit in {max_cells} cells")
+        cell = "one filter (its kernel summed)"
+    else:
+        cell = f"one weight; each {kh}×{kw} tile is one filter's kernel"
+    z = np.full((n_rows * kh, per_row * kw), np.nan)
+    for f in range(o):
+        r0, c0 = (f // per_row) * kh, (f % per_row) * kw
+        z[r0 : r0 + kh, c0 : c0 + kw] = k[f]
+    r, c = np.indices(z.shape)
+    hover = np.empty(z.shape, dtype=object)
+    for a, b in zip(r.ravel(), c.ravel()):
+        f = (a // kh) * per_row + b // kw
+        where = "" if kh == kw == 1 else f", kernel ({a % kh}, {b % kw})"
+        hover[a, b] = f"filter {f}{where}: {z[a, b]:.3g}" if f < o else ""
+    x_pos, x_text = _ticks(per_row * kw, 1, per_row, kw)
+    y_pos = tuple(float(p) for p in np.arange(n_rows) * kh + (kh - 1) / 2)
+    step = max(1, math.ceil(n_rows / 12))
+    return LayerMap(
+        z,
+        hover,
+        f"filter within the row (+0 … +{per_row - 1})",
+        f"filters, {per_row} per row (label: the row's first)",
+        (x_pos, tuple(f"+{t}" for t in x_text)),
+        (y_pos[::step], tuple(str(row * per_row) for row in range(0, n_rows, step))),
+        cell,
+        (kh, kw) if kh * kw > 1 else None,
+    )
