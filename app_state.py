@@ -20,18 +20,29 @@ import streamlit as st
 import torch
 
 from xtmr_core.campaign import CampaignResult
+from xtmr_core.checkpoints import MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES  # "X as X": re-exported for the pages
 from xtmr_core.checkpoints import load_state_dict_bytes, shipped_checkpoint
+from xtmr_core.data import dataset_missing
 from xtmr_core.errors import XtmrError
 from xtmr_core.experiment import Experiment
 from xtmr_core.formats import bit_roles
-from xtmr_core.layers_view import protected_per_layer
+from xtmr_core.layers_view import (
+    LayerMap,
+    layer_map,
+    layer_table,
+    protected_per_layer,
+    relevance_sample,
+)
+from xtmr_core.layers_view import signed_range as signed_range
+from xtmr_core.layers_view import weight_memory_bytes as weight_memory_bytes
 from xtmr_core.protection import Overhead, overhead
-from xtmr_core.relevance import input_relevance, lrp_weight_relevance
+from xtmr_core.relevance import input_relevance, layer_relevance_shares, lrp_weight_relevance
 from xtmr_core.scoring import topk_overlap
 from xtmr_core.sensitivity import FlipOutcome, flip_one
 from xtmr_core.session_checkpoints import digest
+from xtmr_core.session_checkpoints import train_checkpoint as train_checkpoint
 from xtmr_core.spec import CampaignSpec
-from xtmr_core.vocabulary import FORMATS, SCORERS, WORD_BITS
+from xtmr_core.vocabulary import DATASETS, FORMATS, SCORERS, WORD_BITS
 
 # ---------------------------------------------------------------- settings shared by the pages
 
@@ -371,3 +382,56 @@ def _overlap(exp_key, a, b, rule, fractions, _exp: Experiment) -> list[float]:
         return {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in _exp.layout.split(flat).items()}
 
     return topk_overlap(per_layer(a), per_layer(b), fractions)
+
+
+# ---------------------------------------------------------------- Relevance page views (pages helper)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def relevance_shares(exp_key: str, rule: str, _exp: Experiment) -> pd.DataFrame:
+    """Per layer (forward order): its kind, its share of total |relevance| and of the weights, in %."""
+    rel = signed_relevance(exp_key, rule, _exp)
+    names = list(_exp.layout.names)
+    shares = layer_relevance_shares({n: torch.from_numpy(rel[n]) for n in names})
+    sizes = _exp.layout.sizes()
+    kinds = dict(zip(layer_table(_exp.model)["layer"], layer_table(_exp.model)["type"]))
+    return pd.DataFrame(
+        {
+            "layer": names,
+            "type": [kinds.get(n, "") for n in names],
+            "relevance %": [100 * shares[n] for n in names],
+            "weights %": 100 * sizes / max(int(sizes.sum()), 1),
+        }
+    )
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def layer_heatmap(exp_key: str, rule: str, layer: str, show: str, _exp: Experiment) -> LayerMap:
+    """``layers_view.layer_map`` of one layer's relevance (``show="relevance"``) or fp32 weight values."""
+    if show == "relevance":
+        values = signed_relevance(exp_key, rule, _exp)[layer]
+    else:
+        values = _exp.layout.split(_exp.injector("fp32").clean_values)[layer]
+    return layer_map(np.ascontiguousarray(values), max_cells=4096)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def relevance_points(exp_key: str, rule: str, _exp: Experiment, n: int = 3000) -> pd.DataFrame:
+    """``layers_view.relevance_sample``: weights for the relevance-vs-magnitude scatter."""
+    rel = signed_relevance(exp_key, rule, _exp)
+    flat = _exp.layout.flatten({name: torch.from_numpy(rel[name]) for name in _exp.layout.names})
+    return relevance_sample(_exp.layout, _exp.injector("fp32").clean_values, flat, n=n)
+
+
+# ---------------------------------------------------------------- Model page views (pages helper)
+
+
+def datasets_missing() -> dict[str, str]:
+    """The datasets whose files are absent on this server, each with the folder its files go in."""
+    return {name: folder for name in DATASETS if (folder := dataset_missing(name)) is not None}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def layer_rows(exp_key: str, _exp: Experiment) -> pd.DataFrame:
+    """``layers_view.layer_table`` of the experiment's model."""
+    return layer_table(_exp.model)

@@ -6,16 +6,19 @@ import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 from plotly.subplots import make_subplots
 
 import app_state
-from xtmr_core.layers_view import relevance_sample, signed_range
-from xtmr_core.relevance import layer_relevance_shares, relevance_map
 from xtmr_core.vocabulary import RULES, SCORERS
 
-#: The one diverging colour scale of the app: blue negative, white zero, red positive.
+#: The one diverging colour scale for relevance: blue negative, white zero, red positive. Red and blue mean
+#: nothing else on this page: layers and scorers are drawn in greys and a sequential scale.
 DIVERGING = "RdBu_r"
+#: Weight values (signed, but not relevance) get their own diverging scale, so red never means "weight > 0".
+WEIGHT_SCALE = "PuOr_r"
+INK, MUTED = "#2d3748", "#a0aec0"
+#: Layer depth in the scatter: sequential, with neither the red nor the blue end of the relevance scale.
+DEPTH_SCALE = "Viridis"
 RULE_HELP = {
     "epsilon": "epsilon: the basic rule, relevance split in proportion to each contribution a·w.",
     "gamma": "gamma: favours positive contributions (w + 0.25·w⁺); smoother maps.",
@@ -28,7 +31,7 @@ st.title("Relevance")
 st.caption(
     "LRP sends each reference image's true-class score back through the network; the share that passes "
     "through a weight, summed over 256 correctly classified training images, is that weight's relevance. "
-    "Red: positive, blue: negative, white: zero, on every map."
+    "On every relevance map red is positive, blue negative and white zero."
 )
 choice, exp = app_state.require_experiment()
 rule = st.selectbox(
@@ -36,26 +39,44 @@ rule = st.selectbox(
     RULES,
     key="rule",
     persist_state="session",
-    format_func=lambda r: RULE_HELP[r],
-    help="The rule set on every conv and linear layer (Captum's rules). It also decides the LRP "
-    "ranking the Fault lab protects by.",
+    format_func=lambda r: RULE_HELP.get(r, r),
+    help="The rule set on every conv and linear layer. It also decides the LRP ranking the Fault lab protects by.",
 )
-rel = app_state.signed_relevance(choice.key, rule, exp)
-names = list(exp.layout.names)
+shares = app_state.relevance_shares(choice.key, rule, exp)
+names = list(shares["layer"])
 
 # ---------------------------------------------------------------- network overview: share per layer
-shares = layer_relevance_shares({n: torch.from_numpy(rel[n]) for n in names})
-sizes = exp.layout.sizes()
+# Horizontal bars, one row per layer in forward order: readable from 5 layers to 60 (mobilenetv2 has ~50),
+# with the legend above the plot where it covers no label.
+row_px = 22 if len(names) <= 20 else 16
 fig = go.Figure()
-fig.add_bar(x=names, y=[100 * shares[n] for n in names], name="share of |relevance|", marker_color="#c53030")
-fig.add_bar(x=names, y=100 * sizes / sizes.sum(), name="share of weights", marker_color="#a0aec0")
+fig.add_bar(
+    y=names,
+    x=shares["relevance %"],
+    orientation="h",
+    name="share of |relevance|",
+    marker_color=INK,
+    customdata=shares["type"],
+    hovertemplate="%{y} (%{customdata}): %{x:.2f}% of |relevance|<extra></extra>",
+)
+fig.add_bar(
+    y=names,
+    x=shares["weights %"],
+    orientation="h",
+    name="share of weights",
+    marker_color=MUTED,
+    customdata=shares["type"],
+    hovertemplate="%{y} (%{customdata}): %{x:.2f}% of the weights<extra></extra>",
+)
+fig.update_yaxes(autorange="reversed", title_text="layer (input side at the top)", tickfont_size=11, automargin=True)
+fig.update_xaxes(title_text="% of the network's total", rangemode="tozero")
 fig.update_layout(
-    title="Each layer's share of total |relevance| (and of the weights)",
-    yaxis_title="%",
+    title=dict(text="Each layer's share of total |relevance| and of the weights", y=0.99, yanchor="top"),
     barmode="group",
-    height=300,
-    margin=dict(l=10, r=10, t=40, b=10),
-    legend=dict(orientation="h"),
+    bargap=0.25,
+    height=max(280, 130 + row_px * len(names)),
+    margin=dict(l=10, r=10, t=70, b=10),
+    legend=dict(orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom"),
 )
 st.plotly_chart(fig, width="stretch", key="shares")
 st.caption(
@@ -70,70 +91,56 @@ layer = c1.selectbox(
     "Layer",
     names,
     key=f"rel_layer_{choice.key}",
-    help="Conv layers show one tile per "
-    "(output filter, input channel) kernel when that fits; linear layers show the weight matrix.",
+    format_func=lambda n: f"{n} ({shares.set_index('layer').at[n, 'type']})",
+    help="Conv layers show one tile per (output filter, input channel) kernel when that fits; depthwise "
+    "convs one tile per filter; linear layers the weight matrix. Large layers are summed in blocks.",
 )
 show = c2.radio(
     "Show",
     ("relevance", "weight values"),
     key="rel_show",
     horizontal=True,
-    help="The same map of the layer's raw weights, for comparison.",
+    help="The same map of the layer's raw fp32 weights, for comparison (on its own purple–orange scale).",
 )
-li = names.index(layer)
-shape = exp.layout.shapes[li]
-values = rel[layer] if show == "relevance" else exp.layout.split(exp.injector("fp32").clean_values)[layer]
-grid = relevance_map(torch.as_tensor(np.ascontiguousarray(values)), max_cells=4096)
-lim = signed_range(grid)
+shape = exp.layout.shapes[names.index(layer)]
+lm = app_state.layer_heatmap(choice.key, rule, layer, show, exp)
+lim = app_state.signed_range(lm.z)
 fig = go.Figure(
     go.Heatmap(
-        z=grid,
-        colorscale=DIVERGING,
+        z=lm.z,
+        text=lm.hover,
+        colorscale=DIVERGING if show == "relevance" else WEIGHT_SCALE,
         zmid=0,
         zmin=-lim,
         zmax=lim,
-        colorbar=dict(title=show.split()[0]),
-        hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra></extra>",
+        colorbar=dict(title="relevance" if show == "relevance" else "weight"),
+        hovertemplate="%{text}<extra></extra>",
+        hoverongaps=False,
     )
 )
-tiles = len(shape) == 4 and grid.shape == (shape[0] * shape[2], shape[1] * shape[3])
-if tiles:
-    kh, kw = shape[2], shape[3]
-    for r in range(kh, grid.shape[0], kh):
+if lm.tile:
+    kh, kw = lm.tile
+    for r in range(kh, lm.z.shape[0], kh):
         fig.add_hline(y=r - 0.5, line_width=1, line_color="#4a5568")
-    for c in range(kw, grid.shape[1], kw):
+    for c in range(kw, lm.z.shape[1], kw):
         fig.add_vline(x=c - 0.5, line_width=1, line_color="#4a5568")
-if tiles:  # square kernel cells, the grid as tall as it needs
+    # square cells, the grid as tall as it needs
     fig.update_yaxes(scaleanchor="x", scaleratio=1, constrain="domain")
     fig.update_xaxes(constrain="domain")
-height = (
-    min(720, max(300, int(900 * grid.shape[0] / max(grid.shape[1], 1)) + 60))
-    if tiles
-    else min(620, max(300, 6 * grid.shape[0] + 80))
-)
+rows, cols = lm.z.shape
+height = min(720, max(320, int(900 * rows / max(cols, 1)) + 100)) if lm.tile else min(640, max(320, 6 * rows + 120))
+fig.update_xaxes(title_text=lm.x_title, tickvals=list(lm.x_ticks[0]), ticktext=list(lm.x_ticks[1]), side="top")
+fig.update_yaxes(title_text=lm.y_title, tickvals=list(lm.y_ticks[0]), ticktext=list(lm.y_ticks[1]))
 fig.update_layout(height=height, yaxis_autorange="reversed", margin=dict(l=10, r=10, t=10, b=10))
 st.plotly_chart(fig, width="stretch", key="layer_map")
-if len(shape) == 4:
-    how = (
-        f"{shape[0]} output filters down × {shape[1]} input channels across, each tile the {shape[2]}×{shape[3]} kernel"
-        if tiles
-        else f"{shape[0]} output filters × {shape[1]} input channels, summed over the kernel"
-    )
-else:
-    how = f"{shape[0]} outputs down × {shape[1]} inputs across"
-coarse = (
-    "" if tiles or grid.shape == tuple(shape[:2]) else f"; summed in blocks to {grid.shape[0]}×{grid.shape[1]} cells"
+st.caption(
+    f"{layer}, weight {'×'.join(map(str, shape))}: one cell is {lm.cell}. "
+    "The colour scale is symmetric around zero; hover a cell to see which weights it holds."
 )
-st.caption(f"{layer} ({'×'.join(map(str, shape))}): {how}{coarse}. The colour scale is symmetric around zero.")
 
 # ---------------------------------------------------------------- relevance vs magnitude
 st.subheader("Relevance against magnitude")
-sample = relevance_sample(
-    exp.layout,
-    exp.injector("fp32").clean_values,
-    exp.layout.flatten({n: torch.from_numpy(rel[n]) for n in names}),
-    n=3000,
-)
+sample = app_state.relevance_points(choice.key, rule, exp)
 shown = sample[(sample["abs relevance"] > 0) & (sample["magnitude"] > 0)].assign(
     rank=lambda d: np.where(d["top"], "top 1% by LRP", "other")
 )
@@ -141,20 +148,31 @@ fig = px.scatter(
     shown,
     x="magnitude",
     y="abs relevance",
-    color="layer",
+    color="depth",
     symbol="rank",
     log_x=True,
     log_y=True,
     opacity=0.6,
-    hover_data=["index", "relevance"],
+    color_continuous_scale=DEPTH_SCALE,
+    range_color=(1, max(len(names), 2)),
+    hover_data=["layer", "index", "relevance"],
     symbol_map={"top 1% by LRP": "diamond", "other": "circle"},
-    labels={"magnitude": "|w|", "abs relevance": "|LRP relevance|", "rank": ""},
+    labels={"magnitude": "|w|", "abs relevance": "|LRP relevance|", "rank": "", "depth": "layer"},
 )
-fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10))
+ends = sorted({1, len(names)})
+fig.update_coloraxes(
+    colorbar=dict(title="layer", tickvals=ends, ticktext=[f"{i}: {names[i - 1]}" for i in ends], len=0.8)
+)
+fig.update_layout(
+    height=400,
+    margin=dict(l=10, r=10, t=30, b=10),
+    legend=dict(orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom"),
+)
 st.plotly_chart(fig, width="stretch", key="scatter")
 st.caption(
-    f"{len(shown):,} sampled weights (the top 1% by |relevance| drawn first, up to a quarter of the points; "
-    "weights with zero relevance or value are left out of the log axes). Large weights are not always the "
+    f"{len(shown):,} sampled weights, coloured by their layer's position ({names[0]} first, {names[-1]} last; "
+    "hover for the name); diamonds are the top 1% by |relevance| (drawn first, up to a quarter of the points). "
+    "Weights with zero relevance or value are left out of the log axes. Large weights are not always the "
     "relevant ones: that is why a magnitude ranking protects different weights than LRP."
 )
 
@@ -198,7 +216,7 @@ else:
                 go.Heatmap(z=img[0], colorscale="gray_r", showscale=False, hoverinfo="skip"), row=1, col=j + 1
             )
         h = heat[j].sum(axis=0)
-        lim = signed_range(h)
+        lim = app_state.signed_range(h)
         fig.add_trace(
             go.Heatmap(
                 z=h,
@@ -214,6 +232,8 @@ else:
         )
     fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=None)
     fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(title_text="image", row=1, col=1)
+    fig.update_yaxes(title_text="pixel relevance", row=2, col=1)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10))
     fig.update_annotations(font_size=11)
     st.plotly_chart(fig, width="stretch", key="inputs")
@@ -239,8 +259,8 @@ else:
     ov = app_state.overlap(choice.key, exp, a, b, OVERLAP_FRACTIONS, rule)
     ks = [100 * f for f in OVERLAP_FRACTIONS]
     fig = go.Figure()
-    fig.add_scatter(x=ks, y=[100 * v for v in ov], mode="lines+markers", name=f"{a} ∩ {b}", line_color="#c53030")
-    fig.add_scatter(x=ks, y=ks, mode="lines", name="two random rankings", line=dict(dash="dot", color="#a0aec0"))
+    fig.add_scatter(x=ks, y=[100 * v for v in ov], mode="lines+markers", name=f"{a} ∩ {b}", line_color=INK)
+    fig.add_scatter(x=ks, y=ks, mode="lines", name="two random rankings", line=dict(dash="dot", color=MUTED))
     fig.update_xaxes(tickvals=ks, ticktext=[f"{k:g}%" for k in ks])
     fig.update_layout(
         xaxis_type="log",
