@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pandas as pd
@@ -10,10 +11,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import app_state
-from xtmr_core.checkpoints import MAX_UPLOAD_BYTES
-from xtmr_core.errors import XtmrError
-from xtmr_core.layers_view import layer_table, weight_memory_bytes
-from xtmr_core.session_checkpoints import digest, train_checkpoint
+from app_state import XtmrError, digest, train_checkpoint, weight_memory_bytes
 from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS
 
 DATASET_HELP = {
@@ -28,13 +26,17 @@ app_state.enter_page()
 st.title("Model")
 st.caption("What gets faulted: a trained classifier, its weights stored in one number format.")
 
+missing = app_state.datasets_missing()
+available = [d for d in DATASETS if d not in missing]
+if st.session_state.get("dataset") in missing:  # e.g. restored from an old session: fall back, say why below
+    st.session_state["dataset"] = app_state.DEFAULTS["dataset"]
 c1, c2, c3 = st.columns(3)
 dataset = c1.selectbox(
     "Dataset",
-    DATASETS,
+    available,
     key="dataset",
     persist_state="session",
-    help="Images the model classifies. " + " ".join(f"{k}: {v}" for k, v in DATASET_HELP.items()),
+    help="Images the model classifies. " + " ".join(f"{k}: {v}" for k, v in DATASET_HELP.items() if k in available),
 )
 model = c2.selectbox(
     "Architecture",
@@ -46,6 +48,13 @@ model = c2.selectbox(
     "the originals (5 and 13 conv layers) that train on a CPU.",
 )
 app_state.format_select(c3)
+if missing:
+    with st.container(key="datasets_missing"):
+        st.caption(
+            "Unavailable here, their files are absent: "
+            + ", ".join(f"{name} (files go in {folder})" for name, folder in missing.items())
+            + "."
+        )
 source = st.radio(
     "Weights",
     tuple(app_state.SOURCE_LABELS),
@@ -155,25 +164,23 @@ if source == "train":
 
 elif source == "upload":
     st.subheader("Upload weights")
+    limit_mb = app_state.MAX_UPLOAD_BYTES / 1e6
     up = st.file_uploader(
-        "A .pt / .pth file: a state dict, or {'state_dict', 'meta'}",
+        f"A .pt / .pth file of at most {limit_mb:g} MB: a state dict, or {{'state_dict', 'meta'}}",
         type=["pt", "pth"],
         key="upload",
-        max_upload_size=MAX_UPLOAD_BYTES // 2**20,
-        help=f"At most {MAX_UPLOAD_BYTES // 2**20} MB. Loaded with torch.load(weights_only=True): "
-        "a file holding pickled code is refused. It must fit the architecture and dataset "
-        "chosen above.",
+        # The browser's own cap (decimal or binary MB, by platform) is set well above the app's limit, so a
+        # file just over it reaches the check below and its message is shown on the page, not in a tooltip.
+        max_upload_size=int(2 * limit_mb),
+        help=f"At most {limit_mb:g} MB ({app_state.MAX_UPLOAD_BYTES:,} bytes). Loaded with "
+        "torch.load(weights_only=True): a file holding pickled code is refused. It must fit the architecture "
+        "and dataset chosen above.",
     )
     if up is not None:
         data = up.getvalue()
         sha = digest(data)
         if not (custom and custom["sha"] == sha and custom["model"] == model and custom["dataset"] == dataset):
             try:
-                if len(data) > MAX_UPLOAD_BYTES:
-                    raise XtmrError(
-                        f"{up.name} is {len(data) / 2**20:.1f} MB, over the "
-                        f"{MAX_UPLOAD_BYTES // 2**20} MB limit; upload a smaller checkpoint"
-                    )
                 app_state.try_custom_experiment(model, dataset, data, up.name)
             except XtmrError as e:
                 st.error(str(e))
@@ -221,25 +228,41 @@ k[1].metric("Faultable weights", f"{exp.n_weights:,}", help="Weights of every co
 k[2].metric(f"Weight memory ({fmt})", f"{weight_memory_bytes(exp.n_weights, fmt) / 1024:,.1f} KiB")
 k[3].metric("Test images", f"{exp.x_test.shape[0]:,}")
 
-layers = layer_table(exp.model)
-left, right = st.columns([3, 2])
+layers = app_state.layer_rows(choice.key, exp)
+# Horizontal bars, one row per layer: readable for 5 layers and for mobilenetv2's ~50; whole decades only on
+# the log axis (plotly's minor labels "2, 5" read as weight counts).
 fig = go.Figure(
     go.Bar(
-        x=layers["layer"],
-        y=layers["weights"],
-        marker_color="#2b6cb0",
-        text=layers["type"],
-        hovertemplate="%{x} (%{text}): %{y:,} weights<extra></extra>",
+        y=layers["layer"],
+        x=layers["weights"],
+        orientation="h",
+        marker_color="#4a5568",
+        customdata=layers["type"],
+        hovertemplate="%{y} (%{customdata}): %{x:,} weights<extra></extra>",
     )
 )
+decades = [math.floor(math.log10(max(1, layers["weights"].min()))), math.ceil(math.log10(layers["weights"].max() + 1))]
+fig.update_xaxes(type="log", dtick=1, range=decades, tickformat="~s", title_text="weights (log scale)")
+fig.update_yaxes(autorange="reversed", title_text="layer (input side at the top)", automargin=True)
 fig.update_layout(
-    title="Weights per layer", yaxis_title="weights", yaxis_type="log", height=320, margin=dict(l=10, r=10, t=40, b=10)
+    title="Weights per layer",
+    height=max(260, 110 + (22 if len(layers) <= 20 else 16) * len(layers)),
+    margin=dict(l=10, r=10, t=40, b=10),
 )
-left.plotly_chart(fig, width="stretch", key="layer_bars")
-right.dataframe(
-    layers, hide_index=True, width="stretch", column_config={"share %": st.column_config.NumberColumn(format="%.2f")}
+st.plotly_chart(fig, width="stretch", key="layer_bars")
+st.dataframe(
+    layers,
+    hide_index=True,
+    width="stretch",
+    height="auto" if len(layers) <= 12 else 420,
+    column_config={
+        "layer": st.column_config.TextColumn(width="medium"),
+        "weights": st.column_config.NumberColumn(format="localized"),
+        "biases": st.column_config.NumberColumn(format="localized"),
+        "share %": st.column_config.NumberColumn(format="%.2f"),
+    },
 )
-right.dataframe(
+st.dataframe(
     pd.DataFrame(
         {
             "format": list(FORMATS),
@@ -248,7 +271,6 @@ right.dataframe(
         }
     ),
     hide_index=True,
-    width="stretch",
     column_config={
         "clean accuracy": st.column_config.NumberColumn(format="percent"),
         "weight memory (KiB)": st.column_config.NumberColumn(format="%.1f"),

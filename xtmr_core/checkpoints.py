@@ -24,7 +24,8 @@ from xtmr_core.vocabulary import DATASETS, MODELS, check_choice
 
 CHECKPOINT_DIR: Path = Path(__file__).resolve().parent.parent / "checkpoints"
 MANIFEST_NAME = "MANIFEST.json"
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+#: The one upload limit, in decimal megabytes (50 MB = 50,000,000 bytes), as browsers count them on most systems.
+MAX_UPLOAD_BYTES = 50_000_000
 
 _PLAIN = (type(None), bool, int, float, str)
 
@@ -169,8 +170,7 @@ def load_state_dict_bytes(
     _check_names(model, dataset)
     if len(data) > max_bytes:
         raise XtmrError(
-            f"{name} is {len(data) / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB "
-            f"limit; upload a smaller checkpoint"
+            f"{name} is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit; upload a smaller checkpoint"
         )
     return _build(model, dataset, bytes(data), name, device)
 

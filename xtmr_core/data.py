@@ -146,6 +146,31 @@ def load_dataset(name: str = "mnist5k", root: str | Path | None = None, download
     return _load_torchvision(name, str(data_root(root)), bool(download))
 
 
+def dataset_missing(name: str, root: str | Path | None = None) -> str | None:
+    """Where a dataset's files go when they are absent: the folder (``None`` when the dataset can be loaded).
+
+    A cheap check (a few ``stat`` calls, nothing is read), so a UI can mark a dataset unavailable and say
+    where its files go instead of failing on it. The folder is named relative to the repository when it lies
+    inside it, and ends with ``/``.
+
+    Args:
+        name: one of ``DATASETS``.
+        root: as in ``load_dataset``.
+    """
+    _check_name(name)
+    if name not in _TV_FOLDERS:
+        return None
+    folder = data_root(root) / _TV_FOLDERS[name]
+    files = _CIFAR_FILES if name == "cifar10" else _MNIST_FILES
+    gz = name != "cifar10"  # the MNIST loaders extract .gz files themselves
+    if all((folder / f).is_file() or (gz and (folder / (f + ".gz")).is_file()) for f in files):
+        return None
+    try:
+        return f"{folder.relative_to(REPO_ROOT)}/"
+    except ValueError:
+        return f"{folder}/"
+
+
 def reference_set(
     model: nn.Module, splits: DataSplits, n: int = 256, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
