@@ -12,6 +12,8 @@ Every wrapper here calls exactly one engine function; pages call these wrappers 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +21,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from xtmr_core.campaign import CampaignResult
+from xtmr_core.campaign import CampaignResult, PointResult
 from xtmr_core.checkpoints import MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES  # "X as X": re-exported for the pages
 from xtmr_core.checkpoints import load_state_dict_bytes, shipped_checkpoint
 from xtmr_core.data import dataset_missing
@@ -42,6 +44,7 @@ from xtmr_core.sensitivity import FlipOutcome, flip_one
 from xtmr_core.session_checkpoints import digest
 from xtmr_core.session_checkpoints import train_checkpoint as train_checkpoint
 from xtmr_core.spec import CampaignSpec
+from xtmr_core.sweep import COLUMNS, PAIRED_COLUMNS, iso_table, point_rows, run_sweep
 from xtmr_core.vocabulary import DATASETS, FORMATS, SCORERS, WORD_BITS
 
 # ---------------------------------------------------------------- settings shared by the pages
@@ -435,3 +438,79 @@ def datasets_missing() -> dict[str, str]:
 def layer_rows(exp_key: str, _exp: Experiment) -> pd.DataFrame:
     """``layers_view.layer_table`` of the experiment's model."""
     return layer_table(_exp.model)
+
+
+# ---------------------------------------------------------------- Sweeps page (pages helper)
+
+
+def sweep(
+    exp_key: str,
+    exp: Experiment,
+    protects: list[str],
+    budgets: list[float],
+    bers: list[float],
+    fmt: str,
+    *,
+    done: list[dict],
+    progress: Callable[[int, int, str], None] | None = None,
+    **common: object,
+) -> pd.DataFrame:
+    """``sweep.run_sweep`` with a cached point as its evaluator, so every grid point is computed once across
+    sessions; each finished point's rows are also appended to ``done``, so a sweep stopped by a rerun keeps
+    them (a point interrupted half-way is not cached: the rerun's exception leaves the cache untouched)."""
+
+    def evaluate_point(specs, should_stop=None, stratify: bool = False) -> PointResult:
+        for spec in specs:
+            if spec.protect in SCORERS:
+                scores(exp, spec.protect, spec.rule)
+        point = _point(exp_key, tuple(specs), stratify, exp)
+        done.extend(point_rows(exp, point))
+        return point
+
+    return run_sweep(exp, protects, budgets, bers, [fmt], progress=progress, evaluate_point=evaluate_point, **common)
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _point(exp_key: str, specs: tuple[CampaignSpec, ...], stratify: bool, _exp: Experiment) -> PointResult:
+    return _exp.evaluate_point(list(specs), stratify=stratify)
+
+
+def sweep_table(rows: list[dict]) -> pd.DataFrame:
+    """The table of a sweep's finished rows (already paired against their point's baseline)."""
+    return pd.DataFrame(rows, columns=[*COLUMNS, *PAIRED_COLUMNS])
+
+
+def iso_costs(table: pd.DataFrame, target: float) -> pd.DataFrame:
+    """``sweep.iso_table``: the smallest tested budget each scorer needs to reach ``target``."""
+    return iso_table(table, target)
+
+
+def sweep_csv(table: pd.DataFrame, *, seed: int, rule: str, weights: str) -> bytes:
+    """A sweep table as CSV, every row carrying what reproduces it: seed, LRP rule, weights and versions."""
+    return table.assign(seed=seed, lrp_rule=rule, weights=weights, **versions()).to_csv(index=False).encode()
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    """What a CSV needs to name its software: xtmr (version and git commit), torch, numpy, python."""
+    import platform
+    import subprocess
+    from pathlib import Path
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {
+        "xtmr_commit": commit,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+    }

@@ -9,11 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import app_state
-from xtmr_core.errors import XtmrError
 from xtmr_core.spec import grid
-from xtmr_core.sweep import COLUMNS, add_reliability, iso_table, result_row
-from xtmr_core.vocabulary import PLANS, WORD_BITS, check_bits, parse_bits
-from xtmr_core.vocabulary import SCORERS as SCORER_PLANS
+from xtmr_core.vocabulary import PLANS, SCORERS, WORD_BITS, check_bits, parse_bits
 
 PALETTE = {
     "none": "#c53030",
@@ -26,6 +23,14 @@ PALETTE = {
     "bits": "#d69e2e",
     "range": "#319795",
 }
+#: Colours for plans without one above (new plans, combinations), in order of appearance.
+SPARE_COLOURS = ("#b83280", "#2c7a7b", "#975a16", "#553c9a", "#4a5568", "#9c4221")
+#: One marker per line, so lines that coincide stay distinguishable.
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon", "triangle-down")
+#: Fewer trials than this per point: the page says the point is too thin to conclude from.
+MIN_TRIALS = 10
+#: The campaign seed of every point (trial t draws its faults from (SEED, t)); written into the CSV.
+SEED = 0
 SHOWN_COLUMNS = [
     "plan",
     "ber",
@@ -35,7 +40,11 @@ SHOWN_COLUMNS = [
     "ci_low",
     "ci_high",
     "min_accuracy",
+    "diff",
+    "verdict",
     "recovered",
+    "recovered_low",
+    "recovered_high",
     "relative_gain",
     "overhead_pct",
     "overhead_with_index_pct",
@@ -58,8 +67,17 @@ trials = c2.select_slider(
     value=10,
     key="sw_trials",
     persist_state="session",
-    help="Fault draws per point; more trials, narrower confidence intervals, longer runs.",
+    help=f"Fault draws per point; more trials, narrower confidence intervals, longer runs. Under {MIN_TRIALS} "
+    "the page warns that a point is too thin to conclude from.",
 )
+rule = app_state.setting("rule")
+
+
+def _colour(protect: str, order: list[str]) -> str:
+    if protect in PALETTE:
+        return PALETTE[protect]
+    spare = [p for p in order if p not in PALETTE]
+    return SPARE_COLOURS[spare.index(protect) % len(SPARE_COLOURS)]
 
 
 def _bits_input(tag: str, protects: list[str]) -> tuple[int, ...] | None:
@@ -75,32 +93,33 @@ def _bits_input(tag: str, protects: list[str]) -> tuple[int, ...] | None:
 
 
 def _run(tag: str, protects: list[str], budgets: list[float], bers: list[float], bits) -> None:
-    """Run every point of the grid through the cached campaign, keeping finished rows in the session."""
-    points = grid(list(dict.fromkeys(["none", *protects])), budgets, bers, [fmt], bits=bits)
+    """``sweep.run_sweep`` through the cached campaigns; finished rows stay in the session if it is stopped."""
     stop = st.empty()
     stop.button("Stop sweep", key=f"{tag}_stop", help="Stops after the current campaign; finished points stay cached.")
-    bar = st.progress(0.0, text=f"0 of {len(points)} campaigns")
-    rows: list[dict] = []
-    st.session_state[f"{tag}_partial"] = (rows, len(points))
-    for i, spec in enumerate(points):
-        r = app_state.campaign(
-            choice.key,
-            exp,
-            spec.protect,
-            spec.budget,
-            spec.ber,
-            spec.fmt,
-            trials=trials,
-            bits=bits,
-            rule=app_state.setting("rule"),
-        )
-        rows.append(result_row(exp, r))
-        bar.progress(
-            (i + 1) / len(points),
-            text=f"{i + 1} of {len(points)} campaigns ({r.plan} at BER {app_state.fmt_ber(spec.ber)})",
-        )
+    bar = st.progress(0.0, text="starting…")
+    done: list[dict] = []
+    total = len(grid(["none", *protects], budgets, bers, [fmt], bits=bits))
+    st.session_state[f"{tag}_partial"] = (done, total)
+
+    def progress(i: int, n: int, label: str) -> None:
+        bar.progress(i / n, text=f"{i} of {n} campaigns ({label})")
+
+    table = app_state.sweep(
+        choice.key,
+        exp,
+        protects,
+        budgets,
+        bers,
+        fmt,
+        done=done,
+        progress=progress,
+        trials=trials,
+        seed=SEED,
+        bits=bits,
+        rule=rule,
+    )
     st.session_state.pop(f"{tag}_partial", None)
-    st.session_state[f"{tag}_table"] = add_reliability(pd.DataFrame(rows, columns=COLUMNS))
+    st.session_state[f"{tag}_table"] = table
     bar.empty()
     stop.empty()
 
@@ -114,33 +133,97 @@ def _table(tag: str) -> pd.DataFrame | None:
             f"Stopped after {len(rows)} of {total} campaigns; press Run again to finish (done points are cached)."
         )
         if rows:
-            st.session_state[f"{tag}_table"] = add_reliability(pd.DataFrame(rows, columns=COLUMNS))
+            st.session_state[f"{tag}_table"] = app_state.sweep_table(rows)
     return st.session_state.get(f"{tag}_table")
 
 
+def _thin_points(table: pd.DataFrame) -> None:
+    """Warn when points rest on fewer than ``MIN_TRIALS`` trials."""
+    thin = table[table["trials"] < MIN_TRIALS]
+    if len(thin):
+        st.warning(
+            f"{len(thin)} of {len(table)} points rest on fewer than {MIN_TRIALS} trials (as few as "
+            f"{int(thin['trials'].min())}): their intervals are wide and a difference between plans may be chance. "
+            f"Run {MIN_TRIALS} or more trials per point before concluding."
+        )
+
+
+def _mask_recovered(table: pd.DataFrame) -> pd.DataFrame:
+    """``recovered`` blanked where the unprotected loss (clean − none) is no larger than the unprotected
+    accuracy's own noise (its 95% CI half-width; unknown, so blanked, with fewer than two trials)."""
+    t = table.copy()
+    none = t[t["protect"] == "none"].set_index(["format", "ber"])
+    loss = none["clean_accuracy"] - none["mean_accuracy"]
+    noise = (none["ci_high"] - none["mean_accuracy"]).fillna(math.inf)
+    real = (loss > noise).to_dict()
+    keep = [bool(real.get((f, b), False)) for f, b in zip(t["format"], t["ber"])]
+    for column in ("recovered", "recovered_low", "recovered_high"):
+        if column in t:
+            t[column] = t[column].where(keep)
+    return t
+
+
 def _download(tag: str, table: pd.DataFrame) -> None:
+    shown = _mask_recovered(table)
     with st.expander("Table with reliability improvement"):
         st.caption(
-            "recovered: share of the fault-induced loss a plan wins back, (plan − none) / (clean − none); "
-            "relative_gain: (plan − none) / none. Overheads in % of the weight memory."
+            "Every plan of a BER runs on the same trials as no protection, so each row is compared pair-wise: "
+            "diff is the mean per-trial accuracy difference to no protection, verdict says whether its interval "
+            "clears zero. recovered: share of the fault-induced loss a plan wins back, (plan − none) / (clean − "
+            "none), with its interval; left blank where that loss is no larger than its own noise (the "
+            "unprotected accuracy's 95% CI half-width): a share of a loss the trials cannot tell from zero means "
+            "nothing. relative_gain: (plan − none) / none. Overheads in % of the weight memory."
         )
-        st.dataframe(table[SHOWN_COLUMNS], hide_index=True, width="stretch")
+        st.dataframe(shown[SHOWN_COLUMNS], hide_index=True, width="stretch")
     st.download_button(
         "Download CSV",
-        table.to_csv(index=False).encode(),
-        file_name=f"xtmr_{tag}_{choice.model}.csv",
+        app_state.sweep_csv(shown, seed=SEED, rule=rule, weights=f"{choice.label} ({choice.ckpt_id})"),
+        file_name=f"xtmr_{tag}_{choice.model}_{fmt}.csv",
         mime="text/csv",
         key=f"{tag}_csv",
-        help="Every column of the sweep, one row per campaign.",
+        help="Every column of the sweep, one row per campaign, with the seed, LRP rule, weights and versions "
+        "that reproduce it.",
     )
 
 
 def _overheads(protects: list[str], budget: float, bits) -> str:
     parts = []
     for p in protects:
-        o = app_state.plan_overhead(choice.key, exp, p, budget, fmt, bits=bits, rule=app_state.setting("rule"))
+        o = app_state.plan_overhead(choice.key, exp, p, budget, fmt, bits=bits, rule=rule)
         parts.append(f"{p} {o.copies_pct:.2f}% ({o.with_index_pct:.2f}% with index)")
     return "Extra memory at this budget: " + "; ".join(parts) + "." if parts else "Choose at least one plan."
+
+
+def _reference_line(fig: go.Figure, x: list[float], y: float, name: str, colour: str, dash: str) -> None:
+    """A horizontal reference drawn as a legend entry (annotations at the edge print over each other)."""
+    fig.add_scatter(
+        x=[min(x), max(x)],
+        y=[100 * y, 100 * y],
+        mode="lines",
+        name=name,
+        line=dict(color=colour, dash=dash, width=2),
+        hovertemplate=f"{name}: {100 * y:.1f}%<extra></extra>",
+    )
+
+
+def _error_bars(g: pd.DataFrame) -> dict:
+    return dict(
+        type="data",
+        symmetric=False,
+        array=100 * (g["ci_high"] - g["mean_accuracy"]).fillna(0),
+        arrayminus=100 * (g["mean_accuracy"] - g["ci_low"]).fillna(0),
+    )
+
+
+def _layout(fig: go.Figure, x_title: str) -> None:
+    fig.update_layout(
+        xaxis_title=x_title,
+        yaxis_title="accuracy (%)",
+        yaxis_range=[0, 101],
+        height=440,
+        margin=dict(l=10, r=10, t=10, b=10),
+        legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top"),
+    )
 
 
 tab_ber, tab_budget = st.tabs(["Accuracy vs BER", "Accuracy vs budget, and the budget each scorer needs"])
@@ -175,7 +258,7 @@ with tab_ber:
         bits = _bits_input("swb", plans)
         with st.container(key="swb_overheads"):
             st.caption(_overheads(plans, budget, bits))
-    except XtmrError as e:
+    except app_state.XtmrError as e:
         st.error(str(e))
         bits, plans = None, []
     n_points = len(grid(["none", *plans], [budget], bers, [fmt], bits=bits))
@@ -185,40 +268,35 @@ with tab_ber:
     if table is None:
         st.info("Choose plans and a BER range, then press Run.")
     else:
+        _thin_points(table)
         fig = go.Figure()
-        for protect, g in table.groupby("protect", sort=False):
-            g = g.sort_values("ber")
+        # the baseline last, dashed and wider: drawn on top, it stays visible where a plan's line coincides
+        order = [p for p in dict.fromkeys(table["protect"]) if p != "none"] + ["none"]
+        for i, protect in enumerate(order):
+            g = table[table["protect"] == protect].sort_values("ber")
+            if g.empty:
+                continue
+            base = protect == "none"
             fig.add_scatter(
                 x=g["ber"],
                 y=100 * g["mean_accuracy"],
                 name=g["plan"].iloc[0],
                 mode="lines+markers",
-                line_color=PALETTE.get(protect),
-                error_y=dict(
-                    type="data",
-                    symmetric=False,
-                    array=100 * (g["ci_high"] - g["mean_accuracy"]).fillna(0),
-                    arrayminus=100 * (g["mean_accuracy"] - g["ci_low"]).fillna(0),
-                ),
+                line=dict(color=_colour(protect, order), width=3 if base else 2, dash="dash" if base else "solid"),
+                marker=dict(symbol=SYMBOLS[i % len(SYMBOLS)], size=9 if base else 7),
+                error_y=_error_bars(g),
             )
-        fig.add_hline(y=100 * table["clean_accuracy"].iloc[0], line_dash="dot", annotation_text="clean")
         tested = sorted(table["ber"].unique())
-        fig.update_xaxes(tickvals=tested, ticktext=[app_state.fmt_ber(v) for v in tested])
-        fig.update_layout(
-            xaxis_type="log",
-            xaxis_title="bit error rate",
-            yaxis_title="accuracy (%)",
-            yaxis_range=[0, 100],
-            height=420,
-            margin=dict(l=10, r=10, t=10, b=10),
-        )
+        _reference_line(fig, tested, float(table["clean_accuracy"].iloc[0]), "clean (no faults)", "#a0aec0", "dot")
+        fig.update_xaxes(type="log", tickvals=tested, ticktext=[app_state.fmt_ber(v) for v in tested])
+        _layout(fig, "bit error rate")
         st.plotly_chart(fig, width="stretch", key="swb_chart")
         _download("swb", table)
 
 with tab_budget:
     scorers = st.multiselect(
         "Scorers",
-        list(SCORER_PLANS),
+        list(SCORERS),
         default=["lrp", "magnitude", "random"],
         key="swg_plans",
         help="Each protects all bits of its top budget% weights. No protection and full TMR "
@@ -254,44 +332,30 @@ with tab_budget:
     if table is None:
         st.info("Choose scorers, a BER and a budget range, then press Run.")
     else:
+        _thin_points(table)
         fig = go.Figure()
-        scored = table[table["protect"].isin(SCORER_PLANS)]
-        for protect, g in scored.groupby("protect", sort=False):
+        scored = table[table["protect"].isin(SCORERS)]
+        order = list(dict.fromkeys(scored["protect"]))
+        for i, (protect, g) in enumerate(scored.groupby("protect", sort=False)):
             g = g.sort_values("budget")
             fig.add_scatter(
                 x=g["budget"],
                 y=100 * g["mean_accuracy"],
                 name=protect,
                 mode="lines+markers",
-                line_color=PALETTE.get(protect),
-                error_y=dict(
-                    type="data",
-                    symmetric=False,
-                    array=100 * (g["ci_high"] - g["mean_accuracy"]).fillna(0),
-                    arrayminus=100 * (g["mean_accuracy"] - g["ci_low"]).fillna(0),
-                ),
+                line_color=_colour(protect, order),
+                marker=dict(symbol=SYMBOLS[i % len(SYMBOLS)], size=7),
+                error_y=_error_bars(g),
             )
-        for protect, dash in (("none", "dash"), ("full", "dot")):
+        tested = sorted(scored["budget"].unique()) or [blo, bhi]
+        for protect, name, dash in (("none", "no protection", "dash"), ("full", "full TMR (200%)", "dot")):
             ref = table[table["protect"] == protect]
             if len(ref):
-                fig.add_hline(
-                    y=100 * ref["mean_accuracy"].iloc[0],
-                    line_dash=dash,
-                    line_color=PALETTE[protect],
-                    annotation_text=ref["plan"].iloc[0],
-                )
-        positive = scored["budget"][scored["budget"] > 0]
-        budgets = sorted(scored["budget"].unique())
+                _reference_line(fig, tested, float(ref["mean_accuracy"].iloc[0]), name, PALETTE[protect], dash)
         # tick at each tested budget, labelled in %: plotly's log ticks read 0.5 as "5"
-        fig.update_xaxes(tickvals=budgets, ticktext=[f"{b:g}%" for b in budgets])
-        fig.update_layout(
-            xaxis_type="log" if len(positive) == len(scored) and len(scored) else "linear",
-            xaxis_title="budget (% of weights)",
-            yaxis_title="accuracy (%)",
-            yaxis_range=[0, 100],
-            height=420,
-            margin=dict(l=10, r=10, t=10, b=10),
-        )
+        log = bool(len(scored)) and bool((scored["budget"] > 0).all())
+        fig.update_xaxes(type="log" if log else "linear", tickvals=tested, ticktext=[f"{b:g}%" for b in tested])
+        _layout(fig, "budget (% of weights)")
         st.plotly_chart(fig, width="stretch", key="swg_chart")
 
         st.markdown("**Iso-reliability cost**: the smallest tested budget with which each scorer reaches the target.")
@@ -308,8 +372,17 @@ with tab_budget:
             )
             / 100
         )
-        iso = iso_table(table, target)
-        if iso.empty:
+        none = table[table["protect"] == "none"]
+        none_acc = float(none["mean_accuracy"].iloc[0]) if len(none) else float("nan")
+        iso = app_state.iso_costs(table, target)
+        if none_acc >= target:
+            with st.container(key="swg_verdict"):
+                st.success(
+                    f"No protection needed: without protection the model keeps {app_state.pct(none_acc)} at BER "
+                    f"{app_state.fmt_ber(ber)}, already at or above the {100 * target:g}% target. Every scorer "
+                    "'reaches' it at the smallest tested budget only because nothing needs protecting."
+                )
+        elif iso.empty:
             st.info("The sweep has no scorer points to compare.")
         else:
             reach = iso.dropna(subset=["min_budget"])
@@ -317,7 +390,7 @@ with tab_budget:
                 go.Bar(
                     x=reach["protect"],
                     y=reach["min_budget"],
-                    marker_color=[PALETTE.get(p) for p in reach["protect"]],
+                    marker_color=[_colour(p, order) for p in reach["protect"]],
                     text=[f"{v:g}%" for v in reach["min_budget"]],
                     textposition="outside",
                 )

@@ -7,6 +7,7 @@ import pickle
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import metric
@@ -175,10 +176,58 @@ def test_sweeps_run_show_accuracy_and_reliability():
     ok(at.button(key="swg_run").click().run())
     g = at.session_state["swg_table"]
     assert set(g["protect"]) == {"none", "full", "lrp", "random"}
+    # a target the unprotected model already meets: no protection needed, no ranking of scorers
     ok(at.slider(key="swg_target").set_value(0.0).run())
+    assert any("No protection needed" in s.value for s in at.success)
+    assert not [d for d in at.dataframe if "min_budget" in d.value.columns]
+    # a target nothing reaches (clean accuracy is below 100%): the table says so for every scorer
+    ok(at.slider(key="swg_target").set_value(100.0).run())
     iso = [d for d in at.dataframe if "min_budget" in d.value.columns]
-    assert iso and set(iso[0].value["protect"]) == {"lrp", "random"}
-    assert (iso[0].value["min_budget"] == 1.0).all()
+    assert iso and set(iso[0].value["protect"]) == {"lrp", "random"} and iso[0].value["min_budget"].isna().all()
+    assert any("Not reached within the tested budgets: lrp, random" in c.value for c in at.caption)
+
+
+def _check_recovered_only_beyond_noise(at: AppTest) -> pd.DataFrame:
+    """Every displayed ``recovered`` is blank exactly where the unprotected loss is within its own CI half-width."""
+    table = at.session_state["swb_table"]
+    shown = next(d.value for d in at.dataframe if "recovered" in d.value.columns)
+    none = table[table["protect"] == "none"].set_index("ber")
+    for _, row in shown.iterrows():
+        base = none.loc[row["ber"]]
+        noise = base["ci_high"] - base["mean_accuracy"]
+        real_loss = base["clean_accuracy"] - base["mean_accuracy"] > (noise if noise == noise else float("inf"))
+        assert pd.notna(row["recovered"]) == real_loss, (row["ber"], row["recovered"], base.to_dict())
+    return shown
+
+
+def test_sweeps_warn_about_thin_points_and_hide_recovery_within_noise():
+    at = open_page("sweeps")
+    ok(at.select_slider(key="sw_trials").set_value(2).run())
+    ok(at.multiselect(key="swb_plans").set_value(["full"]).run())
+    ok(at.select_slider(key="swb_bers").set_value((1e-7, 1e-7)).run())
+    ok(at.button(key="swb_run").click().run())
+    assert any("fewer than 10 trials (as few as 2)" in w.value for w in at.warning)
+    assert _check_recovered_only_beyond_noise(at)["recovered"].isna().all()  # nothing lost at 1e-7
+    ok(at.select_slider(key="swb_bers").set_value((1e-3, 1e-3)).run())
+    ok(at.button(key="swb_run").click().run())
+    shown = _check_recovered_only_beyond_noise(at)
+    assert shown.loc[shown["plan"] != "no protection", "recovered"].notna().all()  # lenet5 loses far more at 1e-3
+    ok(at.select_slider(key="sw_trials").set_value(10).run())
+    ok(at.select_slider(key="swb_bers").set_value((1e-7, 1e-7)).run())
+    ok(at.button(key="swb_run").click().run())
+    assert not any("fewer than 10 trials" in w.value for w in at.warning)
+
+
+def test_sweeps_csv_carries_seed_rule_and_versions():
+    import app_state
+
+    table = pd.DataFrame({"plan": ["none", "full"], "mean_accuracy": [0.5, 0.9]})
+    csv = pd.read_csv(io.BytesIO(app_state.sweep_csv(table, seed=7, rule="gamma", weights="shipped checkpoint")))
+    assert list(csv.columns[:2]) == ["plan", "mean_accuracy"] and len(csv) == 2
+    assert (csv["seed"] == 7).all() and (csv["lrp_rule"] == "gamma").all()
+    assert (csv["weights"] == "shipped checkpoint").all()
+    assert {"xtmr_commit", "torch_version", "numpy_version", "python_version"} <= set(csv.columns)
+    assert csv["torch_version"].iloc[0] == torch.__version__
 
 
 # ---------------------------------------------------------------- Relevance

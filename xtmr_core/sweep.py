@@ -130,6 +130,7 @@ def run_sweep(
     progress: Callable[[int, int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     stratify: bool = False,
+    evaluate_point: Callable[..., PointResult] | None = None,
     **common: object,
 ) -> pd.DataFrame:
     """Run every grid point with all its plans paired (one ``Experiment.evaluate_point`` per point).
@@ -143,6 +144,8 @@ def run_sweep(
         should_stop: polled between trials and points; ``True`` returns the rows so far (a cancelled
             point keeps its trials so far, the same count for every plan).
         stratify: stratify each point's trials where it pays (``Experiment.evaluate_point``).
+        evaluate_point: runs one point, ``evaluate_point(specs, should_stop=..., stratify=...)``;
+            ``exp.evaluate_point`` by default (the app passes its cached one, so a point is computed once).
         common: the other ``CampaignSpec`` fields (trials, seed, bits, mode, fault_bits, rule, per_layer,
             int8_granularity), the same at every point.
 
@@ -158,11 +161,12 @@ def run_sweep(
     points: dict[CampaignSpec, list[CampaignSpec]] = {}
     for spec in grid(protects, budgets, bers, formats, **common):
         points.setdefault(spec.point, []).append(spec)
+    run = exp.evaluate_point if evaluate_point is None else evaluate_point
     rows: list[dict] = []
     for i, (base, specs) in enumerate(points.items()):
         if should_stop is not None and should_stop():
             break
-        point = exp.evaluate_point(specs, should_stop=should_stop, stratify=stratify)
+        point = run(specs, should_stop=should_stop, stratify=stratify)
         rows += point_rows(exp, point)
         if progress is not None:
             progress(i + 1, len(points), f"{base.fmt} @ BER {base.ber:g} ({len(point.results)} plans)")
