@@ -251,6 +251,46 @@ def test_relevance_renders_maps_and_overlap():
     assert not at.error
 
 
+def _figure(at: AppTest, key: str) -> dict:
+    """The plotly figure (as a dict) of the chart with widget key ``key``."""
+    import json
+
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(key) or key in c.proto.id)
+    return json.loads(chart.proto.spec)
+
+
+def _colours(fig: dict) -> set[str]:
+    out = set()
+    for trace in fig["data"]:
+        for part in ("marker", "line"):
+            colour = trace.get(part, {}).get("color")
+            if isinstance(colour, str):
+                out.add(colour.lower())
+    return out
+
+
+def test_relevance_keeps_red_and_blue_for_relevance_and_says_what_a_cell_is():
+    at = open_page("relevance")
+    red_blue = {"#c53030", "#2b6cb0", "red", "blue"}
+    for key in ("shares", "overlap"):
+        assert not _colours(_figure(at, key)) & red_blue, key  # layers and scorers drawn in greys
+    scatter = _figure(at, "scatter")
+    assert sum(1 for t in scatter["data"] if t.get("showlegend", True)) <= 2  # top 1% / other, not one per layer
+    assert scatter["layout"]["coloraxis"]["colorscale"][0][1].lower() != "#053061"  # depth is not the RdBu scale
+    shares = _figure(at, "shares")
+    assert shares["data"][0]["orientation"] == "h" and shares["layout"]["legend"]["yanchor"] == "bottom"
+    layer_map = _figure(at, "layer_map")
+    assert layer_map["layout"]["xaxis"]["title"]["text"] and layer_map["layout"]["yaxis"]["title"]["text"]
+    assert any(c.value.startswith("features.0, weight 6×1×5×5: one cell is one weight") for c in at.caption)
+    ok(
+        at.selectbox(key=next(k for k in at.session_state if str(k).startswith("rel_layer_")))
+        .set_value("classifier.0")
+        .run()
+    )
+    assert any("one cell is 2 outputs × 6 inputs, summed" in c.value for c in at.caption)  # 120×400, block-summed
+    assert "blocks of 6" in _figure(at, "layer_map")["layout"]["xaxis"]["title"]["text"]
+
+
 # ---------------------------------------------------------------- Model
 
 
@@ -261,6 +301,45 @@ def test_model_page_renders_layers_and_accuracy():
     assert list(layers["layer"]) == ["features.0", "features.3", "classifier.0", "classifier.2", "classifier.4"]
     ok(at.selectbox(key="fmt").set_value("fp16").run())
     assert metric(at, "Weight memory (fp16)") == f"{layers['weights'].sum() * 2 / 1024:,.1f} KiB"
+
+
+def test_model_page_offers_only_datasets_whose_files_are_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("XTMR_DATA", str(tmp_path))  # an empty data folder: mnist, fashion_mnist, cifar10 absent
+    at = open_page("model")
+    assert at.selectbox(key="dataset").options == ["mnist5k", "digits"]
+    captions = [c.value for c in at.caption if c.value.startswith("Unavailable here")]
+    assert len(captions) == 1
+    for name, folder in (
+        ("mnist", "MNIST/raw"),
+        ("fashion_mnist", "FashionMNIST/raw"),
+        ("cifar10", "cifar-10-batches-py"),
+    ):
+        assert f"{name} (files go in {tmp_path / folder}/)" in captions[0]
+    assert not at.error  # no red error, no traceback, on this page or any other
+    # files put in place: the dataset is offered and the note no longer names it
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / (f + ".gz")).write_bytes(b"")
+    ok(at.run())
+    assert "mnist" in at.selectbox(key="dataset").options
+    note = next(c.value for c in at.caption if c.value.startswith("Unavailable here"))
+    assert not re.search(r"\bmnist \(files go in", note) and "fashion_mnist (files go in" in note
+
+
+def test_model_upload_over_the_limit_says_so_on_the_page():
+    import app_state
+
+    at = open_page("model")
+    ok(at.radio(key="weights_source").set_value("upload").run())
+    uploader = at.get("file_uploader")[0]
+    limit = app_state.MAX_UPLOAD_BYTES
+    assert limit == 50_000_000 and "at most 50 MB" in uploader.proto.label
+    # the browser lets a file somewhat over the limit through, so the app's message, not a tooltip, explains it
+    assert uploader.proto.max_upload_size_mb * 1_000_000 > limit * 1.5
+    at.file_uploader(key="upload").set_value(("big.pt", b"\0" * (limit + 1), "application/octet-stream"))
+    ok(at.run())
+    assert len(at.error) == 1 and "big.pt is 50.0 MB, over the 50 MB limit" in at.error[0].value
 
 
 def _state_dict_bytes(obj) -> bytes:
