@@ -114,7 +114,8 @@ def test_ber_grid_and_labels():
     assert app_state.pct(0.9712) == "97.1%" and app_state.pct(float("nan")) == "–"
 
 
-@pytest.mark.parametrize("model,dataset", [("vgg16", "mnist"), ("lenet5", "cifar10"), ("lenet5", "digits")])
+# Absent datasets are not offered at all (test_pages.py::test_model_page_offers_only_datasets_whose_files_are_here).
+@pytest.mark.parametrize("model,dataset", [("lenet5", "digits"), ("vgg16", "digits")])
 def test_unavailable_data_or_checkpoint_explains_itself(model, dataset, monkeypatch, tmp_path):
     monkeypatch.setenv("XTMR_DATA", str(tmp_path))  # nothing downloaded there
     at = open_app("model")

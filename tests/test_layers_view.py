@@ -116,7 +116,9 @@ def _slow_cells(values: np.ndarray, lm) -> dict:
             assert m, text
             spans[m.group(1).strip()] = range(int(m.group(2)), int(m.group(3) or m.group(2)) + 1)
         kernel = re.search(r"kernel \((\d+), (\d+)\)", name)
-        if values.ndim == 2:
+        if values.ndim == 1:
+            sums[(a, b)] = values[spans["channel"]].sum()
+        elif values.ndim == 2:
             sums[(a, b)] = values[np.ix_(spans["output"], spans["input"])].sum()
         else:
             rows = spans.get("output filter", spans.get("filter"))
@@ -140,6 +142,7 @@ def _slow_cells(values: np.ndarray, lm) -> dict:
         ((6, 1, 5, 5), 4096, "one weight; each 5×5 tile is one filter's kernel", (5, 5)),  # one input channel
         ((96, 1, 3, 3), 4096, "one weight; each 3×3 tile is one filter's kernel", (3, 3)),  # depthwise
         ((960, 1, 3, 3), 4096, "one filter (its kernel summed)", None),  # depthwise too large for tiles
+        ((64,), 4096, "one channel's scale", None),  # a BatchNorm scale kept as its own layer
     ],
 )
 def test_layer_map_cells_hold_the_weights_their_text_names(shape, max_cells, cell, tile):
@@ -167,7 +170,7 @@ def test_layer_map_wraps_one_channel_filters_into_a_near_square_grid():
 
 def test_layer_map_rejects_other_shapes():
     with pytest.raises(ValueError):
-        layer_map(np.zeros(3))
+        layer_map(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError):
         layer_map(np.zeros((2, 2)), max_cells=0)
 
@@ -177,3 +180,4 @@ def test_layer_kind_names_depthwise_and_grouped_convs():
     assert layer_kind(torch.nn.Conv2d(4, 8, 5)) == "conv 5×5"
     assert layer_kind(torch.nn.Conv2d(8, 8, 3, groups=8)) == "depthwise conv 3×3"
     assert layer_kind(torch.nn.Conv2d(8, 16, 3, groups=4)) == "conv 3×3, 4 groups"
+    assert layer_kind(torch.nn.BatchNorm2d(8)) == "batchnorm scale"

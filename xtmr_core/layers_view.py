@@ -31,6 +31,8 @@ __all__ = [
 
 def layer_kind(m: nn.Module) -> str:
     """A faultable layer in words: ``linear``, ``conv 5×5``, ``depthwise conv 3×3`` or ``conv 3×3, 4 groups``."""
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return "batchnorm scale"
     if not isinstance(m, nn.Conv2d):
         return "linear"
     kh, kw = m.kernel_size
@@ -236,6 +238,7 @@ def _span(name: str, first: int, n: int, total: int) -> str:
 def layer_map(values: np.ndarray, max_cells: int = 4096) -> LayerMap:
     """Lay out one layer's weight-shaped values (relevance or weights) as a heatmap of at most ``max_cells`` cells.
 
+    * BatchNorm scale (one value per channel): the channels wrapped row by row into a near-square grid.
     * Linear (out × in): outputs down, inputs across; block-summed when larger than ``max_cells``.
     * Conv (out × in × kh × kw), several input channels per filter: a grid of kh×kw kernel tiles, filters
       down and input channels across (``z[o*kh + r, i*kw + c] = w[o, i, r, c]``) when it fits; otherwise each
@@ -247,7 +250,7 @@ def layer_map(values: np.ndarray, max_cells: int = 4096) -> LayerMap:
     Block sums keep the signed total, and every cell's hover text names the weights it holds.
 
     Args:
-        values: an array shaped like a Linear (2-D) or Conv2d (4-D) weight.
+        values: an array shaped like a BatchNorm (1-D), Linear (2-D) or Conv2d (4-D) weight.
         max_cells: the most cells of the grid (>= 1).
 
     Raises:
@@ -256,6 +259,8 @@ def layer_map(values: np.ndarray, max_cells: int = 4096) -> LayerMap:
     w = np.asarray(values, dtype=np.float64)
     if max_cells < 1:
         raise ValueError(f"max_cells must be at least 1, got {max_cells}")
+    if w.ndim == 1:  # a BatchNorm scale kept as a layer of its own: one value per channel
+        return _wrapped_map(w.reshape(-1, 1, 1), max_cells, unit="channel")
     if w.ndim == 2:
         return _matrix_map(w, max_cells, "output", "input", "weight")
     if w.ndim != 4:
@@ -314,7 +319,7 @@ def _matrix_map(m: np.ndarray, max_cells: int, row_name: str, col_name: str, uni
     )
 
 
-def _wrapped_map(k: np.ndarray, max_cells: int) -> LayerMap:
+def _wrapped_map(k: np.ndarray, max_cells: int, unit: str = "filter") -> LayerMap:
     """Filters with one kernel each (o × kh × kw), wrapped row-major into a near-square grid of tiles."""
     o, kh, kw = k.shape
     per_row = max(1, math.ceil(math.sqrt(o * kh / kw)))
@@ -324,10 +329,12 @@ def _wrapped_map(k: np.ndarray, max_cells: int) -> LayerMap:
         per_row = max(1, math.ceil(math.sqrt(o)))
         n_rows = math.ceil(o / per_row)
         if n_rows * per_row > max_cells:
-            raise ValueError(f"{o} filters do not fit in {max_cells} cells")
+            raise ValueError(f"{o} {unit}s do not fit in {max_cells} cells")
         cell = "one filter (its kernel summed)"
     else:
         cell = f"one weight; each {kh}×{kw} tile is one filter's kernel"
+    if unit != "filter":
+        cell = f"one {unit}'s scale"
     z = np.full((n_rows * kh, per_row * kw), np.nan)
     for f in range(o):
         r0, c0 = (f // per_row) * kh, (f % per_row) * kw
@@ -337,15 +344,15 @@ def _wrapped_map(k: np.ndarray, max_cells: int) -> LayerMap:
     for a, b in zip(r.ravel(), c.ravel()):
         f = (a // kh) * per_row + b // kw
         where = "" if kh == kw == 1 else f", kernel ({a % kh}, {b % kw})"
-        hover[a, b] = f"filter {f}{where}: {z[a, b]:.3g}" if f < o else ""
+        hover[a, b] = f"{unit} {f}{where}: {z[a, b]:.3g}" if f < o else ""
     x_pos, x_text = _ticks(per_row * kw, 1, per_row, kw)
     y_pos = tuple(float(p) for p in np.arange(n_rows) * kh + (kh - 1) / 2)
     step = max(1, math.ceil(n_rows / 12))
     return LayerMap(
         z,
         hover,
-        f"filter within the row (+0 … +{per_row - 1})",
-        f"filters, {per_row} per row (label: the row's first)",
+        f"{unit} within the row (+0 … +{per_row - 1})",
+        f"{unit}s, {per_row} per row (label: the row's first)",
         (x_pos, tuple(f"+{t}" for t in x_text)),
         (y_pos[::step], tuple(str(row * per_row) for row in range(0, n_rows, step))),
         cell,
