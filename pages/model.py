@@ -22,6 +22,15 @@ DATASET_HELP = {
     "cifar10": "CIFAR-10, read from data_cache/ (only if downloaded there).",
 }
 
+MODEL_HELP = {
+    "mlp": "2 hidden layers.",
+    "lenet5": "2 conv + 3 linear layers.",
+    "alexnet": "a narrow AlexNet (5 conv + 3 linear) that trains on a CPU.",
+    "vgg16": "a narrow VGG-16 (13 conv + 3 linear).",
+    "resnet20": "the CIFAR-style ResNet-20 (BatchNorm, residual adds; 21 conv + 1 linear).",
+    "mobilenetv2": "MobileNetV2 (inverted residuals, depthwise convs, BatchNorm, ReLU6; ~50 conv layers).",
+}
+
 app_state.enter_page()
 st.title("Model")
 st.caption("What gets faulted: a trained classifier, its weights stored in one number format.")
@@ -44,8 +53,7 @@ model = c2.selectbox(
     index=MODELS.index("lenet5"),
     key="model",
     persist_state="session",
-    help="mlp: 2 hidden layers; lenet5: 2 conv + 3 linear; alexnet / vgg16: narrow versions of "
-    "the originals (5 and 13 conv layers) that train on a CPU.",
+    help=" ".join(f"{k}: {v}" for k, v in MODEL_HELP.items() if k in MODELS),
 )
 app_state.format_select(c3)
 if missing:
@@ -217,16 +225,20 @@ if choice.source == "custom" and custom:
     )
 fmt = app_state.setting("fmt")
 acc = app_state.clean_accuracies(choice.key, exp)
-k = st.columns(4)
-with k[0].container(key="model_clean_accuracy"):
+# A wrapping row of metrics sized to their content: four fixed columns cut "240.1 KiB" to "240.1 …" at 1024 px.
+with st.container(horizontal=True, gap="medium", key="model_metrics"):
+    with st.container(key="model_clean_accuracy", width="content"):
+        st.metric(
+            f"Clean accuracy ({fmt})",
+            app_state.pct(acc[fmt]),
+            help="Test accuracy of the weights stored in this format, without faults.",
+            width="content",
+        )
     st.metric(
-        f"Clean accuracy ({fmt})",
-        app_state.pct(acc[fmt]),
-        help="Test accuracy of the weights stored in this format, without faults.",
+        "Faultable weights", f"{exp.n_weights:,}", help="Weights of every conv and linear layer.", width="content"
     )
-k[1].metric("Faultable weights", f"{exp.n_weights:,}", help="Weights of every conv and linear layer.")
-k[2].metric(f"Weight memory ({fmt})", f"{weight_memory_bytes(exp.n_weights, fmt) / 1024:,.1f} KiB")
-k[3].metric("Test images", f"{exp.x_test.shape[0]:,}")
+    st.metric(f"Weight memory ({fmt})", f"{weight_memory_bytes(exp.n_weights, fmt) / 1024:,.1f} KiB", width="content")
+    st.metric("Test images", f"{exp.x_test.shape[0]:,}", width="content")
 
 layers = app_state.layer_rows(choice.key, exp)
 # Horizontal bars, one row per layer: readable for 5 layers and for mobilenetv2's ~50; whole decades only on
