@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import app_state
-from xtmr_core.spec import grid
-from xtmr_core.vocabulary import PLANS, SCORERS, WORD_BITS, check_bits, parse_bits
+from xtmr_core.spec import grid, split_plan_name
+from xtmr_core.vocabulary import PLAN_NAMES, SCORERS, WORD_BITS, check_bits, parse_bits
 
 PALETTE = {
     "none": "#c53030",
@@ -22,9 +22,11 @@ PALETTE = {
     "full": "#1a202c",
     "bits": "#d69e2e",
     "range": "#319795",
+    "ecc": "#b83280",
+    "damage": "#975a16",
 }
 #: Colours for plans without one above (new plans, combinations), in order of appearance.
-SPARE_COLOURS = ("#b83280", "#2c7a7b", "#975a16", "#553c9a", "#4a5568", "#9c4221")
+SPARE_COLOURS = ("#2c7a7b", "#553c9a", "#9c4221", "#4a5568")
 #: One marker per line, so lines that coincide stay distinguishable.
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon", "triangle-down")
 #: Fewer trials than this per point: the page says the point is too thin to conclude from.
@@ -74,14 +76,15 @@ rule = app_state.setting("rule")
 
 
 def _colour(protect: str, order: list[str]) -> str:
+    """A plan's colour: its own, else a spare one by its place among the plans without one."""
     if protect in PALETTE:
         return PALETTE[protect]
-    spare = [p for p in order if p not in PALETTE]
-    return SPARE_COLOURS[spare.index(protect) % len(SPARE_COLOURS)]
+    spare = [p for p in dict.fromkeys(order) if p not in PALETTE]
+    return SPARE_COLOURS[spare.index(protect) % len(SPARE_COLOURS)] if protect in spare else "#4a5568"
 
 
 def _bits_input(tag: str, protects: list[str]) -> tuple[int, ...] | None:
-    if "bits" not in protects:
+    if not any(split_plan_name(p)[0] == "bits" for p in protects):
         return None
     text = st.text_input(
         "Bit positions for the 'bits' plan",
@@ -188,8 +191,8 @@ def _download(tag: str, table: pd.DataFrame) -> None:
 
 def _overheads(protects: list[str], budget: float, bits) -> str:
     parts = []
-    for p in protects:
-        o = app_state.plan_overhead(choice.key, exp, p, budget, fmt, bits=bits, rule=rule)
+    for p in protects:  # the range guard costs no copies: X+range has X's overhead
+        o = app_state.plan_overhead(choice.key, exp, split_plan_name(p)[0], budget, fmt, bits=bits, rule=rule)
         parts.append(f"{p} {o.copies_pct:.2f}% ({o.with_index_pct:.2f}% with index)")
     return "Extra memory at this budget: " + "; ".join(parts) + "." if parts else "Choose at least one plan."
 
@@ -231,10 +234,12 @@ tab_ber, tab_budget = st.tabs(["Accuracy vs BER", "Accuracy vs budget, and the b
 with tab_ber:
     plans = st.multiselect(
         "Plans",
-        [p for p in PLANS if p != "none"],
+        [p for p in PLAN_NAMES if p != "none"],
         default=["lrp", "magnitude", "bits", "full"],
         key="swb_plans",
-        help="No protection is always included as the baseline.",
+        help="No protection is always included as the baseline. ecc: SEC-DED (72, 64) code words; damage: "
+        "triplicates the (weight, bit) pairs of highest expected damage, its budget in % extra memory; "
+        "X+range: plan X with the zero-copy range guard on read as well.",
     )
     b1, b2 = st.columns(2)
     budget = b1.select_slider(
@@ -243,7 +248,8 @@ with tab_ber:
         value=1.0,
         format_func=lambda v: f"{v:g}%",
         key="swb_budget",
-        help="Share of weights each scorer plan protects.",
+        help="Share of weights each scorer plan protects (for damage: % extra memory, so damage 2% buys as "
+        "many triplicated bits as lrp 1%).",
     )
     lo, hi = b2.select_slider(
         "BER range",
@@ -271,18 +277,22 @@ with tab_ber:
         _thin_points(table)
         fig = go.Figure()
         # the baseline last, dashed and wider: drawn on top, it stays visible where a plan's line coincides
-        order = [p for p in dict.fromkeys(table["protect"]) if p != "none"] + ["none"]
-        for i, protect in enumerate(order):
-            g = table[table["protect"] == protect].sort_values("ber")
-            if g.empty:
-                continue
-            base = protect == "none"
+        labels = list(dict.fromkeys(table["plan"]))
+        baseline = set(table.loc[table["protect"] == "none", "plan"])
+        order = [p for p in labels if p not in baseline] + [p for p in labels if p in baseline]
+        protects = list(table["protect"])
+        for i, plan in enumerate(order):
+            g = table[table["plan"] == plan].sort_values("ber")
+            base = plan in baseline
+            # X +range is drawn in X's colour, dotted
+            colour = _colour(g["protect"].iloc[0], protects)
+            dash = "dash" if base else "dot" if str(plan).endswith("+range") else "solid"
             fig.add_scatter(
                 x=g["ber"],
                 y=100 * g["mean_accuracy"],
-                name=g["plan"].iloc[0],
+                name=plan,
                 mode="lines+markers",
-                line=dict(color=_colour(protect, order), width=3 if base else 2, dash="dash" if base else "solid"),
+                line=dict(color=colour, width=3 if base else 2, dash=dash),
                 marker=dict(symbol=SYMBOLS[i % len(SYMBOLS)], size=9 if base else 7),
                 error_y=_error_bars(g),
             )

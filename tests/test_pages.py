@@ -187,6 +187,23 @@ def test_sweeps_run_show_accuracy_and_reliability():
     assert any("Not reached within the tested budgets: lrp, random" in c.value for c in at.caption)
 
 
+def test_sweeps_offer_the_new_plans_and_guarded_names():
+    from xtmr_core.vocabulary import PLAN_NAMES
+
+    at = open_page("sweeps")
+    assert set(at.multiselect(key="swb_plans").options) == set(PLAN_NAMES) - {"none"}
+    ok(at.select_slider(key="sw_trials").set_value(2).run())
+    ok(at.multiselect(key="swb_plans").set_value(["ecc", "damage", "lrp+range"]).run())
+    assert not at.error
+    caption = next(c.value for c in at.caption if c.value.startswith("Extra memory at this budget"))
+    assert "lrp+range 2.00%" in caption  # the guard costs no copies
+    ok(at.select_slider(key="swb_bers").set_value((1e-4, 1e-4)).run())
+    ok(at.button(key="swb_run").click().run())
+    table = at.session_state["swb_table"]
+    assert set(table["protect"]) == {"none", "ecc", "damage", "lrp"} and len(table) == 4
+    assert table["plan"].str.endswith("+range").sum() == 1 and not at.error
+
+
 def _check_recovered_only_beyond_noise(at: AppTest) -> pd.DataFrame:
     """Every displayed ``recovered`` is blank exactly where the unprotected loss is within its own CI half-width."""
     table = at.session_state["swb_table"]
