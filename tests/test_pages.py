@@ -13,7 +13,7 @@ import torch
 from conftest import metric
 from streamlit.testing.v1 import AppTest
 
-from xtmr_core.vocabulary import FORMATS, PLANS
+from xtmr_core.vocabulary import FORMATS, MODELS, PLANS
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 180
@@ -418,3 +418,31 @@ def test_model_train_here_replaces_the_model_for_this_session():
     ok(at.switch_page("pages/fault_lab.py").run())
     ok(at.select_slider(key="trials").set_value(2).run())
     assert metric(at, "Clean") == trained  # the Fault lab runs on the model trained here
+
+
+# ---------------------------------------------------------------- the residual and depthwise models
+
+
+@pytest.mark.slow  # LRP of a residual network on 256 reference images: tens of seconds per model
+@pytest.mark.parametrize("model", [m for m in MODELS if m in ("resnet20", "mobilenetv2")])
+def test_new_models_render_on_model_relevance_and_sweeps(model):
+    at = open_page("model")
+    ok(at.selectbox(key="model").set_value(model).run())
+    assert not at.error and f"{model} on mnist5k (shipped checkpoint)" in at.subheader[-1].value
+    layers = next(d.value for d in at.dataframe if "weight shape" in d.value.columns)
+    assert len(layers) > 15 and metric(at, "Clean accuracy (fp32)").endswith("%")
+    ok(at.switch_page("pages/relevance.py").run())
+    assert not at.error and len(_figure(at, "shares")["data"][0]["y"]) == len(layers)
+    key = next(k for k in at.session_state if str(k).startswith("rel_layer_"))
+    kinds = dict(zip(layers["layer"], layers["type"]))
+    for kind in ("depthwise conv 3×3", "conv 1×1", "conv 3×3", "linear"):  # every shape the model has
+        layer = next((n for n, k in kinds.items() if k == kind), None)
+        if layer is not None:
+            ok(at.selectbox(key=key).set_value(layer).run())
+            assert not at.error and any(c.value.startswith(f"{layer}, weight") for c in at.caption)
+    ok(at.switch_page("pages/sweeps.py").run())
+    ok(at.select_slider(key="sw_trials").set_value(2).run())
+    ok(at.multiselect(key="swb_plans").set_value(["lrp"]).run())
+    ok(at.select_slider(key="swb_bers").set_value((1e-4, 1e-4)).run())
+    ok(at.button(key="swb_run").click().run())
+    assert not at.error and len(at.session_state["swb_table"]) == 2
