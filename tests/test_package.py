@@ -61,9 +61,6 @@ PAGE_IMPORTS = {"app_state", "ui", "xtmr_core.vocabulary", "xtmr_core.spec", "xt
 #: app_state). Strict: a page that gets clean fails here until it leaves this list.
 NOT_YET = {
     "fault_lab.py": "xtmr_core.formats, xtmr_core.stats, xtmr_core.vote_view",
-    "model.py": "xtmr_core.checkpoints, xtmr_core.layers_view, xtmr_core.session_checkpoints",
-    "relevance.py": "xtmr_core.layers_view, xtmr_core.relevance",
-    "sweeps.py": "xtmr_core.sweep",
 }
 PAGES = [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=f"still imports {NOT_YET[name]}"))
