@@ -1,4 +1,5 @@
-"""xtmr: the Streamlit app. The entry point routes to the pages in ``pages/`` and draws the Home page.
+"""xtmr: the Streamlit app. The entry point draws the shell (page config, styling, top navigation) and the Home page,
+then runs the page chosen in ``pages/``.
 
 Run with ``make run`` (``streamlit run app.py``): it starts on the embedded mnist5k data and the
 shipped lenet5 checkpoint, with no training and no network.
@@ -6,17 +7,25 @@ shipped lenet5 checkpoint, with no training and no network.
 
 from __future__ import annotations
 
+import importlib
+
 import streamlit as st
 
-import app_state
+import ui
 from xtmr_core.errors import XtmrError
-from xtmr_core.layers_view import weight_memory_bytes
 from xtmr_core.vocabulary import WORD_BITS
 
-st.set_page_config(page_title="xtmr: protect the weights that matter", page_icon=":material/shield:", layout="wide")
+st.set_page_config(
+    page_title="xtmr: protect the weights that matter",
+    page_icon=str(ui.FAVICON),
+    layout="wide",
+    initial_sidebar_state="collapsed",
+)
+ui.style()
 
 
 def home() -> None:
+    app_state = importlib.import_module("app_state")
     st.title("xtmr: protect the weights that matter")
     st.markdown(
         "This app flips random bits in a trained network's weight memory and shows how much accuracy survives. "
@@ -25,16 +34,16 @@ def home() -> None:
         "memory. Drag the protection budget and the bit error rate in the **Fault lab** to watch that trade-off live."
     )
     choice, exp = app_state.require_experiment()
-    fmt = app_state.setting("fmt")
+    fmt = ui.setting("fmt")
     st.subheader("Current model")
     cols = st.columns(6)
     cols[0].metric("Model", choice.model, help=f"Weights: {choice.label}.")
     cols[1].metric("Dataset", choice.dataset, help=f"{exp.x_test.shape[0]} test images.")
-    cols[2].metric("Format", fmt, help=app_state.FORMAT_HELP[fmt])
+    cols[2].metric("Format", fmt, help=ui.FORMAT_HELP[fmt])
     with cols[3].container(key="home_clean_accuracy"):
         st.metric(
             "Clean accuracy",
-            app_state.pct(exp.clean_accuracy(fmt)),
+            ui.pct(app_state.clean_accuracies(choice)[fmt]),
             help="Test accuracy of the model stored in this format, without faults.",
         )
     cols[4].metric(
@@ -43,11 +52,11 @@ def home() -> None:
         help="Conv and linear weights: the memory that is faulted "
         "(biases are not, they are under 1% of the parameters).",
     )
-    mem = weight_memory_bytes(exp.n_weights, fmt)
+    bits = exp.n_weights * WORD_BITS[fmt]
     cols[5].metric(
         "Weight memory",
-        f"{mem / 1024:,.1f} KiB",
-        help=f"{exp.n_weights:,} weights × {WORD_BITS[fmt]} bits = {exp.n_weights * WORD_BITS[fmt]:,} bits.",
+        f"{bits / 8 / 1024:,.1f} KiB",
+        help=f"{exp.n_weights:,} weights × {WORD_BITS[fmt]} bits = {bits:,} bits.",
     )
     st.caption("Change the model, its number format or its weights on the Model page.")
 
@@ -64,25 +73,26 @@ def home() -> None:
         c2.write(text)
 
 
-HOME = st.Page(home, title="Home", icon=":material/home:", default=True)
-MODEL = st.Page("pages/model.py", title="Model", icon=":material/memory:", url_path="model")
-RELEVANCE = st.Page(
-    "pages/relevance.py", title="Relevance", icon=":material/local_fire_department:", url_path="relevance"
-)
-FAULT_LAB = st.Page("pages/fault_lab.py", title="Fault lab", icon=":material/bolt:", url_path="fault_lab")
-SWEEPS = st.Page("pages/sweeps.py", title="Sweeps", icon=":material/show_chart:", url_path="sweeps")
+HOME, MODEL, RELEVANCE, FAULT_LAB, SWEEPS = ui.app_pages(home)
 
-page = st.navigation([HOME, MODEL, RELEVANCE, FAULT_LAB, SWEEPS])
+# Top navigation: the sidebar stays collapsed, so a projector keeps its whole width for the page.
+page = st.navigation([HOME, MODEL, RELEVANCE, FAULT_LAB, SWEEPS], position="top")
 
+# The engine (PyTorch) loads once per server, in seconds: say so at once instead of showing a blank page.
+with st.spinner("Starting the engine (PyTorch) and the model…"):
+    app_state = importlib.import_module("app_state")
+
+ui.init_settings()  # a shared link's settings, once per session (pages do the same under AppTest)
+ui.sync_url()  # the settings as they are now (widget values arrive before the run) go into the address bar
 with st.sidebar:
     _choice = app_state.current_choice()
     st.caption(
-        f"**{_choice.model}** on **{_choice.dataset}**, stored as **{app_state.setting('fmt')}**; "
-        f"weights: {_choice.label}."
+        f"**{_choice.model}** on **{_choice.dataset}**, stored as **{ui.setting('fmt')}**; weights: {_choice.label}."
     )
 
 try:
-    page.run()
+    with ui.shell_run():
+        page.run()
 except XtmrError as e:  # e.g. a weak model with too few correct images for relevance: one line, no traceback
     st.error(str(e))
     st.info(

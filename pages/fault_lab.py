@@ -1,358 +1,512 @@
-"""Fault lab: drag the protection budget and the bit error rate, watch accuracy under faults live."""
+"""Fault lab: drag the protection budget and the bit error rate, watch accuracy under faults live.
+
+Live means: the first estimate appears after the first two trials of the plan and its unprotected baseline,
+then is refined as trials complete, with the trial count on screen; numbers of an older setting are dimmed
+while a run is in flight; a new slider value reruns the page, which cancels the old run at its next trial.
+"""
 
 from __future__ import annotations
 
 import html
+import math
+import time
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 import app_state
+import ui
 from xtmr_core.errors import XtmrError
-from xtmr_core.formats import bit_roles
-from xtmr_core.stats import paired_difference
+from xtmr_core.spec import CampaignSpec
 from xtmr_core.vocabulary import MODES, PLANS, WORD_BITS, check_bits, parse_bits
-from xtmr_core.vocabulary import SCORERS as SCORER_PLANS
-from xtmr_core.vote_view import vote_demo
 
-PLAN_LABELS = {
-    "none": "no protection",
-    "lrp": "LRP: top budget% by relevance (the paper)",
-    "magnitude": "magnitude: top budget% by |w|",
-    "gradient": "gradient: top budget% by |dL/dw|",
-    "taylor": "Taylor: top budget% by |w·dL/dw|",
-    "random": "random: budget% chosen at random",
-    "full": "full TMR: every bit three times",
-    "bits": "bit positions: chosen bits of every weight",
-    "range": "range guard: out-of-range reads → 0 (no copies)",
-    "ecc": "ECC SEC-DED (72, 64): 8 check bits per 64-bit word (12.5%)",
-    "damage": "damage: top (weight, bit) pairs by LRP × |Δw| (budget = % extra memory)",
-}
 ROLE_COLOURS = {"sign": "#c53030", "exponent": "#dd6b20", "mantissa": "#2b6cb0", "value": "#2b6cb0"}
 FLIPS_HELP = (
     "Faults hit every stored bit, TMR copies included, independently with probability BER; "
     "a protected bit is read as the majority of its three copies."
 )
+NAN_NOTE = (
+    "A network whose output is NaN or infinite (an exponent flip can make one weight 10^38) predicts no class: "
+    "every such image counts as wrong. That is how accuracy falls below the {chance} of guessing."
+)
 
-app_state.enter_page()
+ui.enter_page()
 st.title("Fault lab")
-st.caption(
-    "Random bit flips in weight memory, with and without selective TMR. Every change reruns only this "
-    "panel; results are cached, so going back to a setting is instant."
-)
 choice, exp = app_state.require_experiment()
-fmt_col, about_col = st.columns([1, 3], vertical_alignment="bottom")
-_fmt = app_state.format_select(fmt_col)  # outside the live panel: a new format redraws the whole page
-about_col.caption(
-    f"**{choice.model}** on **{choice.dataset}** ({choice.label}): {exp.n_weights:,} weights of "
-    f"{WORD_BITS[_fmt]} bits each, {exp.n_weights * WORD_BITS[_fmt]:,} stored bits that can flip. "
-    f"{app_state.FORMAT_HELP[_fmt]}"
-)
 
+# ---------------------------------------------------------------- controls (left) beside the numbers and chart
 
-@st.fragment
-def live_panel() -> None:
-    c1, c2 = st.columns([3, 1])
-    protect = c1.selectbox(
+ctrl, nums, chart = st.columns([4, 4, 4], gap="medium")
+with ctrl:
+    protect = st.selectbox(
         "Protection plan",
         PLANS,
-        index=PLANS.index("lrp"),
-        format_func=PLAN_LABELS.get,
+        format_func=ui.plan_label,
         key="protect",
         persist_state="session",
         help="Which (weight, bit) pairs are stored three times. The scorer plans protect all bits "
         "of the top budget% weights; 'bit positions' protects chosen bits of every weight.",
     )
-    fmt = app_state.setting("fmt")
-    trials = c2.select_slider(
-        "Trials (at most)",
-        (2, 5, 10, 20, 50, 100),
-        value=10,
-        key="trials",
-        persist_state="session",
-        help="Seeded fault draws per setting. A campaign stops early once its 95% CI is "
-        "within ±0.5 points (after 5 trials).",
-    )
-    s1, s2 = st.columns(2)
-    ber = s1.select_slider(
+    ber = st.select_slider(
         "Bit error rate (BER)",
-        app_state.BER_VALUES,
-        value=1e-5,
-        format_func=app_state.fmt_ber,
+        ui.BER_VALUES,
+        format_func=ui.fmt_ber,
         key="ber",
         persist_state="session",
         help="Probability that one stored bit is flipped (log scale, 1e-7 … 1e-2).",
     )
-    budget = s2.select_slider(
+    budget = st.select_slider(
         "Protection budget (% of weights)",
-        app_state.BUDGET_VALUES,
-        value=1.0,
+        ui.BUDGET_VALUES,
         format_func=lambda v: f"{v:g}%",
         key="budget",
         persist_state="session",
-        disabled=protect not in SCORER_PLANS,
+        disabled=not ui.uses_budget(protect),
         help="Share of weights, ranked by the chosen scorer, whose bits are all stored three "
-        "times. Only the scorer plans use it.",
+        "times (the scorer plans); for 'damage', the extra memory in % of the weight memory.",
+    )
+    t_col, f_col = st.columns(2)
+    trials = t_col.select_slider(
+        "Trials (at most)",
+        ui.TRIAL_VALUES,
+        key="trials",
+        persist_state="session",
+        help="Seeded fault draws per setting; the plan and the unprotected baseline run the same trials. "
+        "The first estimate shows after one trial and is refined as trials complete.",
+    )
+    fmt = ui.format_select(f_col)
+    guard = st.toggle(
+        "+ range guard on read",
+        key="guard",
+        persist_state="session",
+        disabled=protect == "range",
+        help="Also read every weight outside its layer's clean range as 0 (two bounds per layer, no copies).",
     )
     n_bits = WORD_BITS[fmt]
     bits = None
     if protect == "bits":
         text = st.text_input(
             "Protected bit positions",
-            value=str(app_state.top_bit(fmt)),
+            value=str(ui.top_bit(fmt)),
             key=f"bits_{fmt}",
             help=f"Bits 0 (LSB) … {n_bits - 1} of every weight, e.g. 30, 23-31 or 0,7,30-31.",
         )
-        try:
-            bits = check_bits(parse_bits(text), fmt)
-        except XtmrError as e:
-            st.error(str(e))
-            return
-    with st.expander("More fault options"):
-        o1, o2, o3 = st.columns(3)
-        mode = o1.selectbox(
-            "Fault type",
-            MODES,
-            key="mode",
-            persist_state="session",
-            help="flip: the bit inverts; stuck0 / stuck1: the bit reads 0 / 1 whatever was stored.",
-        )
-        fault_text = o2.text_input(
-            "Only these bit positions fail",
-            value="",
-            key=f"fault_bits_{fmt}",
-            help="Leave empty for all bits; e.g. 23-30 for fp32's exponent.",
-        )
-        seed = int(
-            o3.number_input(
-                "Seed",
-                min_value=0,
-                max_value=10_000,
-                value=0,
-                step=1,
-                key="seed",
-                help="Seed of the fault draws: the same seed gives the same faults.",
-            )
-        )
-        fault_bits = None
-        if fault_text.strip():
-            try:
-                fault_bits = check_bits(parse_bits(fault_text), fmt, "fault bit position")
-            except XtmrError as e:
-                st.error(str(e))
-                return
-    if protect in SCORER_PLANS and budget == 0:
-        st.info("A budget of 0% protects nothing: this plan equals no protection.")
-    try:
-        with st.spinner(f"Running up to {trials} trials at BER {app_state.fmt_ber(ber)}…", show_time=True):
-            res, base, layers = _campaigns(protect, budget, ber, fmt, trials, seed, bits, mode, fault_bits)
-    except XtmrError as e:
-        st.error(str(e))
-        return
-    _draw_results(res, base, layers)
+num_box, status_box = nums.empty(), nums.empty()
+chart_box = chart.empty()
 
+with st.expander("More fault options: fault type, failing bits, seed"):
+    o1, o2, o3 = st.columns(3)
+    mode = o1.selectbox(
+        "Fault type",
+        MODES,
+        key="mode",
+        persist_state="session",
+        help="flip: the bit inverts; stuck0 / stuck1: the bit reads 0 / 1 whatever was stored.",
+    )
+    fault_text = o2.text_input(
+        "Only these bit positions fail",
+        value="",
+        key=f"fault_bits_{fmt}",
+        help="Leave empty for all bits; e.g. 23-30 for fp32's exponent.",
+    )
+    seed = int(
+        o3.number_input(
+            "Seed",
+            min_value=0,
+            max_value=10_000,
+            step=1,
+            key="seed",
+            help="Seed of the fault draws: the same seed gives the same faults.",
+        )
+    )
+    st.caption(
+        f"**{choice.model}** on **{choice.dataset}** ({choice.label}): {exp.n_weights:,} weights of "
+        f"{n_bits} bits, {exp.n_weights * n_bits:,} stored bits that can flip. {ui.FORMAT_HELP[fmt]}"
+    )
 
-def _campaigns(protect, budget, ber, fmt, trials, seed, bits, mode, fault_bits):
-    """The plan's campaign, the unprotected baseline on the same faults, and where the plan's weights sit."""
-    rule = app_state.setting("rule")
-    res = app_state.campaign(
-        choice.key,
-        exp,
+try:
+    spec = CampaignSpec(
         protect,
         budget,
         ber,
         fmt,
-        trials=trials,
-        seed=seed,
-        bits=bits,
-        rule=rule,
-        mode=mode,
-        fault_bits=fault_bits,
+        trials,
+        seed,
+        mode,
+        fault_bits=check_bits(parse_bits(fault_text), fmt, "failing bit position") if fault_text.strip() else None,
+        bits=check_bits(parse_bits(text), fmt) if protect == "bits" else None,
+        rule=ui.setting("rule"),
+        guard=guard,
     )
-    base = app_state.campaign(
-        choice.key,
-        exp,
-        "none",
-        0.0,
-        ber,
-        fmt,
-        trials=trials,
-        seed=seed,
-        mode=mode,
-        fault_bits=fault_bits,
-    )
-    layers = app_state.protected_layers(choice.key, exp, protect, budget, fmt, bits=bits, rule=rule)
-    return res, base, layers
+except XtmrError as e:
+    num_box.error(str(e))
+    st.stop()
 
 
-def _ci_text(r) -> str:
-    lo, hi = r.ci95
-    return "CI needs 2 trials" if not np.isfinite(lo) else f"95% CI {100 * lo:.1f} – {100 * hi:.1f}%"
+# ---------------------------------------------------------------- drawing
 
 
-def _verdict(res, base, diff: float, lo: float, hi: float, clear: bool) -> str:
-    """One sentence saying whether the plan beats no protection on the same faults, with the numbers."""
-    if not np.isfinite(lo):
-        return f"**{res.plan}**: run at least 2 trials to tell protection from chance."
-    n = min(res.trials, base.trials)
-    ci = f"paired difference {100 * diff:+.1f} pt, 95% CI {100 * lo:+.1f} … {100 * hi:+.1f} over {n} trials"
-    if clear and diff > 0:
-        return f"✅ **{res.plan} helps here**: {ci} (each trial of both saw the same faults in the unprotected copy)."
-    if clear:
-        return f"⚠️ **{res.plan} is worse than no protection here**: {ci}."
-    loss = res.clean_accuracy - base.mean_accuracy
-    if loss < 0.005:
-        return f"ℹ️ Nothing to protect at this BER: unprotected accuracy is within 0.5 pt of clean ({ci})."
-    return (
-        f"⚠️ **Within noise: {res.plan} is no better than no protection here** ({ci}). The faults that matter "
-        f"hit weights it leaves unprotected; compare the *bit positions* plan (e.g. bit 30 in fp32) or the "
-        f"*range guard*."
-    )
+def _numbers(point, *, k: int, n: int, stale: bool = False) -> None:
+    """The headline numbers of the first ``k`` trials of ``point`` into ``num_box``: unprotected and the plan
+    big, clean and overheads small; a caption says the BER and the trial count (``estimate`` while running)."""
+    base, res = point.results[0], point.results[-1]
+    acc_b, acc_p = point.accuracy(0, k), point.accuracy(-1, k)
+    diff = point.difference(-1, 0, k) if len(point.results) > 1 else None
+    clear = diff is not None and point.verdict(-1, 0, k) != "within noise"
+    with num_box.container(key=f"{'stale' if stale else 'live'}_{n}"):
+        if stale:
+            st.caption(f":material/hourglass_top: previous setting (BER {ui.fmt_ber(base.ber)}), running the new one…")
+        else:
+            running = " · estimate, running…" if k < spec.trials else ""
+            st.caption(f"BER {ui.fmt_ber(base.ber)} · {k} of {spec.trials} trials{running}")
+        a, b = st.columns(2)
+        with a.container(key=f"head_unprotected_{n}"):
+            st.metric(
+                "Unprotected",
+                ui.pct(acc_b.estimate),
+                delta=ui.pt(acc_b.estimate - base.clean_accuracy),
+                help=f"Mean over {k} trials; {_ci_text(acc_b)}. The arrow: change against clean.",
+            )
+        with b.container(key=f"head_protected_{n}"):
+            st.metric(
+                f"With {res.plan}",
+                ui.pct(acc_p.estimate),
+                delta=None if diff is None else ui.pt(diff.estimate),
+                # neutral unless the paired difference is clear of zero: an arrow must not suggest a win that is noise
+                delta_color="normal" if clear else "off",
+                help=f"Mean over {k} trials; {_ci_text(acc_p)}; worst trial {ui.pct(min(res.accuracies[:k]))}. "
+                "The arrow: paired difference against unprotected, on the same faults.",
+            )
+        c, m, i = st.columns(3)
+        with c.container(key=f"small_clean_{n}"):
+            st.metric("Clean", ui.pct(res.clean_accuracy), help="Accuracy without faults, weights in this format.")
+        with m.container(key=f"small_copies_{n}"):
+            st.metric(
+                "Extra memory",
+                f"{res.overhead.copies_pct:.2f}%",
+                help="Two extra copies of every protected bit, as % of the weight memory (the paper's figure).",
+            )
+        with i.container(key=f"small_index_{n}"):
+            st.metric(
+                "with index",
+                f"{res.overhead.with_index_pct:.2f}%",
+                help="Extra memory plus the record of which weights are protected: a bitmap or one 32-bit index per "
+                "protected weight, whichever is smaller (range guard: two bounds per layer).",
+            )
+        if diff is not None and math.isfinite(diff.low):
+            st.markdown(
+                f"Paired: **{100 * diff.estimate:+.1f} pt**, 95% CI {100 * diff.low:+.1f} … {100 * diff.high:+.1f}",
+                help="Plan minus unprotected, trial by trial: trial t of both saw the same faults in the "
+                "unprotected copy, so the difference is far less noisy than the two separate intervals.",
+            )
 
 
-def _draw_results(res, base, layers) -> None:
-    m = st.columns(5)
-    with m[0].container(key="acc_clean"):
-        st.metric("Clean", app_state.pct(res.clean_accuracy), help="Accuracy without faults, weights in this format.")
-    with m[1].container(key="acc_unprotected"):
-        st.metric(
-            "Unprotected",
-            app_state.pct(base.mean_accuracy),
-            delta=f"{100 * (base.mean_accuracy - res.clean_accuracy):+.1f} pt vs clean",
-            delta_color="normal",
-            help=f"Mean over {base.trials} trials; {_ci_text(base)}.",
-        )
-    diff, diff_lo, diff_hi = paired_difference(res.accuracies, base.accuracies)
-    # Neutral colour unless the paired difference is clear of zero: an arrow must not suggest a win that is noise.
-    clear = np.isfinite(diff_lo) and (diff_lo > 0 or diff_hi < 0)
-    with m[2].container(key="acc_protected"):
-        st.metric(
-            f"With {res.plan}",
-            app_state.pct(res.mean_accuracy),
-            delta=f"{100 * (res.mean_accuracy - base.mean_accuracy):+.1f} pt vs unprotected",
-            delta_color="normal" if clear else "off",
-            help=f"Mean over {res.trials} trials; {_ci_text(res)}; worst trial {app_state.pct(res.min_accuracy)}.",
-        )
-    with m[3].container(key="overhead_copies"):
-        st.metric(
-            "Extra memory (copies)",
-            f"{res.overhead.copies_pct:.2f}%",
-            help="Two extra copies of every protected bit, as % of the weight memory (the paper's figure).",
-        )
-    with m[4].container(key="overhead_index"):
-        st.metric(
-            "… with index",
-            f"{res.overhead.with_index_pct:.2f}%",
-            help="Plus the record of which weights are protected: a bitmap or one 32-bit index per "
-            "protected weight, whichever is smaller (range guard: two bounds per layer).",
-        )
-    st.caption(
-        f"**{res.plan}** at BER {app_state.fmt_ber(res.ber)}: mean {app_state.pct(res.mean_accuracy, 2)} "
-        f"({_ci_text(res)}, {res.trials} trials, "
-        f"{res.mean_bit_flips:,.1f} faulty bits per trial on average); unprotected "
-        f"{app_state.pct(base.mean_accuracy, 2)} ({_ci_text(base)}). {res.overhead.protected_weights:,} weights, "
-        f"{res.overhead.protected_bits:,} bits protected. {FLIPS_HELP}"
-    )
-
-    if res.protect != "none":
-        st.markdown(_verdict(res, base, diff, diff_lo, diff_hi, clear))
-
-    left, mid, right = st.columns(3)
-    names = ["clean", "unprotected", res.plan]
-    means = [res.clean_accuracy, base.mean_accuracy, res.mean_accuracy]
-    errs_lo, errs_hi = [0.0], [0.0]
-    for r in (base, res):
-        lo, hi = r.ci95
-        ok = np.isfinite(lo)
-        errs_lo.append(r.mean_accuracy - lo if ok else 0.0)
-        errs_hi.append(hi - r.mean_accuracy if ok else 0.0)
+def _bars(point, *, k: int, n: int) -> None:
+    """Mean accuracy with its 95% CI: clean, unprotected, the plan."""
+    res = point.results[-1]
+    ivs = [point.accuracy(0, k), point.accuracy(-1, k)]
+    means = [res.clean_accuracy] + [iv.estimate for iv in ivs]
+    lo_err = [0.0] + [iv.estimate - iv.low if math.isfinite(iv.low) else 0.0 for iv in ivs]
+    hi_err = [0.0] + [iv.high - iv.estimate if math.isfinite(iv.high) else 0.0 for iv in ivs]
     fig = go.Figure(
         go.Bar(
-            x=names,
+            x=["clean", "unprotected", res.plan],
             y=[100 * v for v in means],
             marker_color=["#718096", "#c53030", "#2b6cb0"],
             error_y=dict(
-                type="data", symmetric=False, array=[100 * v for v in errs_hi], arrayminus=[100 * v for v in errs_lo]
+                type="data", symmetric=False, array=[100 * v for v in hi_err], arrayminus=[100 * v for v in lo_err]
             ),
+            text=[ui.pct(v) for v in means],
+            textposition="inside",
         )
     )
     fig.update_layout(
-        title="Mean accuracy, 95% CI",
+        title=f"Mean accuracy, 95% CI ({k} trials)",
+        yaxis_title="accuracy (%)",
+        yaxis_range=[0, 100],
+        height=300,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
+    with chart_box.container(key=f"chart_{n}"):
+        st.plotly_chart(fig, width="stretch", key=f"bars_{n}")
+
+
+def _ci_text(iv) -> str:
+    return "CI needs 2 trials" if not math.isfinite(iv.low) else f"95% CI {100 * iv.low:.1f} – {100 * iv.high:.1f}%"
+
+
+# ---------------------------------------------------------------- streaming the point
+
+
+def _run():
+    """The plan and its unprotected baseline on the same trials (one grid point), drawn as trials complete."""
+    specs = (spec,)
+    n = [0]  # how many times the numbers were drawn in this run: each drawing gets its own element keys
+    if not app_state.is_cached(choice, specs):
+        shown = st.session_state.get("fl_shown")
+        if shown is not None:  # the previous setting's numbers, dimmed until the first estimate replaces them
+            _numbers(shown, k=shown.trials, n=n[0], stale=True)
+            n[0] += 1
+        status_box.caption(":material/hourglass_top: running the first trial…")
+    last = [0.0]
+
+    def on_trial(partial) -> None:
+        k = partial.trials
+        now = time.perf_counter()
+        status_box.caption(f":material/hourglass_top: trial {k} of {spec.trials}…")  # also where a rerun cancels
+        if k < spec.trials and (k <= 2 or now - last[0] > 0.25):
+            _numbers(partial, k=k, n=n[0])
+            if k <= 2:
+                _bars(partial, k=k, n=n[0])
+            n[0] += 1
+            last[0] = time.perf_counter()
+
+    point = app_state.point(choice, specs, on_trial=on_trial)
+    _numbers(point, k=point.trials, n=n[0])
+    _bars(point, k=point.trials, n=n[0])
+    status_box.caption(
+        f":material/check_circle: {point.trials} trials, each of both plans on the same faults"
+        + (" (stratified)" if point.strata is not None else "")
+    )
+    st.session_state["fl_shown"] = point
+    return point
+
+
+try:
+    point = _run()
+except XtmrError as e:
+    num_box.error(str(e))
+    st.stop()
+base, res = point.results[0], point.results[-1]
+
+
+def _verdict() -> str:
+    """One sentence saying whether the plan beats no protection on the same faults (``stats.verdict``)."""
+    diff = point.difference(-1)
+    if not math.isfinite(diff.low):
+        return f"**{res.plan}**: run at least 2 trials to tell protection from chance."
+    ci = (
+        f"paired difference {100 * diff.estimate:+.1f} pt, 95% CI {100 * diff.low:+.1f} … {100 * diff.high:+.1f} "
+        f"over {point.trials} trials"
+    )
+    verdict = point.verdict(-1)
+    if verdict == "helps":
+        return (
+            f":material/check_circle: **{res.plan} helps here**: {ci} (each trial of both saw the same faults "
+            "in the unprotected copy)."
+        )
+    if verdict == "hurts":
+        return f":material/warning: **{res.plan} is worse than no protection here**: {ci}."
+    if res.clean_accuracy - base.mean_accuracy < 0.005:
+        return f":material/info: Nothing to protect at this BER: unprotected accuracy is within 0.5 pt of clean ({ci})."
+    return (
+        f":material/warning: **Within noise: {res.plan} is no better than no protection here** ({ci}). The faults "
+        "that matter hit weights it leaves unprotected; compare the *bit positions* plan (e.g. bit 30 in fp32) or "
+        "the *range guard*."
+    )
+
+
+if ui.uses_budget(protect) and budget == 0:
+    st.info("A budget of 0% protects nothing: this plan equals no protection.", icon=":material/info:")
+if res.protect != "none":
+    st.markdown(_verdict())
+chance = 1 / max(2, int(exp.y_test.max()) + 1)
+if min(res.min_accuracy, base.min_accuracy) < chance:
+    st.caption(":material/info: " + NAN_NOTE.format(chance=f"{100 * chance:.0f}%"))
+st.caption(
+    f"**{res.plan}** at BER {ui.fmt_ber(res.ber)}: mean {ui.pct(res.mean_accuracy, 2)} "
+    f"({_ci_text(res.interval())}, {res.trials} trials, {res.mean_bit_flips:,.1f} faulty bits per trial on "
+    f"average); unprotected {ui.pct(base.mean_accuracy, 2)} ({_ci_text(base.interval())}). "
+    f"{res.overhead.protected_weights:,} weights, {res.overhead.protected_bits:,} bits protected. {FLIPS_HELP}"
+)
+
+# ---------------------------------------------------------------- trials and where the protection sits
+
+layers = app_state.protected_layers(choice, spec)
+left, right = st.columns(2)
+accs = [100 * a for a in (*base.accuracies, *res.accuracies)]
+span = max(accs) - min(accs)
+size = 0.1 if span < 2 else span / 20  # int8's trials all lie within a point: bins of 0.1 pt, not 2.5
+fig = go.Figure()
+for r, name, colour in ((base, "unprotected", "#c53030"), (res, res.plan, "#2b6cb0")):
+    fig.add_histogram(
+        x=[100 * a for a in r.accuracies],
+        name=name,
+        marker_color=colour,
+        xbins=dict(start=min(accs) - size / 2, end=max(accs) + size, size=size),
+    )
+fig.update_layout(
+    barmode="group",  # side by side: no blended overlap colour that the legend does not name
+    title="Accuracy of each trial",
+    xaxis_title="accuracy (%)",
+    yaxis_title="trials",
+    height=300,
+    margin=dict(l=10, r=10, t=40, b=10),
+    legend=dict(orientation="h", y=-0.3),
+)
+left.plotly_chart(fig, width="stretch", key="hist")
+
+fig = go.Figure(
+    go.Bar(
+        x=layers["layer"],
+        y=layers["protected"],
+        marker_color="#2b6cb0",
+        customdata=np.stack([layers["layer %"], layers["weights"]], axis=1),
+        hovertemplate="%{x}: %{y:,} of %{customdata[1]:,} weights (%{customdata[0]:.2f}%)<extra></extra>",
+    )
+)
+fig.update_layout(title="Where the protected weights are", yaxis_title="protected weights", height=300)
+fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
+right.plotly_chart(fig, width="stretch", key="layers")
+
+
+def _meta() -> dict:
+    """Columns that make every exported CSV reproduce its run."""
+    return {
+        "model": choice.model,
+        "dataset": choice.dataset,
+        "weights": choice.label,
+        "checkpoint": choice.ckpt_id,
+        "format": spec.fmt,
+        "ber": spec.ber,
+        "mode": spec.mode,
+        "fault_bits": "all" if spec.fault_bits is None else " ".join(map(str, spec.fault_bits)),
+        "seed": spec.seed,
+        "lrp_rule": ui.setting("rule"),
+        **app_state.versions(),
+    }
+
+
+def _trial_table() -> pd.DataFrame:
+    n = point.trials  # every plan of the point ran the same trials
+
+    def column(values: list) -> list:
+        return [round(v, 6) for v in values[:n]]
+
+    table = pd.DataFrame(
+        {
+            "trial": range(n),
+            "unprotected_accuracy": column(base.accuracies),
+            "unprotected_faulty_bits": column(base.flips),
+            "plan": res.plan,
+            "plan_accuracy": column(res.accuracies),
+            "plan_faulty_bits": column(res.flips),
+            "plan_overhead_pct": res.overhead.copies_pct,
+        }
+    )
+    return table.assign(**_meta())
+
+
+with st.expander("Trials, per-layer table and exports (CSV)", icon=":material/download:"):
+    trial_table = _trial_table()
+    st.caption("Accuracy of each trial; trial t of both saw the same faults in the unprotected copy.")
+    st.dataframe(
+        trial_table[["trial", "unprotected_accuracy", "plan_accuracy", "unprotected_faulty_bits", "plan_faulty_bits"]],
+        hide_index=True,
+        height=200,
+    )
+    e1, e2, e3 = st.columns([2, 1, 2], vertical_alignment="bottom")
+    e1.download_button(
+        "Per-trial results (CSV)",
+        trial_table.to_csv(index=False).encode(),
+        file_name=f"xtmr_trials_{choice.model}_{spec.fmt}_{ui.fmt_ber(spec.ber)}_seed{spec.seed}.csv",
+        mime="text/csv",
+        icon=":material/table_view:",
+        key="csv_trials",
+        help="One row per trial, with the seed, the LRP rule and the versions in every row.",
+    )
+    pick = int(e2.number_input("Trial", 0, max(0, res.trials - 1), 0, key="fl_fault_trial"))
+    which = e3.radio("Fault list of", ("unprotected", "the plan"), horizontal=True, key="fl_fault_of")
+    fspec = spec.point if which == "unprotected" else spec
+    faults = app_state.fault_list(choice, fspec, pick).assign(trial=pick, plan=ui.plan_label(fspec.protect))
+    e1.download_button(
+        f"Fault list of trial {pick} (CSV, {len(faults):,} faults)",
+        faults.assign(**_meta()).to_csv(index=False).encode(),
+        file_name=f"xtmr_faults_{choice.model}_{spec.fmt}_{ui.fmt_ber(spec.ber)}_seed{spec.seed}_trial{pick}.csv",
+        mime="text/csv",
+        icon=":material/list:",
+        key="csv_faults",
+        help="Every faulty stored bit of that trial: layer, index, bit, copy (0 primary, 1/2 TMR copies).",
+    )
+    st.dataframe(
+        layers,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "layer %": st.column_config.NumberColumn(format="%.2f"),
+            "of protected %": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+
+# ---------------------------------------------------------------- several plans at this point
+
+
+@st.fragment
+def compare_plans() -> None:
+    st.subheader("Compare plans at this point")
+    chosen = st.multiselect(
+        "Plans",
+        [p for p in PLANS if p != "none"],
+        default=[p for p in ("lrp", "magnitude", "bits", "range", "ecc", "full") if p in PLANS],
+        format_func=ui.plan_label,
+        key="fl_compare",
+        help=f"Each at budget {budget:g}% (scorer plans), bit {ui.top_bit(fmt)} (bits plan), on the same "
+        "seeded faults as above.",
+    )
+    if not st.toggle(
+        "Run the comparison", key="fl_compare_on", help="All chosen plans on the same trials as above (cached)."
+    ):
+        return
+    specs = tuple(spec.replace(protect=p, bits=(ui.top_bit(fmt),) if p == "bits" else spec.bits) for p in chosen)
+    if not specs:
+        return
+    bar = st.progress(0.0)
+    many = app_state.point(
+        choice,
+        specs,
+        on_trial=lambda part: bar.progress(part.trials / spec.trials, text=f"trial {part.trials} of {spec.trials}"),
+    )
+    bar.empty()
+    plans = range(1, len(many.results))
+    diffs = [many.difference(i) for i in plans]
+    fig = go.Figure(
+        go.Bar(
+            x=[r.plan if i else "unprotected" for i, r in enumerate(many.results)],
+            y=[100 * r.mean_accuracy for r in many.results],
+            marker_color=["#c53030"] + ["#2b6cb0"] * len(diffs),
+            customdata=[[0.0, 0.0]]
+            + [[many.results[i].overhead.copies_pct, 100 * d.estimate] for i, d in zip(plans, diffs)],
+            hovertemplate="%{x}: %{y:.1f}%<br>extra memory %{customdata[0]:.2f}%<br>"
+            "paired difference %{customdata[1]:+.1f} pt<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Mean accuracy at BER {ui.fmt_ber(spec.ber)} ({spec.fmt}, {many.trials} trials)",
         yaxis_title="accuracy (%)",
         yaxis_range=[0, 100],
         height=320,
         margin=dict(l=10, r=10, t=40, b=10),
     )
-    left.plotly_chart(fig, width="stretch", key="bars")
-
-    fig = go.Figure()
-    fig.add_histogram(
-        x=[100 * a for a in base.accuracies],
-        name="unprotected",
-        marker_color="#c53030",
-        opacity=0.6,
-        xbins=dict(start=0, end=100.5, size=2.5),
+    st.plotly_chart(fig, width="stretch", key="compare")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "plan": [many.results[i].plan for i in plans],
+                "mean accuracy %": [round(100 * many.results[i].mean_accuracy, 2) for i in plans],
+                "paired diff pt": [round(100 * d.estimate, 2) for d in diffs],
+                "CI low": [round(100 * d.low, 2) for d in diffs],
+                "CI high": [round(100 * d.high, 2) for d in diffs],
+                "verdict": [many.verdict(i) for i in plans],
+                "extra memory %": [round(many.results[i].overhead.copies_pct, 2) for i in plans],
+            }
+        ),
+        hide_index=True,
     )
-    fig.add_histogram(
-        x=[100 * a for a in res.accuracies],
-        name=res.plan,
-        marker_color="#2b6cb0",
-        opacity=0.6,
-        xbins=dict(start=0, end=100.5, size=2.5),
-    )
-    fig.update_layout(
-        barmode="overlay",
-        title="Accuracy of each trial",
-        xaxis_title="accuracy (%)",
-        yaxis_title="trials",
-        height=320,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", y=-0.25),
-    )
-    mid.plotly_chart(fig, width="stretch", key="hist")
-
-    fig = go.Figure(
-        go.Bar(
-            x=layers["layer"],
-            y=layers["protected"],
-            marker_color="#2b6cb0",
-            customdata=np.stack([layers["layer %"], layers["weights"]], axis=1),
-            hovertemplate="%{x}: %{y:,} of %{customdata[1]:,} weights (%{customdata[0]:.2f}%)<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title="Where the protected weights are",
-        yaxis_title="protected weights",
-        height=320,
-        margin=dict(l=10, r=10, t=40, b=10),
-    )
-    right.plotly_chart(fig, width="stretch", key="layers")
-    with st.expander("Per-layer table and trial list"):
-        st.dataframe(
-            layers,
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "layer %": st.column_config.NumberColumn(format="%.2f"),
-                "of protected %": st.column_config.NumberColumn(format="%.1f"),
-            },
-        )
-        st.caption(
-            "Accuracy of each trial (%), trial by trial; trial t of both saw the same faults in the unprotected copy."
-        )
-        n = max(len(base.accuracies), len(res.accuracies))  # early stopping can end one campaign sooner
-
-        def column(accs: list[float]) -> list[float | None]:
-            return [round(100 * a, 2) for a in accs] + [None] * (n - len(accs))
-
-        st.dataframe(
-            {"trial": list(range(n)), "unprotected": column(base.accuracies), res.plan: column(res.accuracies)},
-            hide_index=True,
-        )
 
 
-live_panel()
+compare_plans()
 
 # ---------------------------------------------------------------- teaching corner
 
@@ -362,15 +516,11 @@ def _bit_row(bits: str, roles: list[str], flipped: set[int]) -> str:
     cells = []
     for i, ch in enumerate(bits):
         pos = n - 1 - i
-        colour = ROLE_COLOURS[roles[pos]]
-        style = (
-            f"display:inline-block;width:1.4em;text-align:center;font-family:monospace;font-size:1.05em;"
-            f"border-bottom:3px solid {colour};margin:0 1px;"
-        )
+        style = f"border-bottom:3px solid {ROLE_COLOURS[roles[pos]]};"
         if pos in flipped:
             style += "background:#fed7d7;font-weight:700;outline:2px solid #c53030;"
         cells.append(f'<span title="bit {pos} ({roles[pos]})" style="{style}">{html.escape(ch)}</span>')
-    return "".join(cells)
+    return '<span class="xtmr-word">' + "".join(cells) + "</span>"
 
 
 @st.fragment
@@ -381,15 +531,24 @@ def teaching_corner() -> None:
         st.error(str(e))
 
 
+def _roles(fmt: str, n_bits: int) -> list[str]:
+    """Role of each bit position (0 = LSB), as the word rows colour them."""
+    if fmt == "int8":
+        return ["value"] * (n_bits - 1) + ["sign"]
+    top = ui.top_bit(fmt)
+    lo = {"fp32": 23, "fp16": 10, "bf16": 7}[fmt]
+    return ["mantissa" if b < lo else "exponent" if b <= top else "sign" for b in range(n_bits)]
+
+
 def _teaching_corner() -> None:
     st.subheader("One weight, one bit")
     st.caption(
         "Pick a weight and a bit: see the stored word, the value before and after the flip, and what that "
         "single flip does to accuracy. Then store the word three times and watch the vote."
     )
-    fmt = app_state.setting("fmt")
+    fmt = ui.setting("fmt")
     n_bits = WORD_BITS[fmt]
-    roles = bit_roles(fmt)
+    roles = _roles(fmt, n_bits)
     names = list(exp.layout.names)
     c1, c2, c3 = st.columns([2, 3, 2])
     layer = c1.selectbox("Layer", names, key=f"t_layer_{choice.key}", help="The layer the weight belongs to.")
@@ -408,13 +567,12 @@ def _teaching_corner() -> None:
                 f"Index in {layer} (0 … {hi - lo - 1})",
                 min_value=0,
                 max_value=hi - lo - 1,
-                value=0,
                 step=1,
                 key=f"t_index_{choice.key}_{layer}",
             )
         )
     else:
-        s = app_state.scores(exp, "lrp", app_state.setting("rule"))[lo:hi]
+        s = app_state.scores(choice, "lrp", ui.setting("rule"))[lo:hi]
         local = int(np.argmax(s) if how.startswith("most") else np.argmin(s))
         c3.write(f"weight #{local} of {layer}")
     weight = lo + local
@@ -422,7 +580,7 @@ def _teaching_corner() -> None:
         "Bit to flip",
         0,
         n_bits - 1,
-        value=app_state.top_bit(fmt),
+        value=ui.top_bit(fmt),
         key=f"t_bit_{fmt}",
         help=f"0 is the least significant bit; in {fmt}: "
         + ", ".join(
@@ -431,50 +589,89 @@ def _teaching_corner() -> None:
         )
         + ".",
     )
-    try:
-        out = app_state.flip(choice.key, weight, bit, fmt, exp)
-    except XtmrError as e:
-        st.error(str(e))
-        return
+    out = app_state.flip(choice, weight, bit, fmt)
     _, where = exp.layout.locate(weight)
-    st.markdown(f"**{out.layer}{list(where)}**, bit {out.bit} ({out.role}), stored as {fmt}:")
-    label = '<span style="display:inline-block;width:4.5em">{}</span>'
+    st.markdown(f"**{out.layer}{list(where)}**, bit {out.bit} ({ui.role_label(fmt, out.bit, out.role)}), in {fmt}:")
+    label = '<span style="display:inline-block;width:3.6em">{}</span>'
     st.markdown(
-        f"{label.format('before')}{_bit_row(out.bits_before, roles, set())}<br>"
-        f"{label.format('after')}{_bit_row(out.bits_after, roles, {bit})}",
+        f"<div>{label.format('before')}{_bit_row(out.bits_before, roles, set())}</div>"
+        f"<div>{label.format('after')}{_bit_row(out.bits_after, roles, {bit})}</div>",
         unsafe_allow_html=True,
     )
     st.caption(
         "Underline colour: "
-        + ", ".join(f"<span style='color:{ROLE_COLOURS[r]}'>{r}</span>" for r in dict.fromkeys(reversed(roles))),
+        + ", ".join(
+            f"<span style='color:{ROLE_COLOURS[r]}'>{ui.role_label(fmt, n_bits - 1, r) if r == 'sign' else r}</span>"
+            for r in dict.fromkeys(reversed(roles))
+        ),
         unsafe_allow_html=True,
     )
+    if fmt == "int8" and bit == n_bits - 1:
+        st.caption(
+            ":material/info: int8 stores two's complement: bit 7 is worth −128, not a sign flag, so flipping it "
+            "moves a weight by 128 steps: +127 becomes −1 and −1 becomes +127."
+        )
     k = st.columns(4)
-    k[0].metric("Value before", f"{out.value_before:.6g}")
-    k[1].metric("Value after", f"{out.value_after:.6g}")
-    k[2].metric(
-        "Accuracy with this flip",
-        app_state.pct(out.accuracy),
-        delta=f"{100 * (out.accuracy - out.clean_accuracy):+.1f} pt vs clean",
-    )
-    k[3].metric(
-        "Predictions changed",
-        app_state.pct(out.mismatch),
-        help="Share of test images whose predicted class differs from the clean model's.",
-    )
+    with k[0].container(key="small_value_before"):
+        st.metric("Value before", ui.sci(out.value_before))
+    with k[1].container(key="small_value_after"):
+        st.metric("Value after", ui.sci(out.value_after))
+    with k[2].container(key="small_flip_accuracy"):
+        st.metric(
+            "Accuracy with this flip",
+            ui.pct(out.accuracy),
+            delta=(d := ui.pt(out.accuracy - out.clean_accuracy)) and f"{d} vs clean",
+        )
+    with k[3].container(key="small_flip_changed"):
+        st.metric(
+            "Predictions changed",
+            ui.pct(out.mismatch),
+            help="Share of test images whose predicted class differs from the clean model's.",
+        )
 
     st.markdown(
         "**Triple modular redundancy, bit by bit.** The word is stored three times; each copy can suffer "
         "its own flips; the voter keeps, at each bit, the value at least two copies agree on."
     )
     options = list(range(n_bits - 1, -1, -1))
-    v = st.columns(3)
-    flips = (
-        v[0].multiselect("Flips in copy A", options, default=[bit], key=f"t_fa_{fmt}_{bit}"),
-        v[1].multiselect("Flips in copy B", options, default=[], key=f"t_fb_{fmt}_{bit}"),
-        v[2].multiselect("Flips in copy C", options, default=[], key=f"t_fc_{fmt}_{bit}"),
+    keys = (f"t_fa_{fmt}_{bit}", f"t_fb_{fmt}_{bit}", f"t_fc_{fmt}_{bit}")
+    draws_key = f"t_draws_{fmt}_{bit}"
+
+    def random_draw() -> None:  # before the widgets exist in the next run, so their state may be set
+        draw = st.session_state.get(draws_key, 0) + 1
+        st.session_state[draws_key] = draw
+        flips = app_state.draw_flips(n_bits, ui.setting("ber"), 1000 * weight + draw)
+        for key, f in zip(keys, flips):
+            st.session_state[key] = list(reversed(f))
+
+    v = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
+    flips = tuple(
+        tuple(
+            v[i].multiselect(
+                f"Flips in copy {c}",
+                options,
+                # once a random draw has set the state, the state is the value (a default beside it would warn)
+                default=None if keys[i] in st.session_state else [bit] if i == 0 else [],
+                key=keys[i],
+            )
+        )
+        for i, c in enumerate("ABC")
     )
-    demo = vote_demo(int(out.bits_before, 2), n_bits, flips)
+    ber_now = ui.setting("ber")
+    v[3].button(
+        f"Random flips at BER {ui.fmt_ber(ber_now)}",
+        on_click=random_draw,
+        icon=":material/casino:",
+        key="t_random",
+        help=f"Flip each of the {3 * n_bits} stored bits of this weight with probability BER, as a campaign does "
+        f"(on average {3 * n_bits * ber_now:.2g} flips: almost always none).",
+    )
+    if st.session_state.get(draws_key):
+        st.caption(
+            f"Random draw #{st.session_state[draws_key]} at BER {ui.fmt_ber(ber_now)}: "
+            f"{sum(len(f) for f in flips)} flipped bit(s) in the three copies."
+        )
+    demo = app_state.vote(int(out.bits_before, 2), n_bits, flips)
     table = demo.table()
     clean_row = table.loc["clean"].to_numpy()
     wrong = (table.to_numpy() != clean_row).astype(float)
@@ -502,14 +699,43 @@ def _teaching_corner() -> None:
         xaxis_title="bit position (MSB left); red = differs from the clean word",
     )
     st.plotly_chart(fig, width="stretch", key="vote")
+    voted = app_state.word_value(choice, weight, demo.voted, fmt)
     if demo.corrected:
-        st.success("The vote reads back the clean word: every flipped bit was wrong in only one copy.")
+        st.success(
+            f"The vote reads back the clean word, value {ui.sci(voted)}: every flipped bit was wrong in only one copy.",
+            icon=":material/check_circle:",
+        )
     else:
         st.error(
-            f"The vote is wrong at bit{'s' if len(demo.wrong_bits) > 1 else ''} "
-            f"{', '.join(map(str, demo.wrong_bits))}: two copies were flipped at the "
-            "same position, which TMR cannot correct (probability ≈ 3·BER² per bit)."
+            f"The vote reads {ui.sci(voted)} instead of {ui.sci(out.value_before)}: it is wrong at "
+            f"bit{'s' if len(demo.wrong_bits) > 1 else ''} {', '.join(map(str, demo.wrong_bits))}, where two copies "
+            "were flipped at the same position, which TMR cannot correct (probability ≈ 3·BER² per bit).",
+            icon=":material/error:",
         )
+    _wrecked_digits()
+
+
+def _wrecked_digits() -> None:
+    """A few test digits whose prediction the worst unprotected trial of the live panel changed."""
+    st.markdown("**What the faults do to predictions.**")
+    if not base.accuracies or base.min_accuracy >= base.clean_accuracy:
+        st.caption("No trial of the unprotected campaign above changed the accuracy: raise the BER to wreck one.")
+        return
+    worst = int(np.argmin(base.accuracies))
+    digits = app_state.trial_digits(choice, spec.point, worst)
+    st.caption(
+        f"Test images the worst unprotected trial above (trial {worst}, accuracy {ui.pct(base.accuracies[worst])}) "
+        "classifies differently from the clean model. “none” means the output was NaN or infinite: counted as wrong."
+    )
+    if digits.empty:
+        return
+    cols = st.columns(len(digits))
+    for col, row in zip(cols, digits.itertuples()):
+        img = np.asarray(row.image, dtype=np.float32)
+        img = (img - img.min()) / max(1e-6, float(img.max() - img.min()))
+        col.image(img, width=72, clamp=True)
+        after = "none" if row.faulty < 0 else str(row.faulty)
+        col.caption(f"label {row.label}: {row.clean} → **{after}**")
 
 
 st.divider()

@@ -11,6 +11,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import app_state
+import ui
 from app_state import XtmrError, digest, train_checkpoint, weight_memory_bytes
 from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS
 
@@ -31,14 +32,14 @@ MODEL_HELP = {
     "mobilenetv2": "MobileNetV2 (inverted residuals, depthwise convs, BatchNorm, ReLU6; ~50 conv layers).",
 }
 
-app_state.enter_page()
+ui.enter_page()
 st.title("Model")
 st.caption("What gets faulted: a trained classifier, its weights stored in one number format.")
 
 missing = app_state.datasets_missing()
 available = [d for d in DATASETS if d not in missing]
 if st.session_state.get("dataset") in missing:  # e.g. restored from an old session: fall back, say why below
-    st.session_state["dataset"] = app_state.DEFAULTS["dataset"]
+    st.session_state["dataset"] = ui.DEFAULTS["dataset"]
 c1, c2, c3 = st.columns(3)
 dataset = c1.selectbox(
     "Dataset",
@@ -50,12 +51,11 @@ dataset = c1.selectbox(
 model = c2.selectbox(
     "Architecture",
     MODELS,
-    index=MODELS.index("lenet5"),
     key="model",
     persist_state="session",
     help=" ".join(f"{k}: {v}" for k, v in MODEL_HELP.items() if k in MODELS),
 )
-app_state.format_select(c3)
+ui.format_select(c3)
 if missing:
     with st.container(key="datasets_missing"):
         st.caption(
@@ -65,8 +65,8 @@ if missing:
         )
 source = st.radio(
     "Weights",
-    tuple(app_state.SOURCE_LABELS),
-    format_func=app_state.SOURCE_LABELS.get,
+    tuple(ui.SOURCE_LABELS),
+    format_func=ui.SOURCE_LABELS.get,
     key="weights_source",
     persist_state="session",
     horizontal=True,
@@ -146,23 +146,13 @@ if source == "train":
                 batch_size=int(batch),
                 progress=on_progress,
             )
-            app_state.try_custom_experiment(model, dataset, data, "trained model")
+            # one Experiment, built and cached under the checkpoint's SHA-256 (the name is only a label)
+            app_state.adopt_checkpoint(model, dataset, data, f"{model}_{dataset}_trained.pt", "train", history)
         except XtmrError as e:
             st.session_state.pop("training_started", None)
             st.error(str(e))
         else:
             st.session_state.pop("training_started", None)
-            app_state.set_custom_checkpoint(
-                {
-                    "origin": "train",
-                    "model": model,
-                    "dataset": dataset,
-                    "sha": digest(data),
-                    "name": f"{model}_{dataset}_trained.pt",
-                    "data": data,
-                    "history": history,
-                }
-            )
             st.rerun()
     elif not (custom and custom["origin"] == "train" and custom["model"] == model and custom["dataset"] == dataset):
         st.info(
@@ -189,21 +179,10 @@ elif source == "upload":
         sha = digest(data)
         if not (custom and custom["sha"] == sha and custom["model"] == model and custom["dataset"] == dataset):
             try:
-                app_state.try_custom_experiment(model, dataset, data, up.name)
+                app_state.adopt_checkpoint(model, dataset, data, up.name, "upload")
             except XtmrError as e:
                 st.error(str(e))
             else:
-                app_state.set_custom_checkpoint(
-                    {
-                        "origin": "upload",
-                        "model": model,
-                        "dataset": dataset,
-                        "sha": sha,
-                        "name": up.name,
-                        "data": data,
-                        "history": None,
-                    }
-                )
                 st.rerun()
     elif not (custom and custom["origin"] == "upload" and custom["model"] == model and custom["dataset"] == dataset):
         st.info(
@@ -223,14 +202,14 @@ if choice.source == "custom" and custom:
         file_name=custom["name"],
         help="The checkpoint as a .pt file (a state dict and its metadata), to upload again later.",
     )
-fmt = app_state.setting("fmt")
-acc = app_state.clean_accuracies(choice.key, exp)
+fmt = ui.setting("fmt")
+acc = app_state.clean_accuracies(choice)
 # A wrapping row of metrics sized to their content: four fixed columns cut "240.1 KiB" to "240.1 …" at 1024 px.
 with st.container(horizontal=True, gap="medium", key="model_metrics"):
     with st.container(key="model_clean_accuracy", width="content"):
         st.metric(
             f"Clean accuracy ({fmt})",
-            app_state.pct(acc[fmt]),
+            ui.pct(acc[fmt]),
             help="Test accuracy of the weights stored in this format, without faults.",
             width="content",
         )
@@ -240,7 +219,7 @@ with st.container(horizontal=True, gap="medium", key="model_metrics"):
     st.metric(f"Weight memory ({fmt})", f"{weight_memory_bytes(exp.n_weights, fmt) / 1024:,.1f} KiB", width="content")
     st.metric("Test images", f"{exp.x_test.shape[0]:,}", width="content")
 
-layers = app_state.layer_rows(choice.key, exp)
+layers = app_state.layer_rows(choice)
 # Horizontal bars, one row per layer: readable for 5 layers and for mobilenetv2's ~50; whole decades only on
 # the log axis (plotly's minor labels "2, 5" read as weight counts).
 fig = go.Figure(

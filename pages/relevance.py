@@ -9,6 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import app_state
+import ui
 from xtmr_core.vocabulary import RULES, SCORERS
 
 #: The one diverging colour scale for relevance: blue negative, white zero, red positive. Red and blue mean
@@ -26,7 +27,7 @@ RULE_HELP = {
 }
 OVERLAP_FRACTIONS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
-app_state.enter_page()
+ui.enter_page()
 st.title("Relevance")
 st.caption(
     "LRP sends each reference image's true-class score back through the network; the share that passes "
@@ -42,7 +43,7 @@ rule = st.selectbox(
     format_func=lambda r: RULE_HELP.get(r, r),
     help="The rule set on every conv and linear layer. It also decides the LRP ranking the Fault lab protects by.",
 )
-shares = app_state.relevance_shares(choice.key, rule, exp)
+shares = app_state.relevance_shares(choice, rule)
 names = list(shares["layer"])
 
 # ---------------------------------------------------------------- network overview: share per layer
@@ -103,7 +104,7 @@ show = c2.radio(
     help="The same map of the layer's raw fp32 weights, for comparison (on its own purple–orange scale).",
 )
 shape = exp.layout.shapes[names.index(layer)]
-lm = app_state.layer_heatmap(choice.key, rule, layer, show, exp)
+lm = app_state.layer_heatmap(choice, rule, layer, show)
 lim = app_state.signed_range(lm.z)
 fig = go.Figure(
     go.Heatmap(
@@ -140,7 +141,7 @@ st.caption(
 
 # ---------------------------------------------------------------- relevance vs magnitude
 st.subheader("Relevance against magnitude")
-sample = app_state.relevance_points(choice.key, rule, exp)
+sample = app_state.relevance_points(choice, rule)
 shown = sample[(sample["abs relevance"] > 0) & (sample["magnitude"] > 0)].assign(
     rank=lambda d: np.where(d["top"], "top 1% by LRP", "other")
 )
@@ -198,7 +199,7 @@ target = i2.radio(
 if not picked:
     st.info("Pick at least one test image to see its relevance map.")
 else:
-    heat = app_state.input_heatmaps(choice.key, tuple(int(i) for i in picked), rule, target, exp)
+    heat = app_state.input_heatmaps(choice, tuple(int(i) for i in picked), rule, target)
     preds = exp.clean_predictions("fp32").cpu()
     fig = make_subplots(
         rows=2,
@@ -256,7 +257,7 @@ b = o2.selectbox("Scorer B", SCORERS, index=SCORERS.index("magnitude"), key="ov_
 if a == b:
     st.info("Pick two different scorers to compare their top-k sets.")
 else:
-    ov = app_state.overlap(choice.key, exp, a, b, OVERLAP_FRACTIONS, rule)
+    ov = app_state.overlap(choice, a, b, OVERLAP_FRACTIONS, rule)
     ks = [100 * f for f in OVERLAP_FRACTIONS]
     fig = go.Figure()
     fig.add_scatter(x=ks, y=[100 * v for v in ov], mode="lines+markers", name=f"{a} ∩ {b}", line_color=INK)

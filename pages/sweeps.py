@@ -9,7 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import app_state
-from xtmr_core.spec import grid, split_plan_name
+import ui
+from xtmr_core.errors import XtmrError
+from xtmr_core.spec import CampaignSpec, grid, split_plan_name
 from xtmr_core.vocabulary import PLAN_NAMES, SCORERS, WORD_BITS, check_bits, parse_bits
 
 PALETTE = {
@@ -53,7 +55,7 @@ SHOWN_COLUMNS = [
     "mean_bit_flips",
 ]
 
-app_state.enter_page()
+ui.enter_page()
 st.title("Sweeps")
 st.caption(
     "Many campaigns at once: how accuracy falls with the bit error rate for each plan, how it recovers "
@@ -62,7 +64,7 @@ st.caption(
 )
 choice, exp = app_state.require_experiment()
 c1, c2 = st.columns(2)
-fmt = app_state.format_select(c1)
+fmt = ui.format_select(c1)
 trials = c2.select_slider(
     "Trials per point",
     (2, 5, 10, 20, 50),
@@ -72,7 +74,7 @@ trials = c2.select_slider(
     help=f"Fault draws per point; more trials, narrower confidence intervals, longer runs. Under {MIN_TRIALS} "
     "the page warns that a point is too thin to conclude from.",
 )
-rule = app_state.setting("rule")
+rule = ui.setting("rule")
 
 
 def _colour(protect: str, order: list[str]) -> str:
@@ -88,7 +90,7 @@ def _bits_input(tag: str, protects: list[str]) -> tuple[int, ...] | None:
         return None
     text = st.text_input(
         "Bit positions for the 'bits' plan",
-        value=str(app_state.top_bit(fmt)),
+        value=str(ui.top_bit(fmt)),
         key=f"{tag}_bits_{fmt}",
         help=f"Bits 0 (LSB) … {WORD_BITS[fmt] - 1} of every weight, e.g. 30 or 23-31.",
     )
@@ -108,8 +110,7 @@ def _run(tag: str, protects: list[str], budgets: list[float], bers: list[float],
         bar.progress(i / n, text=f"{i} of {n} campaigns ({label})")
 
     table = app_state.sweep(
-        choice.key,
-        exp,
+        choice,
         protects,
         budgets,
         bers,
@@ -192,7 +193,7 @@ def _download(tag: str, table: pd.DataFrame) -> None:
 def _overheads(protects: list[str], budget: float, bits) -> str:
     parts = []
     for p in protects:  # the range guard costs no copies: X+range has X's overhead
-        o = app_state.plan_overhead(choice.key, exp, split_plan_name(p)[0], budget, fmt, bits=bits, rule=rule)
+        o = app_state.plan_overhead(choice, CampaignSpec(split_plan_name(p)[0], budget, fmt=fmt, bits=bits, rule=rule))
         parts.append(f"{p} {o.copies_pct:.2f}% ({o.with_index_pct:.2f}% with index)")
     return "Extra memory at this budget: " + "; ".join(parts) + "." if parts else "Choose at least one plan."
 
@@ -244,7 +245,7 @@ with tab_ber:
     b1, b2 = st.columns(2)
     budget = b1.select_slider(
         "Budget of the scorer plans",
-        app_state.BUDGET_VALUES,
+        ui.BUDGET_VALUES,
         value=1.0,
         format_func=lambda v: f"{v:g}%",
         key="swb_budget",
@@ -253,18 +254,18 @@ with tab_ber:
     )
     lo, hi = b2.select_slider(
         "BER range",
-        app_state.BER_VALUES,
+        ui.BER_VALUES,
         value=(1e-6, 1e-3),
-        format_func=app_state.fmt_ber,
+        format_func=ui.fmt_ber,
         key="swb_bers",
         help="Every slider stop in this range is one point.",
     )
-    bers = [v for v in app_state.BER_VALUES if lo <= v <= hi]
+    bers = [v for v in ui.BER_VALUES if lo <= v <= hi]
     try:
         bits = _bits_input("swb", plans)
         with st.container(key="swb_overheads"):
             st.caption(_overheads(plans, budget, bits))
-    except app_state.XtmrError as e:
+    except XtmrError as e:
         st.error(str(e))
         bits, plans = None, []
     n_points = len(grid(["none", *plans], [budget], bers, [fmt], bits=bits))
@@ -298,7 +299,7 @@ with tab_ber:
             )
         tested = sorted(table["ber"].unique())
         _reference_line(fig, tested, float(table["clean_accuracy"].iloc[0]), "clean (no faults)", "#a0aec0", "dot")
-        fig.update_xaxes(type="log", tickvals=tested, ticktext=[app_state.fmt_ber(v) for v in tested])
+        fig.update_xaxes(type="log", tickvals=tested, ticktext=[ui.fmt_ber(v) for v in tested])
         _layout(fig, "bit error rate")
         st.plotly_chart(fig, width="stretch", key="swb_chart")
         _download("swb", table)
@@ -315,21 +316,21 @@ with tab_budget:
     g1, g2 = st.columns(2)
     ber = g1.select_slider(
         "BER",
-        app_state.BER_VALUES,
+        ui.BER_VALUES,
         value=1e-5,
-        format_func=app_state.fmt_ber,
+        format_func=ui.fmt_ber,
         key="swg_ber",
         help="The bit error rate of every point.",
     )
     blo, bhi = g2.select_slider(
         "Budget range",
-        app_state.BUDGET_VALUES,
+        ui.BUDGET_VALUES,
         value=(0.1, 10.0),
         format_func=lambda v: f"{v:g}%",
         key="swg_budgets",
         help="Every slider stop in this range is one point per scorer.",
     )
-    budgets = [v for v in app_state.BUDGET_VALUES if blo <= v <= bhi]
+    budgets = [v for v in ui.BUDGET_VALUES if blo <= v <= bhi]
     n_points = len(grid(["none", "full", *scorers], budgets, [ber], [fmt]))
     with st.container(key="swg_overheads"):
         st.caption(
@@ -388,8 +389,8 @@ with tab_budget:
         if none_acc >= target:
             with st.container(key="swg_verdict"):
                 st.success(
-                    f"No protection needed: without protection the model keeps {app_state.pct(none_acc)} at BER "
-                    f"{app_state.fmt_ber(ber)}, already at or above the {100 * target:g}% target. Every scorer "
+                    f"No protection needed: without protection the model keeps {ui.pct(none_acc)} at BER "
+                    f"{ui.fmt_ber(ber)}, already at or above the {100 * target:g}% target. Every scorer "
                     "'reaches' it at the smallest tested budget only because nothing needs protecting."
                 )
         elif iso.empty:

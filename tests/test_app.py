@@ -10,6 +10,7 @@ from conftest import metric
 from streamlit.testing.v1 import AppTest
 
 import app_state
+import ui
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.vocabulary import FORMATS
 
@@ -27,7 +28,7 @@ def open_app(page: str | None = None) -> AppTest:
 
 
 def shared_experiment():
-    return app_state.load_experiment(app_state.shipped_choice("lenet5", "mnist5k"))
+    return app_state.experiment(app_state.shipped_choice("lenet5", "mnist5k"))
 
 
 def test_home_shows_the_model_card_and_links():
@@ -35,7 +36,7 @@ def test_home_shows_the_model_card_and_links():
     assert at.title[0].value.startswith("xtmr")
     assert metric(at, "Model") == "lenet5" and metric(at, "Dataset") == "mnist5k" and metric(at, "Format") == "fp32"
     exp = shared_experiment()
-    assert metric(at, "Clean accuracy") == app_state.pct(exp.clean_accuracy("fp32"))
+    assert metric(at, "Clean accuracy") == ui.pct(exp.clean_accuracy("fp32"))
     assert metric(at, "Weights") == f"{exp.n_weights:,}"
     assert metric(at, "Weight memory") == f"{exp.n_weights * 4 / 1024:,.1f} KiB"
     assert "shipped checkpoint" in at.sidebar.caption[0].value
@@ -47,7 +48,7 @@ def test_format_chosen_on_one_page_is_kept_across_pages():
     assert not at.exception
     at.switch_page("pages/fault_lab.py").run()
     assert at.selectbox(key="fmt").value == "int8"
-    assert metric(at, "Extra memory (copies)") == "2.00%"  # an overhead in int8 words, live
+    assert metric(at, "Extra memory") == "2.00%"  # an overhead in int8 words, live
     at.select_slider(key="trials").set_value(2).run()
     assert not at.exception and not at.error
 
@@ -107,11 +108,11 @@ def test_a_session_renders_the_same_numbers_while_another_thread_injects():
 
 
 def test_ber_grid_and_labels():
-    assert app_state.BER_VALUES[0] == 1e-7 and app_state.BER_VALUES[-1] == 1e-2
-    assert list(app_state.BER_VALUES) == sorted(app_state.BER_VALUES)
-    assert app_state.fmt_ber(1e-5) == "1e-5" and app_state.fmt_ber(2e-7) == "2e-7"
-    assert 1.0 in app_state.BUDGET_VALUES and app_state.BUDGET_VALUES[0] == 0 and app_state.BUDGET_VALUES[-1] == 100
-    assert app_state.pct(0.9712) == "97.1%" and app_state.pct(float("nan")) == "–"
+    assert ui.BER_VALUES[0] == 1e-7 and ui.BER_VALUES[-1] == 1e-2
+    assert list(ui.BER_VALUES) == sorted(ui.BER_VALUES)
+    assert ui.fmt_ber(1e-5) == "1e-5" and ui.fmt_ber(2e-7) == "2e-7"
+    assert 1.0 in ui.BUDGET_VALUES and ui.BUDGET_VALUES[0] == 0 and ui.BUDGET_VALUES[-1] == 100
+    assert ui.pct(0.9712) == "97.1%" and ui.pct(float("nan")) == "–"
 
 
 # Absent datasets are not offered at all (test_pages.py::test_model_page_offers_only_datasets_whose_files_are_here).

@@ -168,7 +168,7 @@ def test_wrong_model_or_dataset(tmp_path):
     save_checkpoint(
         path, _lenet(), {"model": "lenet5", "in_shape": [1, 28, 28], "num_classes": 10, "dataset": "mnist5k"}
     )
-    _one_line_error(lambda: load_model("vgg16", checkpoint=path), "holds a lenet5 model")
+    _one_line_error(lambda: load_model("vgg16", checkpoint=path), "holds model lenet5, not vgg16")
     _one_line_error(lambda: load_model("lenet5", "cifar10", checkpoint=path), "3×32×32", "mnist5k")
     # A plain state dict of another architecture: the first mismatching key is named.
     torch.save(_lenet().state_dict(), tmp_path / "plain.pt")

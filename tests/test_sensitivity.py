@@ -9,7 +9,8 @@ from torch import nn
 from xtmr_core.data import load_dataset
 from xtmr_core.errors import XtmrError
 from xtmr_core.experiment import Experiment
-from xtmr_core.sensitivity import bit_sensitivity, flip_one
+from xtmr_core.sensitivity import bit_sensitivity, flip_one, trial_predictions, word_value
+from xtmr_core.spec import CampaignSpec
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +61,26 @@ def test_high_bits_hurt_more_than_low_bits(tiny_exp):
     assert loss[range(0, 16)].abs().max() < 0.01  # low mantissa bits: a flip changes nothing measurable
     assert loss[30] > 0.1 and loss[30] > 10 * loss[range(0, 23)].max()  # the top exponent bit: weights × 2^128
     assert loss[range(23, 31)].mean() > loss[range(0, 23)].mean()
+
+
+def test_word_value_decodes_stored_words_as_the_injector_does(exp):
+    inj = exp.injector("int8")
+    w = int(abs(inj.clean_values).argmax())
+    word = int(inj.stored.words[w]) & 0xFF
+    assert word_value(exp, w, word, "int8") == pytest.approx(float(inj.clean_values[w]))
+    # two's complement: bit 7 is worth -128, so +127 reads as -1 (times the weight's scale)
+    scale = float(inj.stored.scale[w])
+    assert word_value(exp, w, 0x7F, "int8") == pytest.approx(127 * scale)
+    assert word_value(exp, w, 0x7F ^ 0x80, "int8") == pytest.approx(-1 * scale)
+    (u,) = struct.unpack("<I", struct.pack("<f", 0.5))
+    assert word_value(exp, 0, u | (1 << 30), "fp32") == struct.unpack("<f", struct.pack("<I", u | (1 << 30)))[0]
+
+
+def test_trial_predictions_reproduce_the_campaign_trial(exp):
+    spec = CampaignSpec("none", 0.0, 1e-4, "fp32", trials=2, seed=3)
+    res = exp.evaluate(spec)
+    before = exp.weights_checksum()
+    for t in range(2):
+        pred = trial_predictions(exp, spec, t)
+        assert (pred == exp.y_test.cpu().numpy()).mean() == pytest.approx(res.accuracies[t])
+    assert exp.weights_checksum() == before and exp.injector("fp32").is_clean()

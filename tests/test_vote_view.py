@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.vote_view import vote_demo
+from xtmr_core.vote_view import random_flips, vote_demo
 
 
 def _slow_vote(word, n_bits, flips):
@@ -64,3 +64,11 @@ def test_negative_words_use_their_bit_pattern():
 def test_bad_input(args):
     with pytest.raises(XtmrError):
         vote_demo(*args)
+
+
+def test_random_flips_are_seeded_and_flip_each_bit_with_the_ber():
+    assert random_flips(32, 0.3, 7) == random_flips(32, 0.3, 7)
+    assert random_flips(32, 0.0, 1) == ((), (), ())
+    assert random_flips(8, 1.0, 1) == (tuple(range(8)),) * 3
+    counts = [sum(len(c) for c in random_flips(32, 0.25, s)) for s in range(200)]
+    assert abs(sum(counts) / (200 * 96) - 0.25) < 0.02  # 19,200 draws: 3 standard errors is 0.009

@@ -248,7 +248,7 @@ def _build(
 ) -> tuple[nn.Module, dict]:
     state, meta = _parse(data, name)
     if meta.get("model", model) != model:
-        raise XtmrError(f"{name} holds a {meta['model']} model, not {model}; pick model {meta['model']}")
+        raise XtmrError(f"{name} holds model {meta['model']}, not {model}; pick model {meta['model']}")
     in_shape, num_classes = dataset_shape(dataset)
     try:
         ck_shape = tuple(int(v) for v in meta.get("in_shape", in_shape))

@@ -14,6 +14,7 @@ from xtmr_core.experiment import Experiment
 from xtmr_core.faults import FaultSet
 from xtmr_core.formats import bit_roles, word_to_bits
 from xtmr_core.protection import make_plan
+from xtmr_core.spec import CampaignSpec
 from xtmr_core.stats import mean_ci
 
 
@@ -126,3 +127,25 @@ def bit_sensitivity(
             }
         )
     return pd.DataFrame(rows)
+
+
+def word_value(exp: Experiment, weight: int, word: int, fmt: str = "fp32") -> float:
+    """The value a stored word of ``weight`` reads back as (e.g. the voted word of the TMR demo).
+
+    Args:
+        exp: the experiment. weight: flat weight index (int8 needs its scale). word: the unsigned bit pattern.
+        fmt: storage format.
+    """
+    stored = exp.injector(fmt).stored
+    n = stored.bits
+    signed = int(word) - (1 << n) if int(word) >> (n - 1) & 1 else int(word)  # two's complement of n bits
+    return float(stored.decode(np.array([signed]), np.array([int(weight)]))[0])
+
+
+def trial_predictions(exp: Experiment, spec: CampaignSpec, trial: int) -> np.ndarray:
+    """The test-set predictions of trial ``trial`` of campaign ``spec`` (``-1`` where the output was NaN or
+    infinite): the same faults as in ``Experiment.evaluate``; the clean model is untouched."""
+    inj = exp.injector(spec.fmt, spec.int8_granularity)
+    index, values = inj.read(exp.faults_of_trial(spec, trial), exp.plan(spec), spec.mode)
+    with inj.applied(index, values) as model:
+        return predict(model, exp.x_test).cpu().numpy()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from xtmr_core.errors import XtmrError
@@ -85,3 +86,16 @@ def vote_demo(word: int, n_bits: int, flips: Sequence[Sequence[int]]) -> VoteDem
     voted = majority(*copies) & full
     diff = voted ^ clean
     return VoteDemo(n_bits, clean, tuple(copies), voted, tuple(b for b in range(n_bits) if diff >> b & 1))
+
+
+def random_flips(n_bits: int, ber: float, seed: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """The flipped bit positions of three stored copies of one word, each bit flipped with probability ``ber``.
+
+    Args:
+        n_bits: bits per word. ber: bit error rate. seed: seed of the draw (the same seed, the same flips).
+
+    Returns:
+        Three ascending tuples of bit positions (most are empty at realistic BERs: that is the point).
+    """
+    hit = np.random.default_rng(int(seed)).random((3, int(n_bits))) < float(ber)
+    return tuple(tuple(int(b) for b in np.flatnonzero(row)) for row in hit)  # type: ignore[return-value]
