@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 STARTUP_S = 180  # server start, data loading and the first LRP scoring on a shared CPU
-UPDATE_S = 120
+UPDATE_S = 300  # a slider step on a loaded shared machine can take minutes
 #: (name, CSS viewport width, height, device scale): 1280×720 at 150% zoom is a 853×480 CSS viewport.
 SIZES = (("1440x900", 1440, 900, 1.0), ("1024x768", 1024, 768, 1.0), ("1280x720_150pct", 853, 480, 1.5))
 LIVE = "[class*='st-key-live_']"
