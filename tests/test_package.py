@@ -59,8 +59,7 @@ def _project_imports(path: pathlib.Path) -> set[str]:
 PAGE_IMPORTS = {"app_state", "ui", "xtmr_core.vocabulary", "xtmr_core.spec", "xtmr_core.errors"}
 #: Pages that still reach past the seam (the live and pages helpers are moving these imports behind
 #: app_state). Strict: a page that gets clean fails here until it leaves this list.
-NOT_YET = {
-}
+NOT_YET = {}
 PAGES = [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=f"still imports {NOT_YET[name]}"))
     if name in NOT_YET
