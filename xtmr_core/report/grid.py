@@ -1,0 +1,438 @@
+"""The report's experiment grid: which paired points run, and the runner that runs them.
+
+A *grid point* is one (model, format, BER): every plan of a point, and the unprotected baseline, runs on
+the same trials — trial ``t`` draws its primary faults from the seed pair ``(seed, t)`` whatever the plan —
+and the same fixed number of them, so that any two plans of a point compare trial by trial (paired) and
+no plan's mean is biased by stopping on its own. ``run_grid`` builds the points and hands them to a
+*runner*, a callable ``runner(points, dataset, checkpoints, progress) -> rows``: ``LocalRunner`` runs them
+here, one model at a time; a distributed runner can take its place (``run_report(runner=...)``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from xtmr_core.checkpoints import shipped_checkpoint
+from xtmr_core.errors import XtmrError
+from xtmr_core.formats import WORD_BITS, sign_exponent_bits
+from xtmr_core.spec import CampaignSpec
+from xtmr_core.stats import ci_half_width, paired_difference, reliability_improvement
+from xtmr_core.sweep import COLUMNS
+
+# The paper's headline numbers, quoted so that each claim can be checked against them by rule.
+PAPER_BER = 1e-4
+PAPER_RECOVERED = 0.60  # ">60% reliability improvement at BER 1e-4"
+PAPER_LRP_BUDGET = 1.0  # top 1% of the weights
+PAPER_MAGNITUDE_OVERHEAD = 16.0  # "magnitude-based methods (16-21% overhead)", lower end, in %
+
+CSV_COLUMNS = [
+    "kind",
+    "name",
+    *COLUMNS,
+    "recovered",
+    "relative_gain",
+    "diff_vs_none",
+    "diff_low",
+    "diff_high",
+    "bits",
+    "ci_half_width",
+    "seconds",
+    "trial_accuracies",
+    "bit",
+    "role",
+]
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """One protection plan of the grid: a label and the plan fields of a ``CampaignSpec``.
+
+    Attributes:
+        name: the short label used in the CSV's ``name`` column, tables and figures.
+        protect: the engine's plan kind (``vocabulary.PLANS``).
+        budget: percent of weights, for scorer plans.
+        bits: protected bit positions, for ``bits``.
+    """
+
+    name: str
+    protect: str
+    budget: float = 0.0
+    bits: tuple[int, ...] | None = None
+
+    def spec(self, fmt: str, ber: float, trials: int, seed: int = 0) -> CampaignSpec:
+        """The campaign of this plan at one grid point (the grid key)."""
+        return CampaignSpec(
+            protect=self.protect, budget=self.budget, bits=self.bits, fmt=fmt, ber=ber, trials=trials, seed=seed
+        )
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What a report runs.
+
+    Attributes:
+        models: architectures. formats: storage formats. bers: the BER sweep.
+        scorers, budgets: the budget sweep (every scorer at every budget).
+        trials: trials per grid point, the same for every plan of the point (paired, fixed n: unbiased).
+        sensitivity_weights: weights flipped per bit position in the per-bit scan.
+        paper_ber: the BER of the paper's table (also the first BER of the budget sweep).
+        budget_bers: at how many BERs the budget sweep and the frontier run: the paper's, then the one where
+            the unprotected accuracy is closest to halfway between clean and chance (the most informative).
+        probe_trials: trials of the unprotected probe that picks that second BER.
+    """
+
+    models: tuple[str, ...]
+    formats: tuple[str, ...]
+    bers: tuple[float, ...]
+    scorers: tuple[str, ...]
+    budgets: tuple[float, ...]
+    trials: int
+    sensitivity_weights: int
+    paper_ber: float = PAPER_BER
+    budget_bers: int = 2
+    probe_trials: int = 10
+
+
+# 1e-2 extends the paper's 1e-7..1e-3 because int8 storage barely degrades by 1e-3.
+FULL_GRID = Grid(
+    models=("lenet5", "alexnet", "vgg16"),
+    formats=("fp32", "int8"),
+    bers=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
+    scorers=("lrp", "magnitude", "gradient", "taylor", "random"),
+    budgets=(1.0, 5.0, 10.0, 20.0),
+    trials=40,
+    sensitivity_weights=16,
+)
+QUICK_GRID = Grid(
+    models=("lenet5",),
+    formats=("fp32", "int8"),
+    bers=(1e-6, 1e-4, 1e-3),
+    scorers=("lrp", "magnitude", "random"),
+    budgets=(1.0, 5.0),
+    trials=3,
+    sensitivity_weights=1,
+    budget_bers=1,
+    probe_trials=2,
+)
+
+
+def lrp_name(budget: float = PAPER_LRP_BUDGET) -> str:
+    """The label of the LRP plan at ``budget`` percent."""
+    return f"lrp {budget:g}%"
+
+
+def ber_plans(fmt: str) -> list[PlanSpec]:
+    """The plans run at every BER of the sweep, for one format."""
+    plans = [
+        PlanSpec("no protection", "none"),
+        PlanSpec(lrp_name(), "lrp", PAPER_LRP_BUDGET),
+        PlanSpec(f"magnitude {PAPER_LRP_BUDGET:g}%", "magnitude", PAPER_LRP_BUDGET),
+        PlanSpec("full TMR", "full"),
+    ]
+    if fmt == "fp32":
+        plans.append(PlanSpec("bit 30", "bits", bits=(30,)))
+    # For int8 the engine's "sign + exponent" is the sign and the top value bit (no exponent exists).
+    plans.append(PlanSpec("sign+exponent" if fmt != "int8" else "sign+top bit", "bits", bits=sign_exponent_bits(fmt)))
+    plans.append(PlanSpec("range guard", "range"))
+    return plans
+
+
+def budget_plans(grid: Grid) -> list[PlanSpec]:
+    """The plans of the budget sweep and frontier: every scorer at every budget."""
+    return [PlanSpec(f"{s} {b:g}%", s, float(b)) for s in grid.scorers for b in grid.budgets]
+
+
+def point_plans(grid: Grid, fmt: str, frontier: bool) -> tuple[PlanSpec, ...]:
+    """Every plan of one grid point: the BER sweep's plans, plus the budget sweep's at a frontier BER."""
+    plans = ber_plans(fmt) + (budget_plans(grid) if frontier else [])
+    return tuple(dict((p.spec(fmt, 0.0, 1).plan_key(), p) for p in plans).values())
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One paired grid point: all its plans run on the same ``trials`` trials of seed ``seed``."""
+
+    model: str
+    fmt: str
+    ber: float
+    plans: tuple[PlanSpec, ...]
+    trials: int
+    seed: int = 0
+
+    def specs(self) -> list[CampaignSpec]:
+        """The campaign of every plan of the point."""
+        return [p.spec(self.fmt, self.ber, self.trials, self.seed) for p in self.plans]
+
+
+class Runner(Protocol):
+    """Runs grid points; returns one row per (point, plan) in ``CSV_COLUMNS`` (``point_rows`` makes them)."""
+
+    def __call__(
+        self,
+        points: Sequence[GridPoint],
+        dataset: str,
+        checkpoints: dict[str, str | Path],
+        progress: Callable[[int, str], None],
+    ) -> list[dict]: ...
+
+
+def point_rows(exp, point: GridPoint) -> list[dict]:
+    """Run every plan of one grid point on ``exp`` (an ``Experiment`` of ``point.model``) and return its rows.
+
+    The unit of work of every runner: plans of one point share trials, so a point never splits.
+    """
+    from xtmr_core.sweep import result_row
+
+    rows = []
+    for plan, spec in zip(point.plans, point.specs()):
+        t0 = time.perf_counter()
+        r = exp.evaluate(spec)
+        rows.append(
+            {
+                "kind": "campaign",
+                "name": plan.name,
+                **result_row(exp, r),
+                "bits": " ".join(map(str, spec.bits)) if spec.bits else "",
+                "ci_half_width": ci_half_width(r.accuracies),
+                "seconds": time.perf_counter() - t0,
+                # per-trial accuracies: any two plans of a point compare trial by trial (paired)
+                "trial_accuracies": " ".join(f"{a:.6g}" for a in r.accuracies),
+            }
+        )
+    return rows
+
+
+class LocalRunner:
+    """Runs grid points in this process, one ``Experiment`` per model (kept between calls: the scores stay)."""
+
+    def __init__(self) -> None:
+        self.experiments: dict[tuple, object] = {}
+        self.seconds: dict[str, float] = {}
+
+    def experiment(self, model: str, dataset: str, checkpoint: str | Path | None):
+        """The cached ``Experiment`` of one model."""
+        from xtmr_core.experiment import Experiment
+
+        key = (model, dataset, str(checkpoint))
+        if key not in self.experiments:
+            self.experiments[key] = Experiment(model, dataset, checkpoint)
+        return self.experiments[key]
+
+    def __call__(
+        self,
+        points: Sequence[GridPoint],
+        dataset: str,
+        checkpoints: dict[str, str | Path],
+        progress: Callable[[int, str], None],
+    ) -> list[dict]:
+        rows: list[dict] = []
+        for point in points:
+            t0 = time.perf_counter()
+            progress(0, f"{point.model} {point.fmt} @ {point.ber:g} ({len(point.plans)} plans)")
+            exp = self.experiment(point.model, dataset, checkpoints.get(point.model))
+            rows += point_rows(exp, point)
+            self.seconds[point.model] = self.seconds.get(point.model, 0.0) + time.perf_counter() - t0
+            progress(1, "")
+        return rows
+
+
+def require_checkpoints(models: Sequence[str], dataset: str, checkpoints: dict | None = None) -> None:
+    """Raise ``XtmrError`` (with the command that fixes it) unless every model has a checkpoint.
+
+    Args:
+        models: architectures. dataset: the dataset.
+        checkpoints: explicit checkpoint files per model (these count as present).
+    """
+    given = checkpoints or {}
+    missing = [m for m in models if m not in given and shipped_checkpoint(m, dataset) is None]
+    if missing:  # fail before an hour of work, not in the middle of it
+        raise XtmrError(
+            f"no checkpoint for {', '.join(missing)} on {dataset}; train one with: python -m xtmr_core "
+            f"train --model {missing[0]} --dataset {dataset} --out checkpoints/{missing[0]}_{dataset}.pt"
+        )
+
+
+def probe_points(grid: Grid) -> list[GridPoint]:
+    """The unprotected probe at every BER that picks each (model, format)'s second frontier BER."""
+    none = (ber_plans("fp32")[0],)
+    return [
+        GridPoint(m, f, b, none, min(grid.probe_trials, grid.trials))
+        for m in grid.models
+        for f in grid.formats
+        for b in grid.bers
+        if b != grid.paper_ber
+    ]
+
+
+def second_ber(probe: pd.DataFrame, chance: float) -> float | None:
+    """The BER whose unprotected accuracy is closest to halfway between clean and chance (``None``: no rows):
+    where protection has the most room to show a difference."""
+    if probe.empty:
+        return None
+    mid = (probe["clean_accuracy"] + chance) / 2
+    order = (probe["mean_accuracy"] - mid).abs().sort_values(kind="stable")
+    return float(probe.loc[order.index[0], "ber"])
+
+
+def grid_points(grid: Grid, frontier_bers: dict[tuple[str, str], list[float]]) -> list[GridPoint]:
+    """Every grid point: each BER of the sweep, with the budget sweep's plans at the frontier BERs."""
+    return [
+        GridPoint(m, f, b, point_plans(grid, f, b in frontier_bers.get((m, f), ())), grid.trials)
+        for m in grid.models
+        for f in grid.formats
+        for b in grid.bers
+    ]
+
+
+def n_points(grid: Grid) -> int:
+    """Number of campaign rows (grid point × plan) the grid writes, whichever second BER is chosen."""
+    per_model = 0
+    for fmt in grid.formats:
+        n_front = min(grid.budget_bers, len(grid.bers))
+        per_model += len(point_plans(grid, fmt, False)) * (len(grid.bers) - n_front)
+        per_model += len(point_plans(grid, fmt, True)) * n_front
+    return per_model * len(grid.models)
+
+
+def add_paired(campaigns: pd.DataFrame) -> pd.DataFrame:
+    """Add each row's paired difference to ``no protection`` of its point, its 95% CI, recovered and gain."""
+    out = campaigns.copy()
+    cols = {c: [] for c in ("recovered", "relative_gain", "diff_vs_none", "diff_low", "diff_high")}
+    base = {(r["model"], r["format"], float(r["ber"])): r for _, r in out[out["protect"] == "none"].iterrows()}
+    for _, row in out.iterrows():
+        none = base.get((row["model"], row["format"], float(row["ber"])))
+        if none is None:
+            for c in cols:
+                cols[c].append(np.nan)
+            continue
+        mean, lo, hi = paired_difference(_trials(row), _trials(none))
+        rec, gain = reliability_improvement(row["mean_accuracy"], none["mean_accuracy"], row["clean_accuracy"])
+        for c, v in zip(cols, (rec, gain, mean, lo, hi)):
+            cols[c].append(v)
+    for c, v in cols.items():
+        out[c] = v
+    return out
+
+
+def _trials(row: pd.Series) -> np.ndarray:
+    return np.array(str(row["trial_accuracies"]).split(), dtype=float)
+
+
+def run_grid(
+    grid: Grid,
+    dataset: str = "mnist5k",
+    checkpoints: dict[str, str | Path] | None = None,
+    *,
+    runner: Runner | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict]:
+    """Run every grid point and the per-bit scan of a grid.
+
+    Args:
+        grid: what to run.
+        dataset: the dataset (its shipped checkpoints are used unless ``checkpoints`` names one).
+        checkpoints: a checkpoint file per model name, overriding the shipped one.
+        runner: runs the points (default: a ``LocalRunner``).
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        ``(table, info)``: one row per (point, plan) and per (model, format, bit) of the scan
+        (``CSV_COLUMNS``), and run facts (per-model checkpoint, weights, frontier BERs, timing).
+
+    Raises:
+        XtmrError: a model without a checkpoint, or a dataset that is not present.
+    """
+    from tqdm import tqdm
+
+    from xtmr_core.sensitivity import bit_sensitivity
+
+    checkpoints = dict(checkpoints or {})
+    require_checkpoints(grid.models, dataset, checkpoints)
+    local = LocalRunner()
+    run = runner or local
+    probes = probe_points(grid) if grid.budget_bers > 1 else []
+    n_grid = len(grid.models) * len(grid.formats) * len(grid.bers)
+    scan = sum(WORD_BITS[f] for f in grid.formats) * grid.sensitivity_weights * len(grid.models)
+    bar = tqdm(
+        total=len(probes) + n_grid + scan,
+        desc="report",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+        leave=False,
+    )
+
+    def tick(n: int, label: str) -> None:
+        if label:
+            bar.set_postfix_str(label)
+        bar.update(n)
+
+    info: dict = {"models": {}, "budget_bers": {}, "probe_seconds": 0.0}
+    try:
+        t0 = time.perf_counter()
+        probe = pd.DataFrame(run(probes, dataset, checkpoints, tick)) if probes else pd.DataFrame()
+        info["probe_seconds"] = time.perf_counter() - t0
+        fronts: dict[tuple[str, str], list[float]] = {}
+        for m in grid.models:
+            for f in grid.formats:
+                fronts[(m, f)] = [grid.paper_ber]
+                if not probe.empty:
+                    sel = probe[(probe["model"] == m) & (probe["format"] == f)]
+                    chance = 1.0 / _num_classes(local, m, dataset, checkpoints)
+                    b = second_ber(sel, chance)
+                    fronts[(m, f)] += [b] if b is not None else []
+        info["budget_bers"] = fronts
+        t0 = time.perf_counter()
+        rows = run(grid_points(grid, fronts), dataset, checkpoints, tick)
+        info["grid_seconds"] = time.perf_counter() - t0
+        flips: list[dict] = []
+        for model in grid.models:
+            t0 = time.perf_counter()
+            exp = local.experiment(model, dataset, checkpoints.get(model))
+            info["models"][model] = {
+                "file": Path(str(exp.meta.get("file", ""))).name,
+                "sha256": str(exp.meta.get("sha256", ""))[:12],
+                "weights": exp.n_weights,
+                "chance": 1.0 / exp.splits.num_classes,
+            }
+            for fmt in grid.formats:
+                bar.set_postfix_str(f"{model} {fmt} one flip per bit")
+                sens = bit_sensitivity(
+                    exp, fmt, trials=grid.sensitivity_weights, seed=0, progress=lambda done, total: bar.update(1)
+                )
+                for rec in sens.to_dict("records"):
+                    flips.append(
+                        {
+                            "kind": "bit_flip",
+                            "name": f"one flip at bit {rec['bit']}",
+                            "model": model,
+                            "dataset": dataset,
+                            "format": fmt,
+                            "protect": "none",
+                            **rec,
+                        }
+                    )
+            info["models"][model]["scan_seconds"] = time.perf_counter() - t0
+            local.experiments = {k: v for k, v in local.experiments.items() if k[0] != model}  # free its memory
+    finally:
+        bar.close()
+    campaigns = add_paired(pd.DataFrame(rows))
+    table = pd.concat([campaigns, pd.DataFrame(flips)], ignore_index=True)
+    return table.reindex(columns=CSV_COLUMNS), info
+
+
+def _num_classes(local: LocalRunner, model: str, dataset: str, checkpoints: dict) -> int:
+    return int(local.experiment(model, dataset, checkpoints.get(model)).splits.num_classes)
+
+
+def with_models(grid: Grid, models: Sequence[str] | None) -> Grid:
+    """``grid`` with other models (unchanged when ``models`` is empty)."""
+    return replace(grid, models=tuple(models)) if models else grid

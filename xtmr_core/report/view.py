@@ -1,0 +1,140 @@
+"""The rows of one report and the lookups and paired comparisons every claim, table and figure uses.
+
+Every plan of a grid point ran on the same trials, so two plans of a point compare trial by trial: the
+difference of their means is the mean of per-trial differences, and its interval is that of the paired
+differences (``stats.paired_difference``), far narrower than two separate intervals suggest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from xtmr_core.report.grid import Grid
+from xtmr_core.stats import paired_difference
+
+BETTER, WORSE, SAME = "better", "worse", "indistinguishable"
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A paired difference ``a - b`` of two plans at one grid point, with its 95% CI.
+
+    Attributes:
+        mean: mean per-trial accuracy difference. low, high: its 95% CI (``nan`` with < 2 trials).
+        n: trials paired. verdict: ``better``/``worse`` when the CI excludes zero, else ``indistinguishable``
+            (``n/a`` when it cannot be computed).
+    """
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def verdict(self) -> str:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return "n/a"
+        if self.low > 0:
+            return BETTER
+        if self.high < 0:
+            return WORSE
+        return SAME
+
+
+def trial_accuracies(row: pd.Series) -> np.ndarray:
+    """The per-trial accuracies of a campaign row."""
+    text = row.get("trial_accuracies")
+    return np.array(text.split(), dtype=float) if isinstance(text, str) and text.strip() else np.array([])
+
+
+def paired(a: pd.Series | None, b: pd.Series | None) -> Paired:
+    """``a - b`` trial by trial (rows of the same grid point); all ``nan`` when a row is missing."""
+    if a is None or b is None:
+        return Paired(math.nan, math.nan, math.nan, 0)
+    ta, tb = trial_accuracies(a), trial_accuracies(b)
+    mean, lo, hi = paired_difference(ta, tb)
+    return Paired(mean, lo, hi, min(ta.size, tb.size))
+
+
+def compare(a: pd.Series | None, b: pd.Series | None) -> str:
+    """``better``, ``worse`` or ``indistinguishable``: ``a``'s accuracy against ``b``'s, paired (``n/a``: missing)."""
+    return paired(a, b).verdict
+
+
+def recovered_ci(plan: pd.Series, none: pd.Series) -> tuple[float, float]:
+    """95% CI of the recovered share ``mean(plan - none) / (clean - mean(none))`` over paired trials.
+
+    A percentile bootstrap over trials (the pair resampled together, so numerator and denominator move
+    together); ``(nan, nan)`` with fewer than two trials or no loss.
+    """
+    tp, tn = trial_accuracies(plan), trial_accuracies(none)
+    n = min(tp.size, tn.size)
+    clean = float(plan["clean_accuracy"])
+    if n < 2 or clean - tn[:n].mean() <= 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, n, size=(4000, n))
+    loss = clean - tn[:n][idx].mean(axis=1)
+    gain = (tp[:n] - tn[:n])[idx].mean(axis=1)
+    ok = loss > 0
+    share = gain[ok] / loss[ok]
+    lo, hi = np.quantile(share, [0.025, 0.975])
+    return (float(lo), float(hi))
+
+
+@dataclass
+class ReportView:
+    """The rows of one report, with lookups by (model, format, plan name, BER)."""
+
+    table: pd.DataFrame
+    grid: Grid
+    info: dict
+    camp: pd.DataFrame = field(init=False)
+    flips: pd.DataFrame = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.camp = self.table[self.table["kind"] == "campaign"]
+        self.flips = self.table[self.table["kind"] == "bit_flip"]
+
+    def select(self, model: str, fmt: str, ber: float | None = None) -> pd.DataFrame:
+        """The campaign rows of one model and format (at one BER)."""
+        c = self.camp
+        rows = c[(c["model"] == model) & (c["format"] == fmt)]
+        return rows if ber is None else rows[np.isclose(rows["ber"].astype(float), ber, rtol=1e-9, atol=0)]
+
+    def get(self, model: str, fmt: str, name: str, ber: float) -> pd.Series | None:
+        """One plan's row at one point (``None``: not run)."""
+        rows = self.select(model, fmt, ber)
+        rows = rows[rows["name"] == name]
+        return None if rows.empty else rows.iloc[0]
+
+    def acc(self, model: str, fmt: str, name: str, ber: float) -> float:
+        """One plan's mean accuracy at one point (``nan``: not run)."""
+        r = self.get(model, fmt, name, ber)
+        return math.nan if r is None else float(r["mean_accuracy"])
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The (model, format) pairs that have rows, in grid order."""
+        return [(m, f) for m in self.grid.models for f in self.grid.formats if not self.select(m, f).empty]
+
+    def clean(self, model: str, fmt: str) -> float:
+        """The clean accuracy of one model stored in one format."""
+        r = self.select(model, fmt)
+        return float(r["clean_accuracy"].iloc[0]) if not r.empty else math.nan
+
+    def sweep_bers(self, model: str, fmt: str) -> list[float]:
+        """The BERs of the budget sweep and frontier: the paper's first."""
+        return list(self.info["budget_bers"].get((model, fmt), []))
+
+    def claim_bers(self, model: str, fmt: str) -> list[float]:
+        """The BERs a claim is checked at: the paper's first, then the budget sweep's others."""
+        return list(dict.fromkeys([self.grid.paper_ber, *self.sweep_bers(model, fmt)]))
+
+    def high_ber(self, model: str, fmt: str) -> float | None:
+        """The frontier's second BER (``None``: only the paper's)."""
+        others = [b for b in self.sweep_bers(model, fmt) if b != self.grid.paper_ber]
+        return others[0] if others else None
