@@ -303,7 +303,7 @@ def bit30(view: ReportView, model: str, ber: float) -> Claim | None:
         extra = {"a_overhead": float(b["overhead_pct"]), "b_overhead": float(r["overhead_with_index_pct"])}
     one = flips[flips["bit"].astype(float) == 30]
     if not one.empty:
-        n = view.info["models"].get(model, {}).get("weights", math.nan)
+        n = view.n_weights(model, "fp32")
         extra |= {
             "one_flip_mean": float(one["mean_accuracy"].iloc[0]),
             "one_flip_worst": float(one["min_accuracy"].iloc[0]),

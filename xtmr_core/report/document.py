@@ -184,9 +184,13 @@ def _render_versus(c: Claim) -> str:
     if c.claim == "bit30" and "one_flip_mean" in c.numbers:
         text += (
             f". One flip of bit 30 in one random weight leaves {fmt_acc(_n(c, 'one_flip_mean'))} accuracy on average "
-            f"(worst {fmt_acc(_n(c, 'one_flip_worst'))}, clean {fmt_acc(_n(c, 'clean'))}); the unprotected "
-            f"{100 - PAPER_LRP_BUDGET:g}% of the weights still take {_n(c, 'exposed_flips'):.2f} bit-30 flips per trial"
+            f"(worst {fmt_acc(_n(c, 'one_flip_worst'))}, clean {fmt_acc(_n(c, 'clean'))})"
         )
+        if math.isfinite(_n(c, "exposed_flips")):
+            text += (
+                f"; the unprotected {100 - PAPER_LRP_BUDGET:g}% of the weights still take "
+                f"{_n(c, 'exposed_flips'):.2f} bit-30 flips per trial"
+            )
     if c.claim == "bit30" and "a_overhead" in c.numbers:
         text += f" (bit 30 costs {fmt_overhead(_n(c, 'a_overhead'))} copies, LRP {fmt_overhead(_n(c, 'b_overhead'))})"
     return text

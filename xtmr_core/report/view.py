@@ -126,6 +126,12 @@ class ReportView:
         r = self.select(model, fmt)
         return float(r["clean_accuracy"].iloc[0]) if not r.empty else math.nan
 
+    def n_weights(self, model: str, fmt: str) -> float:
+        """The number of faultable weights, read from the CSV (full TMR protects every one; ``nan``: not run)."""
+        r = self.select(model, fmt)
+        full = r[r["protect"] == "full"]
+        return float(full["protected_weights"].iloc[0]) if not full.empty else math.nan
+
     def sweep_bers(self, model: str, fmt: str) -> list[float]:
         """The BERs of the budget sweep and frontier: the paper's first."""
         return list(self.info["budget_bers"].get((model, fmt), []))
