@@ -15,6 +15,7 @@ from xtmr_core.report import CSV_COLUMNS, CSV_NAME, QUICK_GRID, REPORT_NAME, Rep
 from xtmr_core.report.document import fmt_acc, fmt_diff, fmt_share_ci, render_claim
 from xtmr_core.report.grid import ber_plans, point_plans
 from xtmr_core.report.view import paired, recovered_ci
+from xtmr_core.vocabulary import PLANS
 
 SECTIONS = [
     "## 1. What was run",
@@ -30,7 +31,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def test_grid_shape():
     # quick grid: per format, 3 BERs of the BER sweep's plans, plus the budget sweep's new plans at the paper's BER
-    assert n_points(QUICK_GRID) == (3 * 7 + 4) + (3 * 6 + 4)
+    per_format = [len(ber_plans(f)) * 2 + len(point_plans(QUICK_GRID, f, frontier=True)) for f in ("fp32", "int8")]
+    assert n_points(QUICK_GRID) == sum(per_format)
+    assert len(point_plans(QUICK_GRID, "fp32", frontier=True)) == len(ber_plans("fp32")) + 4 + 1 + (
+        "damage" in PLANS
+    ) * (2 + 1)  # lrp/magnitude/random at 1% and 5% (lrp and magnitude 1% run once), lrp+range 1%, damage 2%/10%/+range
     assert any(p.bits == (30,) for p in ber_plans("fp32"))
     assert all(p.bits != (30,) for p in ber_plans("int8"))  # fp32 bit 30 has no int8 counterpart
     plans = point_plans(QUICK_GRID, "fp32", frontier=True)

@@ -136,7 +136,7 @@ def run_report(
         raise XtmrError(f"cannot create {out / FIGURES} ({e.strerror}); choose another --out") from None
     table, info = run_grid(base, dataset, checkpoints, runner=runner, progress=progress)
     table.to_csv(out / CSV_NAME, index=False)
-    view = ReportView(table, base, info)
+    view = ReportView(table, info.get("grid", base), info)
     figs = draw_figures(view, out)
     machine = (
         f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__} with "

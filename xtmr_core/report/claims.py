@@ -19,6 +19,7 @@ from xtmr_core.report.grid import (
     lrp_name,
 )
 from xtmr_core.report.view import BETTER, SAME, WORSE, Paired, ReportView, compare, paired, recovered_ci
+from xtmr_core.vocabulary import SCORERS
 
 HOLDS, FAILS, PARTLY, MIXED = "holds", "does not hold", "holds in part", "mixed"
 NOT_SHOWN, UNTESTABLE, INCONCLUSIVE = "not shown", "not testable", "inconclusive"
@@ -242,8 +243,14 @@ def damage_vs_lrp(view: ReportView, model: str, fmt: str, ber: float) -> Claim |
     return Claim("damage", where(model, fmt, ber), status, nums)
 
 
-#: The plans that spend memory on chosen weights (all their bits): what ECC, the guard and bit TMR face.
-WEIGHT_PLANS = ("lrp", "magnitude", "gradient", "taylor", "random")
+#: The plans that spend memory on chosen weights or (weight, bit) pairs: what ECC, the guard and bit TMR face.
+WEIGHT_PLANS = (*SCORERS, "damage")
+
+
+def _series(name: str) -> str:
+    """A plan name without its budget (``lrp 5%`` -> ``lrp``; ``lrp+range 1%`` -> ``lrp+range``)."""
+    head, _, tail = str(name).rpartition(" ")
+    return head if head and tail.endswith("%") else ""
 
 
 def dominance(view: ReportView, model: str, fmt: str, ber: float, name: str) -> Claim | None:
@@ -258,7 +265,7 @@ def dominance(view: ReportView, model: str, fmt: str, ber: float, name: str) -> 
         return None
     sel = view.select(model, fmt, ber)
     cost = float(p["overhead_with_index_pct"])
-    rivals = sel[sel["protect"].isin(WEIGHT_PLANS) & (sel["overhead_with_index_pct"] >= cost - 1e-9)]
+    rivals = sel[sel["name"].map(_series).isin(WEIGHT_PLANS) & (sel["overhead_with_index_pct"] >= cost - 1e-9)]
     beaten = [r["name"] for _, r in rivals.iterrows() if compare(p, r) == BETTER]
     cheaper = sel[(sel["overhead_with_index_pct"] <= cost + 1e-9) & (sel["name"] != name)]
     better = [r for _, r in cheaper.iterrows() if compare(r, p) == BETTER]

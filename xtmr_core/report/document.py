@@ -282,6 +282,19 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
     sweep = "; ".join(f"{m} {f}: " + ", ".join(fmt_ber(b) for b in view.sweep_bers(m, f)) for m, f in view.pairs())
     per_point = camp.groupby(["model", "format", "ber"])["trials"].agg(["min", "max"])
     same = bool((per_point["min"] == per_point["max"]).all())
+    fronts = {(m, f, b) for m, f in view.pairs() for b in view.sweep_bers(m, f)}
+    is_front = [(m, f, b) in fronts for m, f, b in per_point.index]
+    n_front = sorted(set(per_point["min"][is_front].astype(int)))
+    n_other = sorted(set(per_point["min"][[not x for x in is_front]].astype(int)))
+    counts = f"{'/'.join(map(str, n_front))} trials at the frontier points" + (
+        f", {'/'.join(map(str, n_other))} at the other BERs" if n_other else ""
+    )
+    sized = (
+        f" The trial counts were sized, before any grid point ran, from the timing of an unprotected probe so "
+        f"that the run fits {g.minutes:g} minutes; they depend on the machine's speed, never on results."
+        if g.minutes
+        else ""
+    )
     lines += [
         "The grid:",
         "",
@@ -299,8 +312,8 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
         )
         + f" — {sweep}.",
         f"* **paired, fixed-n points**: at every grid point (model, format, BER) every plan and the unprotected "
-        f"baseline run the same {g.trials} trials (the same seeds, so the same primary faults), with no early "
-        f"stopping — {'every' if same else 'NOT every'} point has one trial count for all its plans. A mean of a "
+        f"baseline run the same trials (the same seeds, so the same primary faults) — {counts} — with no early "
+        f"stopping; {'every' if same else 'NOT every'} point has one trial count for all its plans.{sized} A mean of a "
         "fixed number of trials is unbiased; every comparison below is the mean of per-trial paired differences "
         "with its 95% interval (Student t over trials), and the recovered share's interval is a paired bootstrap "
         "over trials. The intervals count trial-to-trial variation only: the 1,000 test images are one sample.",

@@ -26,6 +26,7 @@ from xtmr_core.formats import WORD_BITS, sign_exponent_bits
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.stats import ci_half_width, paired_difference, reliability_improvement
 from xtmr_core.sweep import COLUMNS
+from xtmr_core.vocabulary import PLANS
 
 # The paper's headline numbers, quoted so that each claim can be checked against them by rule.
 PAPER_BER = 1e-4
@@ -58,19 +59,28 @@ class PlanSpec:
     Attributes:
         name: the short label used in the CSV's ``name`` column, tables and figures.
         protect: the engine's plan kind (``vocabulary.PLANS``).
-        budget: percent of weights, for scorer plans.
+        budget: percent of weights, for scorer plans; percent extra memory for ``damage``.
         bits: protected bit positions, for ``bits``.
+        guard: add the range guard on read (the ``+range`` combinations; no copies).
     """
 
     name: str
     protect: str
     budget: float = 0.0
     bits: tuple[int, ...] | None = None
+    guard: bool = False
 
     def spec(self, fmt: str, ber: float, trials: int, seed: int = 0) -> CampaignSpec:
         """The campaign of this plan at one grid point (the grid key)."""
         return CampaignSpec(
-            protect=self.protect, budget=self.budget, bits=self.bits, fmt=fmt, ber=ber, trials=trials, seed=seed
+            protect=self.protect,
+            budget=self.budget,
+            bits=self.bits,
+            guard=self.guard,
+            fmt=fmt,
+            ber=ber,
+            trials=trials,
+            seed=seed,
         )
 
 
@@ -81,7 +91,14 @@ class Grid:
     Attributes:
         models: architectures. formats: storage formats. bers: the BER sweep.
         scorers, budgets: the budget sweep (every scorer at every budget).
-        trials: trials per grid point, the same for every plan of the point (paired, fixed n: unbiased).
+        trials: trials per frontier point, the same for every plan of the point (paired, fixed n: unbiased).
+        sweep_trials: trials per point of the BER sweep that is not a frontier point (0: ``trials``).
+        combos: budgets at which ``lrp`` and ``damage`` also run with the range guard (``+range``).
+        minutes: a wall-clock budget for the whole run (0: none). The probe's measured seconds per trial set the
+            trial counts *before* any grid point runs — the same ``n`` for every frontier point, half of it for
+            the other BER-sweep points, at most ``trials`` / ``sweep_trials`` — so they depend on the machine's
+            speed only, never on the results.
+        min_trials: the fewest trials a sized point gets.
         sensitivity_weights: weights flipped per bit position in the per-bit scan.
         paper_ber: the BER of the paper's table (also the first BER of the budget sweep).
         budget_bers: at how many BERs the budget sweep and the frontier run: the paper's, then the one where
@@ -99,6 +116,10 @@ class Grid:
     paper_ber: float = PAPER_BER
     budget_bers: int = 2
     probe_trials: int = 10
+    sweep_trials: int = 0
+    combos: tuple[float, ...] = ()
+    minutes: float = 0.0
+    min_trials: int = 6
 
 
 # 1e-2 extends the paper's 1e-7..1e-3 because int8 storage barely degrades by 1e-3.
@@ -109,7 +130,11 @@ FULL_GRID = Grid(
     scorers=("lrp", "magnitude", "gradient", "taylor", "random"),
     budgets=(1.0, 5.0, 10.0, 20.0),
     trials=40,
-    sensitivity_weights=16,
+    sensitivity_weights=8,
+    sweep_trials=20,
+    combos=(1.0, 5.0),
+    minutes=22.0,
+    probe_trials=4,
 )
 QUICK_GRID = Grid(
     models=("lenet5",),
@@ -121,12 +146,18 @@ QUICK_GRID = Grid(
     sensitivity_weights=1,
     budget_bers=1,
     probe_trials=2,
+    combos=(1.0,),
 )
 
 
 def lrp_name(budget: float = PAPER_LRP_BUDGET) -> str:
     """The label of the LRP plan at ``budget`` percent."""
     return f"lrp {budget:g}%"
+
+
+def available(plan: str) -> bool:
+    """Whether the engine offers a plan kind (``ecc`` and ``damage`` are newer than the report)."""
+    return plan in PLANS
 
 
 def ber_plans(fmt: str) -> list[PlanSpec]:
@@ -142,12 +173,22 @@ def ber_plans(fmt: str) -> list[PlanSpec]:
     # For int8 the engine's "sign + exponent" is the sign and the top value bit (no exponent exists).
     plans.append(PlanSpec("sign+exponent" if fmt != "int8" else "sign+top bit", "bits", bits=sign_exponent_bits(fmt)))
     plans.append(PlanSpec("range guard", "range"))
+    if available("ecc"):
+        plans.append(PlanSpec("ecc", "ecc"))
     return plans
 
 
 def budget_plans(grid: Grid) -> list[PlanSpec]:
-    """The plans of the budget sweep and frontier: every scorer at every budget."""
-    return [PlanSpec(f"{s} {b:g}%", s, float(b)) for s in grid.scorers for b in grid.budgets]
+    """The plans of the budget sweep and frontier: every scorer at every budget; ``damage`` at the same extra
+    memory (its budget is % extra memory: ``damage 2%`` stores as many copies as ``lrp 1%``); and the
+    ``+range`` combinations at ``grid.combos``."""
+    plans = [PlanSpec(f"{s} {b:g}%", s, float(b)) for s in grid.scorers for b in grid.budgets]
+    if available("damage"):
+        plans += [PlanSpec(f"damage {2 * b:g}%", "damage", 2 * float(b)) for b in grid.budgets]
+    plans += [PlanSpec(f"lrp+range {b:g}%", "lrp", float(b), guard=True) for b in grid.combos]
+    if available("damage"):
+        plans += [PlanSpec(f"damage+range {2 * b:g}%", "damage", 2 * float(b), guard=True) for b in grid.combos]
+    return plans
 
 
 def point_plans(grid: Grid, fmt: str, frontier: bool) -> tuple[PlanSpec, ...]:
@@ -268,8 +309,41 @@ def probe_points(grid: Grid) -> list[GridPoint]:
         for m in grid.models
         for f in grid.formats
         for b in grid.bers
-        if b != grid.paper_ber
     ]
+
+
+#: Seconds kept back from a sized run's budget for what the probe cannot time: scores, figures, the document.
+RESERVE_S = 150.0
+
+
+def size_grid(grid: Grid, probe: pd.DataFrame, fronts: dict[tuple[str, str], list[float]], seconds_left: float) -> Grid:
+    """The grid with trial counts that fit ``seconds_left`` (``grid`` itself when it has no time budget).
+
+    Each plan-trial at a point is costed at the probe's seconds per unprotected trial at that point (an upper
+    bound: a protected trial that reads back clean skips its evaluation), the per-bit scan at the dearest
+    probe trial per evaluation. Only timings decide: the choice cannot favour any plan.
+    """
+    if not grid.minutes or probe.empty:
+        return grid
+    cost = {
+        (r["model"], r["format"], float(r["ber"])): float(r["seconds"]) / max(1, int(r["trials"]))
+        for _, r in probe.iterrows()
+    }
+    front = sweep = scan = 0.0
+    for m in grid.models:
+        for f in grid.formats:
+            for b in grid.bers:
+                c = cost.get((m, f, float(b)), 0.0)
+                if b in fronts.get((m, f), ()):
+                    front += len(point_plans(grid, f, True)) * c
+                else:
+                    sweep += len(point_plans(grid, f, False)) * c
+            dearest = max((cost.get((m, f, float(b)), 0.0) for b in grid.bers), default=0.0)
+            scan += grid.sensitivity_weights * WORD_BITS[f] * dearest
+    per_n = front + sweep / 2
+    n = int((seconds_left - RESERVE_S - scan) / per_n) if per_n > 0 else grid.trials
+    n = max(grid.min_trials, min(grid.trials, n))
+    return replace(grid, trials=n, sweep_trials=max(grid.min_trials, min(grid.sweep_trials or n, n // 2)))
 
 
 def second_ber(probe: pd.DataFrame, chance: float) -> float | None:
@@ -284,12 +358,14 @@ def second_ber(probe: pd.DataFrame, chance: float) -> float | None:
 
 def grid_points(grid: Grid, frontier_bers: dict[tuple[str, str], list[float]]) -> list[GridPoint]:
     """Every grid point: each BER of the sweep, with the budget sweep's plans at the frontier BERs."""
-    return [
-        GridPoint(m, f, b, point_plans(grid, f, b in frontier_bers.get((m, f), ())), grid.trials)
-        for m in grid.models
-        for f in grid.formats
-        for b in grid.bers
-    ]
+    points = []
+    for m in grid.models:
+        for f in grid.formats:
+            for b in grid.bers:
+                front = b in frontier_bers.get((m, f), ())
+                trials = grid.trials if front or not grid.sweep_trials else grid.sweep_trials
+                points.append(GridPoint(m, f, b, point_plans(grid, f, front), trials))
+    return points
 
 
 def n_points(grid: Grid) -> int:
@@ -354,11 +430,12 @@ def run_grid(
 
     from xtmr_core.sensitivity import bit_sensitivity
 
+    start = time.perf_counter()
     checkpoints = dict(checkpoints or {})
     require_checkpoints(grid.models, dataset, checkpoints)
     local = LocalRunner()
     run = runner or local
-    probes = probe_points(grid) if grid.budget_bers > 1 else []
+    probes = probe_points(grid) if grid.budget_bers > 1 or grid.minutes else []
     n_grid = len(grid.models) * len(grid.formats) * len(grid.bers)
     scan = sum(WORD_BITS[f] for f in grid.formats) * grid.sensitivity_weights * len(grid.models)
     bar = tqdm(
@@ -384,12 +461,14 @@ def run_grid(
         for m in grid.models:
             for f in grid.formats:
                 fronts[(m, f)] = [grid.paper_ber]
-                if not probe.empty:
-                    sel = probe[(probe["model"] == m) & (probe["format"] == f)]
+                if not probe.empty and grid.budget_bers > 1:
+                    sel = probe[(probe["model"] == m) & (probe["format"] == f) & (probe["ber"] != grid.paper_ber)]
                     chance = 1.0 / _num_classes(local, m, dataset, checkpoints)
                     b = second_ber(sel, chance)
                     fronts[(m, f)] += [b] if b is not None else []
         info["budget_bers"] = fronts
+        grid = size_grid(grid, probe, fronts, 60 * grid.minutes - (time.perf_counter() - start))
+        info["grid"] = grid  # with the trial counts it ran
         t0 = time.perf_counter()
         rows = run(grid_points(grid, fronts), dataset, checkpoints, tick)
         info["grid_seconds"] = time.perf_counter() - t0
