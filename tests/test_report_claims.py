@@ -28,9 +28,9 @@ from xtmr_core.report.claims import (
     recovery,
 )
 from xtmr_core.report.document import render_claims
-from xtmr_core.report.grid import CSV_COLUMNS, Grid, add_paired
-from xtmr_core.report.view import ReportView, compare, paired, recovered_ci
-from xtmr_core.stats import paired_difference
+from xtmr_core.report.grid import CSV_COLUMNS, Grid
+from xtmr_core.report.view import ReportView, compare, paired
+from xtmr_core.stats import paired_interval, ratio_interval
 
 TINY = Grid(
     models=("m",),
@@ -71,6 +71,20 @@ def _row(name: str, protect: str, acc: float, budget: float = 0.0, overhead: flo
     }
 
 
+def _with_paired(table: pd.DataFrame) -> pd.DataFrame:
+    """The paired columns a run writes (``sweep.PAIRED_COLUMNS``), from ``stats`` over the rows' trials."""
+    t = lambda r: np.array(r["trial_accuracies"].split(), float)  # noqa: E731
+    none = t(table[table["protect"] == "none"].iloc[0])
+    for i, r in table.iterrows():
+        for name, iv in (
+            ("diff", paired_interval(t(r), none)),
+            ("recovered", ratio_interval("recovered", t(r), none, 0.9)),
+            ("relative_gain", ratio_interval("relative_gain", t(r), none)),
+        ):
+            table.loc[i, [name, f"{name}_low", f"{name}_high"]] = [iv.estimate, iv.low, iv.high]
+    return table
+
+
 def _view(lrp: float, mag1: float, mag5: float, none: float = 0.5, extra: tuple = ()) -> ReportView:
     rows = [
         _row("no protection", "none", none),
@@ -81,7 +95,7 @@ def _view(lrp: float, mag1: float, mag5: float, none: float = 0.5, extra: tuple 
         _row("magnitude 5%", "magnitude", mag5, 5.0, overhead=10.0, index=3.1),
         *extra,
     ]
-    table = add_paired(pd.DataFrame(rows))
+    table = _with_paired(pd.DataFrame(rows))
     info = {"models": {"m": {"weights": 1000}}, "budget_bers": {("m", "fp32"): [1e-4]}}
     return ReportView(table.reindex(columns=CSV_COLUMNS), TINY, info)
 
@@ -109,7 +123,7 @@ def test_paired_comparison_sees_a_small_gain_that_separate_intervals_miss():
     a = pd.Series({"trial_accuracies": "0.52 0.91 0.61 0.83"})
     b = pd.Series({"trial_accuracies": "0.51 0.90 0.60 0.82"})
     assert compare(a, b) == "better" and compare(b, a) == "worse"  # +1 point every trial
-    assert paired(a, b).mean == pytest.approx(0.01)
+    assert paired(a, b).estimate == pytest.approx(0.01)
     b["trial_accuracies"] = "0.53 0.90 0.62 0.82"
     assert compare(a, b) == "indistinguishable"
     assert compare(a, None) == "n/a"
@@ -156,22 +170,6 @@ def test_dominance_names_the_cheaper_plan_that_beats_it():
     weak = (_row("range guard", "range", 0.55, overhead=0.0, index=0.01), _row("ecc", "ecc", 0.5, overhead=12.5))
     c = dominance(_view(lrp=0.8, mag1=0.6, mag5=0.85, extra=weak), "m", "fp32", 1e-4, "ecc")
     assert c.status == FAILS and c.numbers["beaten_by"] == "lrp 1%"  # the best of the cheaper plans that beat it
-
-
-def test_recovered_interval_collapses_when_every_trial_agrees():
-    plan = pd.Series({"clean_accuracy": 0.9, "trial_accuracies": "0.8 0.8 0.8"})
-    none = pd.Series({"trial_accuracies": "0.5 0.5 0.5"})
-    assert recovered_ci(plan, none) == pytest.approx((0.75, 0.75))
-    assert all(math.isnan(v) for v in recovered_ci(plan, pd.Series({"trial_accuracies": "0.9 0.9 0.9"})))
-
-
-def test_add_paired_matches_the_stats_paired_difference():
-    v = _view(lrp=0.8, mag1=0.6, mag5=0.85)
-    r, none = v.get("m", "fp32", "lrp 1%", 1e-4), v.get("m", "fp32", "no protection", 1e-4)
-    mean, lo, hi = paired_difference(
-        np.array(r["trial_accuracies"].split(), float), np.array(none["trial_accuracies"].split(), float)
-    )
-    assert (r["diff_vs_none"], r["diff_low"], r["diff_high"]) == pytest.approx((mean, lo, hi))
 
 
 def test_every_claim_is_a_known_claim_and_renders():

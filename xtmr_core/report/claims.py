@@ -18,7 +18,8 @@ from xtmr_core.report.grid import (
     PAPER_RECOVERED,
     lrp_name,
 )
-from xtmr_core.report.view import BETTER, SAME, WORSE, Paired, ReportView, compare, paired, recovered_ci
+from xtmr_core.report.view import BETTER, SAME, WORSE, ReportView, compare, paired, word
+from xtmr_core.stats import Interval
 from xtmr_core.vocabulary import SCORERS
 
 HOLDS, FAILS, PARTLY, MIXED = "holds", "does not hold", "holds in part", "mixed"
@@ -77,9 +78,18 @@ def where(model: str, fmt: str | None = None, ber: float | None = None) -> str:
     return text + (f" at BER {ber:.0e}" if ber is not None else "")
 
 
-def diff_numbers(prefix: str, d: Paired) -> dict[str, float]:
+def diff_numbers(prefix: str, d: Interval) -> dict[str, float]:
     """A paired difference as ``prefix``, ``prefix_low``, ``prefix_high`` numbers."""
-    return {prefix: d.mean, f"{prefix}_low": d.low, f"{prefix}_high": d.high}
+    return {prefix: d.estimate, f"{prefix}_low": d.low, f"{prefix}_high": d.high}
+
+
+def row_numbers(prefix: str, row, column: str) -> dict[str, float]:
+    """A row's paired column (``diff``, ``recovered``, ...) and its interval as numbers."""
+    return {
+        prefix: float(row[column]),
+        f"{prefix}_low": float(row[f"{column}_low"]),
+        f"{prefix}_high": float(row[f"{column}_high"]),
+    }
 
 
 def find(claims: Iterable[Claim], claim: str, at: str | None = None) -> list[Claim]:
@@ -105,13 +115,13 @@ def recovery(view: ReportView, model: str, fmt: str, ber: float) -> Claim | None
         "clean": view.clean(model, fmt),
         "none": float(none["mean_accuracy"]),
         "plan": float(r["mean_accuracy"]),
-        "relative_gain": float(r["relative_gain"]),
-        **diff_numbers("diff", paired(r, none)),
+        **row_numbers("relative_gain", r, "relative_gain"),
+        **row_numbers("diff", r, "diff"),
     }
     if _loss(view, model, fmt, ber) < MIN_LOSS:
         return Claim("recovery", where(model, fmt, ber), UNTESTABLE, nums)
-    lo, hi = recovered_ci(r, none)
-    nums |= {"recovered": float(r["recovered"]), "recovered_low": lo, "recovered_high": hi}
+    nums |= row_numbers("recovered", r, "recovered")
+    lo, hi = nums["recovered_low"], nums["recovered_high"]
     status = HOLDS if lo >= PAPER_RECOVERED else FAILS if hi < PAPER_RECOVERED else INCONCLUSIVE
     return Claim("recovery", where(model, fmt, ber), status, nums)
 
@@ -132,8 +142,8 @@ def lrp_vs(view: ReportView, model: str, fmt: str, other: str = "magnitude") -> 
                 continue
             d = paired(a, b)
             total += 1
-            wins += d.verdict == BETTER
-            losses += d.verdict == WORSE
+            wins += word(d) == BETTER
+            losses += word(d) == WORSE
             nums |= diff_numbers(f"diff {budget:g}% @ {ber:.0e}", d)
     if not total:
         return None
@@ -148,7 +158,8 @@ def lrp_vs(view: ReportView, model: str, fmt: str, other: str = "magnitude") -> 
 
 
 def matching_budget(view: ReportView, model: str, fmt: str, ber: float) -> Claim | None:
-    """The smallest magnitude budget whose paired mean reaches LRP 1%'s, against the paper's 16% overhead."""
+    """The smallest magnitude budget not worse than LRP 1% (paired, ``stats.verdict``: the rule of
+    ``stats.matching_budget``), against the paper's 16% overhead."""
     lrp, none = view.get(model, fmt, lrp_name(), ber), view.get(model, fmt, NONE, ber)
     if lrp is None or none is None:
         return None
@@ -156,7 +167,7 @@ def matching_budget(view: ReportView, model: str, fmt: str, ber: float) -> Claim
     match = None
     for budget in sorted(view.grid.budgets):
         m = view.get(model, fmt, f"magnitude {budget:g}%", ber)
-        if m is not None and paired(m, lrp).mean >= 0:
+        if m is not None and compare(m, lrp) in (BETTER, SAME):
             match = (budget, m)
             break
     if match is not None:
@@ -231,7 +242,7 @@ def damage_vs_lrp(view: ReportView, model: str, fmt: str, ber: float) -> Claim |
     # the damage plan whose extra copies are closest to LRP 1%'s (they are sized to match)
     pick = dam.loc[(dam["overhead_pct"] - float(lrp["overhead_pct"])).abs().idxmin()]
     d = paired(pick, lrp)
-    status = {BETTER: HOLDS, WORSE: FAILS}.get(d.verdict, NOT_SHOWN)
+    status = {BETTER: HOLDS, WORSE: FAILS}.get(word(d), NOT_SHOWN)
     nums = {
         "plan": str(pick["name"]),
         "damage": float(pick["mean_accuracy"]),
@@ -297,8 +308,9 @@ def _versus(claim: str, at: str, a: object, b: object, **extra: float | str) -> 
     if a is None or b is None:
         return None
     d = paired(a, b)  # type: ignore[arg-type]
+    w = word(d)
     nums = {"a": float(a["mean_accuracy"]), "b": float(b["mean_accuracy"]), **diff_numbers("diff", d), **extra}  # type: ignore[index]
-    return Claim(claim, at, d.verdict if d.verdict != "n/a" else UNTESTABLE, nums)
+    return Claim(claim, at, w if w != "n/a" else UNTESTABLE, nums)
 
 
 def bit30(view: ReportView, model: str, ber: float) -> Claim | None:
@@ -345,7 +357,7 @@ def format_vs_lrp(view: ReportView, model: str, ber: float) -> Claim | None:
         "format_gain": gain_fmt,
         **diff_numbers("lrp_gain", d),
     }
-    return Claim("format", where(model, None, ber), HOLDS if gain_fmt > d.mean else FAILS, nums)
+    return Claim("format", where(model, None, ber), HOLDS if gain_fmt > d.estimate else FAILS, nums)
 
 
 def all_claims(view: ReportView) -> list[Claim]:

@@ -16,7 +16,7 @@ import pandas as pd
 from xtmr_core.formats import sign_exponent_bits
 from xtmr_core.report.claims import CLAIMS, MIN_LOSS, Claim, find
 from xtmr_core.report.grid import PAPER_LRP_BUDGET, ber_plans, lrp_name
-from xtmr_core.report.view import ReportView, paired, recovered_ci
+from xtmr_core.report.view import ReportView, paired
 
 REPORT_NAME = "REPRODUCTION.md"
 CSV_NAME = "reproduction.csv"
@@ -93,7 +93,16 @@ def recovered_cell(view: ReportView, row: pd.Series | None) -> str:
     none = view.get(row["model"], row["format"], "no protection", float(row["ber"]))
     if none is None or float(row["clean_accuracy"]) - float(none["mean_accuracy"]) < MIN_LOSS:
         return f"— (loss < {100 * MIN_LOSS:g} pts)"
-    return fmt_share_ci(float(row["recovered"]), *recovered_ci(row, none))
+    return fmt_share_ci(float(row["recovered"]), float(row["recovered_low"]), float(row["recovered_high"]))
+
+
+def diff_cell(row: pd.Series | None) -> str:
+    """A row's paired difference to no protection with its 95% CI (``—`` on the baseline itself)."""
+    if row is None:
+        return "n/a"
+    if row["protect"] == "none":
+        return "—"
+    return fmt_diff(float(row["diff"]), float(row["diff_low"]), float(row["diff_high"]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -315,14 +324,17 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
         f"baseline run the same trials (the same seeds, so the same primary faults) — {counts} — with no early "
         f"stopping; {'every' if same else 'NOT every'} point has one trial count for all its plans.{sized} A mean of a "
         "fixed number of trials is unbiased; every comparison below is the mean of per-trial paired differences "
-        "with its 95% interval (Student t over trials), and the recovered share's interval is a paired bootstrap "
-        "over trials. The intervals count trial-to-trial variation only: the 1,000 test images are one sample.",
+        "with its 95% interval. Intervals are `stats`' (DESIGN.md): a BCa bootstrap over trials at Hesterberg's "
+        "expanded level; accuracies, differences to no protection and recovered shares also count the sampling "
+        "error of the test images; differences between two protected plans (computed from the CSV's per-trial "
+        "accuracies) count the trials only.",
         f"* per-bit scan: {g.sensitivity_weights} uniformly chosen weights per model, each bit position flipped "
         "alone in each of them.",
         "",
         f"Raw data: [`{CSV_NAME}`]({CSV_NAME}) (`kind` = `campaign` for fault campaigns, `bit_flip` for the "
-        "single-flip scan; `trial_accuracies` holds every trial, `diff_vs_none`/`diff_low`/`diff_high` the paired "
-        "difference to no protection). Accuracies are test accuracy in %, ± the 95% CI half-width; differences "
+        "single-flip scan; `trial_accuracies` holds every trial; `diff`, `recovered`, `relative_gain` (each with "
+        "`_low`/`_high`) and `verdict` compare the row with its point's no-protection row, paired). Accuracies "
+        "are test accuracy in %, ± the 95% CI half-width; differences "
         "are in accuracy points with their paired 95% CI in brackets.",
         "",
     ]
@@ -352,12 +364,12 @@ def _paper_rows(view: ReportView, ber_of: Callable[[str, str], float | None]) ->
         if ber is None:
             continue
         r = {n: view.get(model, fmt, n, ber) for n in ("no protection", lrp, mag, "full TMR")}
-        d_none, d_mag = paired(r[lrp], r["no protection"]), paired(r[lrp], r[mag])
+        d_mag = paired(r[lrp], r[mag])
         rows.append(
             [model, fmt, fmt_ber(ber), fmt_acc(view.clean(model, fmt))]
             + [_pm(r[n]) for n in r]
-            + [recovered_cell(view, r[lrp]), fmt_diff(d_none.mean, d_none.low, d_none.high)]
-            + [fmt_diff(d_mag.mean, d_mag.low, d_mag.high)]
+            + [recovered_cell(view, r[lrp]), diff_cell(r[lrp])]
+            + [fmt_diff(d_mag.estimate, d_mag.low, d_mag.high)]
         )
     return header, rows
 
@@ -424,7 +436,7 @@ def _section_frontier(view: ReportView, figs: dict) -> list[str]:
                     fmt_overhead(r["overhead_pct"]),
                     fmt_overhead(r["overhead_with_index_pct"]),
                     _pm(r),
-                    "—" if r["protect"] == "none" else fmt_diff(r["diff_vs_none"], r["diff_low"], r["diff_high"]),
+                    diff_cell(r),
                     recovered_cell(view, r),
                     f"{int(r['trials'])}",
                 ]
@@ -471,7 +483,7 @@ def _section_saliency(view: ReportView) -> list[str]:
                 ]
                 for s in others:
                     d = paired(view.get(model, fmt, f"{s} {budget:g}%", ber), lrp)
-                    cells.append(fmt_diff(d.mean, d.low, d.high))
+                    cells.append(fmt_diff(d.estimate, d.low, d.high))
                 rows.append(cells)
     return lines + _table(["model", "format", "BER", "budget", "LRP (%)", *(f"{s} − LRP" for s in others)], rows)
 

@@ -17,15 +17,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import pandas as pd
 
 from xtmr_core.checkpoints import shipped_checkpoint
 from xtmr_core.errors import XtmrError
 from xtmr_core.formats import WORD_BITS, sign_exponent_bits
 from xtmr_core.spec import CampaignSpec
-from xtmr_core.stats import ci_half_width, paired_difference, reliability_improvement
-from xtmr_core.sweep import COLUMNS
+from xtmr_core.sweep import COLUMNS, PAIRED_COLUMNS
 from xtmr_core.vocabulary import PLANS
 
 # The paper's headline numbers, quoted so that each claim can be checked against them by rule.
@@ -38,11 +36,7 @@ CSV_COLUMNS = [
     "kind",
     "name",
     *COLUMNS,
-    "recovered",
-    "relative_gain",
-    "diff_vs_none",
-    "diff_low",
-    "diff_high",
+    *PAIRED_COLUMNS[:-1],  # paired against the point's unprotected baseline, with intervals (``sweep``)
     "bits",
     "ci_half_width",
     "seconds",
@@ -228,24 +222,31 @@ class Runner(Protocol):
 def point_rows(exp, point: GridPoint) -> list[dict]:
     """Run every plan of one grid point on ``exp`` (an ``Experiment`` of ``point.model``) and return its rows.
 
-    The unit of work of every runner: plans of one point share trials, so a point never splits.
+    The unit of work of every runner: one ``Experiment.evaluate_point``, so the plans of a point share their
+    trials and stop as a whole, and each row carries its paired difference, recovered share and relative gain
+    against the point's baseline with their intervals (trials and test images, ``stats``).
     """
-    from xtmr_core.sweep import result_row
+    from xtmr_core.sweep import point_rows as sweep_rows
 
+    specs = point.specs()
+    names = {spec: plan.name for plan, spec in zip(point.plans, specs)}
+    bits = {spec: plan.bits for plan, spec in zip(point.plans, specs)}
+    t0 = time.perf_counter()
+    result = exp.evaluate_point(specs)
+    seconds = (time.perf_counter() - t0) / len(result.results)  # the plans of a trial run together
+    base = specs[0].point
+    order = list(dict.fromkeys([base, *specs]))  # evaluate_point's order: the baseline, then distinct specs
     rows = []
-    for plan, spec in zip(point.plans, point.specs()):
-        t0 = time.perf_counter()
-        r = exp.evaluate(spec)
+    for spec, row in zip(order, sweep_rows(exp, result)):
+        b = bits.get(spec)
         rows.append(
             {
+                **row,
                 "kind": "campaign",
-                "name": plan.name,
-                **result_row(exp, r),
-                "bits": " ".join(map(str, spec.bits)) if spec.bits else "",
-                "ci_half_width": ci_half_width(r.accuracies),
-                "seconds": time.perf_counter() - t0,
-                # per-trial accuracies: any two plans of a point compare trial by trial (paired)
-                "trial_accuracies": " ".join(f"{a:.6g}" for a in r.accuracies),
+                "name": names.get(spec, "no protection"),
+                "bits": " ".join(map(str, b)) if b else "",
+                "ci_half_width": (row["ci_high"] - row["ci_low"]) / 2,
+                "seconds": seconds,
             }
         )
     return rows
@@ -378,30 +379,6 @@ def n_points(grid: Grid) -> int:
     return per_model * len(grid.models)
 
 
-def add_paired(campaigns: pd.DataFrame) -> pd.DataFrame:
-    """Add each row's paired difference to ``no protection`` of its point, its 95% CI, recovered and gain."""
-    out = campaigns.copy()
-    cols = {c: [] for c in ("recovered", "relative_gain", "diff_vs_none", "diff_low", "diff_high")}
-    base = {(r["model"], r["format"], float(r["ber"])): r for _, r in out[out["protect"] == "none"].iterrows()}
-    for _, row in out.iterrows():
-        none = base.get((row["model"], row["format"], float(row["ber"])))
-        if none is None:
-            for c in cols:
-                cols[c].append(np.nan)
-            continue
-        mean, lo, hi = paired_difference(_trials(row), _trials(none))
-        rec, gain = reliability_improvement(row["mean_accuracy"], none["mean_accuracy"], row["clean_accuracy"])
-        for c, v in zip(cols, (rec, gain, mean, lo, hi)):
-            cols[c].append(v)
-    for c, v in cols.items():
-        out[c] = v
-    return out
-
-
-def _trials(row: pd.Series) -> np.ndarray:
-    return np.array(str(row["trial_accuracies"]).split(), dtype=float)
-
-
 def run_grid(
     grid: Grid,
     dataset: str = "mnist5k",
@@ -503,7 +480,7 @@ def run_grid(
             local.experiments = {k: v for k, v in local.experiments.items() if k[0] != model}  # free its memory
     finally:
         bar.close()
-    campaigns = add_paired(pd.DataFrame(rows))
+    campaigns = pd.DataFrame(rows)
     table = pd.concat([campaigns, pd.DataFrame(flips)], ignore_index=True)
     return table.reindex(columns=CSV_COLUMNS), info
 

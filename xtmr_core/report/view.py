@@ -1,8 +1,9 @@
 """The rows of one report and the lookups and paired comparisons every claim, table and figure uses.
 
 Every plan of a grid point ran on the same trials, so two plans of a point compare trial by trial: the
-difference of their means is the mean of per-trial differences, and its interval is that of the paired
-differences (``stats.paired_difference``), far narrower than two separate intervals suggest.
+difference of their means is the mean of per-trial differences, with the interval of the paired differences
+(``stats.paired_interval``), far narrower than two separate intervals suggest; ``stats.verdict`` says which
+is better. Differences to the unprotected baseline and recovered shares come with the run (CSV columns).
 """
 
 from __future__ import annotations
@@ -14,35 +15,12 @@ import numpy as np
 import pandas as pd
 
 from xtmr_core.report.grid import Grid
-from xtmr_core.stats import paired_difference
+from xtmr_core.stats import Interval, paired_interval, verdict
+from xtmr_core.vocabulary import VERDICTS
 
 BETTER, WORSE, SAME = "better", "worse", "indistinguishable"
-
-
-@dataclass(frozen=True)
-class Paired:
-    """A paired difference ``a - b`` of two plans at one grid point, with its 95% CI.
-
-    Attributes:
-        mean: mean per-trial accuracy difference. low, high: its 95% CI (``nan`` with < 2 trials).
-        n: trials paired. verdict: ``better``/``worse`` when the CI excludes zero, else ``indistinguishable``
-            (``n/a`` when it cannot be computed).
-    """
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    @property
-    def verdict(self) -> str:
-        if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            return "n/a"
-        if self.low > 0:
-            return BETTER
-        if self.high < 0:
-            return WORSE
-        return SAME
+#: ``stats.verdict`` (the one paired-verdict rule) in the words of a comparison of two plans.
+_WORDS = dict(zip(VERDICTS, (BETTER, WORSE, SAME)))
 
 
 def trial_accuracies(row: pd.Series) -> np.ndarray:
@@ -51,39 +29,22 @@ def trial_accuracies(row: pd.Series) -> np.ndarray:
     return np.array(text.split(), dtype=float) if isinstance(text, str) and text.strip() else np.array([])
 
 
-def paired(a: pd.Series | None, b: pd.Series | None) -> Paired:
-    """``a - b`` trial by trial (rows of the same grid point); all ``nan`` when a row is missing."""
+def paired(a: pd.Series | None, b: pd.Series | None) -> Interval:
+    """``a - b`` trial by trial (rows of the same grid point) with its interval (``stats.paired_interval`` over
+    trials; the per-image data is not in the CSV); all ``nan`` when a row is missing."""
     if a is None or b is None:
-        return Paired(math.nan, math.nan, math.nan, 0)
-    ta, tb = trial_accuracies(a), trial_accuracies(b)
-    mean, lo, hi = paired_difference(ta, tb)
-    return Paired(mean, lo, hi, min(ta.size, tb.size))
+        return Interval(math.nan, math.nan, math.nan)
+    return paired_interval(trial_accuracies(a), trial_accuracies(b))
+
+
+def word(d: Interval) -> str:
+    """``stats.verdict`` of a paired difference as ``better``/``worse``/``indistinguishable`` (``n/a``: none)."""
+    return "n/a" if not math.isfinite(d.estimate) else _WORDS[verdict(d)]
 
 
 def compare(a: pd.Series | None, b: pd.Series | None) -> str:
-    """``better``, ``worse`` or ``indistinguishable``: ``a``'s accuracy against ``b``'s, paired (``n/a``: missing)."""
-    return paired(a, b).verdict
-
-
-def recovered_ci(plan: pd.Series, none: pd.Series) -> tuple[float, float]:
-    """95% CI of the recovered share ``mean(plan - none) / (clean - mean(none))`` over paired trials.
-
-    A percentile bootstrap over trials (the pair resampled together, so numerator and denominator move
-    together); ``(nan, nan)`` with fewer than two trials or no loss.
-    """
-    tp, tn = trial_accuracies(plan), trial_accuracies(none)
-    n = min(tp.size, tn.size)
-    clean = float(plan["clean_accuracy"])
-    if n < 2 or clean - tn[:n].mean() <= 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(0)
-    idx = rng.integers(0, n, size=(4000, n))
-    loss = clean - tn[:n][idx].mean(axis=1)
-    gain = (tp[:n] - tn[:n])[idx].mean(axis=1)
-    ok = loss > 0
-    share = gain[ok] / loss[ok]
-    lo, hi = np.quantile(share, [0.025, 0.975])
-    return (float(lo), float(hi))
+    """``better``, ``worse`` or ``indistinguishable`` (``stats.verdict`` of ``paired(a, b)``); ``n/a``: missing."""
+    return word(paired(a, b))
 
 
 @dataclass
