@@ -28,10 +28,12 @@ from xtmr_core.report.grid import (
     LocalRunner,
     PlanSpec,
     Runner,
+    available,
     n_points,
     point_rows,
     require_checkpoints,
     run_grid,
+    shipped_models,
     with_models,
 )
 from xtmr_core.report.view import ReportView, compare, paired
@@ -128,6 +130,19 @@ def run_report(
     start = time.perf_counter()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     base = with_models(grid or (QUICK_GRID if quick else FULL_GRID), models)
+    caveats = list(caveats)
+    if not models and grid is None and not checkpoints:  # the default grid runs the models that are shipped
+        present, missing = shipped_models(base.models, dataset)
+        if missing and present:
+            base = with_models(base, present)
+            caveats.append(
+                f"{', '.join(missing)} not run: no shipped checkpoint on {dataset} when this report was generated."
+            )
+    caveats += [
+        f"plan `{p}` not run: the engine did not offer it when this report was generated."
+        for p in ("ecc", "damage")
+        if not available(p)
+    ]
     require_checkpoints(base.models, dataset, checkpoints)
     out = Path(out_dir)
     try:
@@ -149,6 +164,6 @@ def run_report(
         "load": load,
         "dataset": dataset,
         "quick": grid is None and bool(quick) or base == with_models(QUICK_GRID, models),
-        "caveats": list(caveats),
+        "caveats": caveats,
     }
     return write_document(view, all_claims(view), out, figs, meta)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from xtmr_core.formats import sign_exponent_bits
-from xtmr_core.report.claims import CLAIMS, MIN_LOSS, Claim, find
+from xtmr_core.report.claims import CLAIMS, MIN_LOSS, Claim, find, where
 from xtmr_core.report.grid import PAPER_LRP_BUDGET, ber_plans, lrp_name
 from xtmr_core.report.view import ReportView, paired
 
@@ -343,6 +343,37 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
     return lines
 
 
+def _section_glance(view: ReportView, claims: Sequence[Claim]) -> list[str]:
+    """One row per model and format: the status of its main claims (details in the conclusions)."""
+    cols = [
+        ("recovery", "paper", f"{lrp_name()} >60% at BER 1e-04"),
+        ("recovery", "high", f"{lrp_name()} >60% at the high BER"),
+        ("lrp_vs_magnitude", None, "LRP beats magnitude"),
+        ("lrp_vs_gradient", None, "LRP beats gradient"),
+        ("lrp_vs_taylor", None, "LRP beats Taylor"),
+        ("damage", "paper", "damage beats LRP 1%, BER 1e-04"),
+        ("damage", "high", "damage beats LRP 1%, high BER"),
+    ]
+    rows = []
+    for model, fmt in view.pairs():
+        cells = [model, fmt]
+        for key, at, _ in cols:
+            ber = {"paper": view.grid.paper_ber, "high": view.high_ber(model, fmt), None: None}[at]
+            found = find(claims, key, where(model, fmt, ber)) if at is None or ber is not None else []
+            cells.append(found[0].status if found else "—")
+        rows.append(cells)
+    used = [i for i in range(len(cols)) if any(r[2 + i] != "—" for r in rows)]
+    header = ["model", "format", *(cols[i][2] for i in used)]
+    return [
+        "## Verdicts at a glance",
+        "",
+        "The status of the main claim records per model and format (each is explained, with its numbers, in "
+        'section 7; "—": not run).',
+        "",
+        *_table(header, [r[:2] + [r[2 + i] for i in used] for r in rows]),
+    ]
+
+
 def _paper_rows(view: ReportView, ber_of: Callable[[str, str], float | None]) -> tuple[list[str], list[list[str]]]:
     lrp, mag = lrp_name(), f"magnitude {PAPER_LRP_BUDGET:g}%"
     header = [
@@ -544,6 +575,7 @@ def write_document(view: ReportView, claims: Sequence[Claim], out_dir: Path, fig
             "not a result.**",
             "",
         ]
+    lines += _section_glance(view, claims)
     lines += _section_run(view, meta)
     lines += _section_paper(view)
     lines += _section_figures(view, figs)

@@ -24,7 +24,7 @@ from xtmr_core.errors import XtmrError
 from xtmr_core.formats import WORD_BITS, sign_exponent_bits
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.sweep import COLUMNS, PAIRED_COLUMNS
-from xtmr_core.vocabulary import PLANS
+from xtmr_core.vocabulary import MODELS, PLANS
 
 # The paper's headline numbers, quoted so that each claim can be checked against them by rule.
 PAPER_BER = 1e-4
@@ -118,7 +118,7 @@ class Grid:
 
 # 1e-2 extends the paper's 1e-7..1e-3 because int8 storage barely degrades by 1e-3.
 FULL_GRID = Grid(
-    models=("lenet5", "alexnet", "vgg16"),
+    models=("lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2"),
     formats=("fp32", "int8"),
     bers=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
     scorers=("lrp", "magnitude", "gradient", "taylor", "random"),
@@ -300,6 +300,13 @@ def require_checkpoints(models: Sequence[str], dataset: str, checkpoints: dict |
             f"no checkpoint for {', '.join(missing)} on {dataset}; train one with: python -m xtmr_core "
             f"train --model {missing[0]} --dataset {dataset} --out checkpoints/{missing[0]}_{dataset}.pt"
         )
+
+
+def shipped_models(models: Sequence[str], dataset: str) -> tuple[list[str], list[str]]:
+    """``(present, missing)``: the models with a shipped checkpoint on ``dataset``, and the others (an unknown
+    model name counts as missing: the engine may not have it yet)."""
+    present = [m for m in models if m in MODELS and shipped_checkpoint(m, dataset) is not None]
+    return present, [m for m in models if m not in present]
 
 
 def probe_points(grid: Grid) -> list[GridPoint]:
