@@ -281,7 +281,7 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
                 f"{len(sel)}",
                 f"{int(sel['trials'].sum()):,}",
                 f"{seconds / max(1, sel['trials'].sum()):.3f}",
-                f"{(seconds + m.get('scan_seconds', 0.0)) / 60:.1f}",
+                f"{(seconds + m.get('setup_seconds', 0.0)) / 60:.1f}",
             ]
         )
     header = ["model", "checkpoint", "faultable weights", "clean accuracy (%)", "campaigns", "trials", "s / trial"]

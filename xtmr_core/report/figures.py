@@ -23,9 +23,11 @@ def _figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 3.6)
     return fig, axes
 
 
-def _band(ax, x, rows: pd.DataFrame, label: str, **kw) -> None:
+def _band(ax, x, rows: pd.DataFrame, label: str, band: bool = True, **kw) -> None:
     y = 100 * rows["mean_accuracy"].to_numpy(float)
     (line,) = ax.plot(x, y, marker="o", ms=3, label=label, **kw)
+    if not band:
+        return
     lo, hi = 100 * rows["ci_low"].to_numpy(float), 100 * rows["ci_high"].to_numpy(float)
     ok = np.isfinite(lo) & np.isfinite(hi)
     if ok.any():
@@ -103,11 +105,11 @@ def pareto(rows: pd.DataFrame, col: str) -> pd.DataFrame:
 def figure_frontier(view: ReportView, model: str, fmt: str, path: Path) -> None:
     """Accuracy against extra memory (copies; copies and index) of every plan, one row per frontier BER.
 
-    Plans with a budget are lines (one per scorer or combination), the others markers with their 95% CI;
-    the grey steps are the frontier: the best mean accuracy any plan reaches within that much memory.
+    Plans with a budget are lines (one per scorer or combination; their intervals are in the tables), the others
+    markers with their 95% CI; the grey steps are the frontier: the best mean accuracy within that much memory.
     """
     bers = view.sweep_bers(model, fmt)
-    fig, axes = _figure(2, max(1, len(bers)), width=5.6, height=4.2)
+    fig, axes = _figure(2, max(1, len(bers)), width=6.0, height=4.2)
     markers = "sDv^<>pPXh*"
     for row_axes, ber in zip(axes, bers):
         sel = view.select(model, fmt, ber)
@@ -115,7 +117,7 @@ def figure_frontier(view: ReportView, model: str, fmt: str, path: Path) -> None:
         for ax, col, what in zip(row_axes, ("overhead_pct", "overhead_with_index_pct"), ("copies", "copies + index")):
             for s in dict.fromkeys(series[series != ""]):
                 rows = sel[series == s].sort_values(col)
-                _band(ax, rows[col].to_numpy(float), rows, s, ls="--" if "+" in s else "-")
+                _band(ax, rows[col].to_numpy(float), rows, s, band=False, ls="--" if "+" in s else "-")
             for k, (_, r) in enumerate(sel[series == ""].iterrows()):
                 lo, hi = float(r["ci_low"]), float(r["ci_high"])
                 err = [[100 * (r["mean_accuracy"] - lo)], [100 * (hi - r["mean_accuracy"])]]
@@ -140,7 +142,8 @@ def figure_frontier(view: ReportView, model: str, fmt: str, path: Path) -> None:
                 title=f"{model}, {fmt}, BER {ber:.0e}: {what}",
             )
             _zoom(ax, sel)
-            ax.legend(fontsize=6, loc="lower right", ncols=2)
+            if col == "overhead_with_index_pct":
+                ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
             ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100)
 

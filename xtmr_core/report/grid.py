@@ -120,15 +120,16 @@ class Grid:
 FULL_GRID = Grid(
     models=("lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2"),
     formats=("fp32", "int8"),
-    bers=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
-    scorers=("lrp", "magnitude", "gradient", "taylor", "random"),
-    budgets=(1.0, 5.0, 10.0, 20.0),
+    bers=(1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
+    scorers=("lrp", "magnitude", "gradient", "taylor"),
+    budgets=(1.0, 5.0, 20.0),
     trials=40,
-    sensitivity_weights=8,
+    sensitivity_weights=3,
     sweep_trials=20,
-    combos=(1.0, 5.0),
+    combos=(1.0,),
     minutes=22.0,
-    probe_trials=4,
+    probe_trials=2,
+    min_trials=5,
 )
 QUICK_GRID = Grid(
     models=("lenet5",),
@@ -320,16 +321,17 @@ def probe_points(grid: Grid) -> list[GridPoint]:
     ]
 
 
-#: Seconds kept back from a sized run's budget for what the probe cannot time: scores, figures, the document.
-RESERVE_S = 150.0
+#: Seconds kept back from a sized run's budget for the figures and the document (drawn after the grid).
+RESERVE_S = 120.0
+#: A protected trial costs more than the probe's unprotected one (its copies are sampled and voted).
+SAFETY = 1.25
 
 
 def size_grid(grid: Grid, probe: pd.DataFrame, fronts: dict[tuple[str, str], list[float]], seconds_left: float) -> Grid:
     """The grid with trial counts that fit ``seconds_left`` (``grid`` itself when it has no time budget).
 
-    Each plan-trial at a point is costed at the probe's seconds per unprotected trial at that point (an upper
-    bound: a protected trial that reads back clean skips its evaluation), the per-bit scan at the dearest
-    probe trial per evaluation. Only timings decide: the choice cannot favour any plan.
+    Each plan-trial at a point is costed at ``SAFETY`` times the probe's seconds per unprotected trial at that
+    point. Only timings decide: the choice cannot favour any plan.
     """
     if not grid.minutes or probe.empty:
         return grid
@@ -337,7 +339,7 @@ def size_grid(grid: Grid, probe: pd.DataFrame, fronts: dict[tuple[str, str], lis
         (r["model"], r["format"], float(r["ber"])): float(r["seconds"]) / max(1, int(r["trials"]))
         for _, r in probe.iterrows()
     }
-    front = sweep = scan = 0.0
+    front = sweep = 0.0
     for m in grid.models:
         for f in grid.formats:
             for b in grid.bers:
@@ -346,10 +348,8 @@ def size_grid(grid: Grid, probe: pd.DataFrame, fronts: dict[tuple[str, str], lis
                     front += len(point_plans(grid, f, True)) * c
                 else:
                     sweep += len(point_plans(grid, f, False)) * c
-            dearest = max((cost.get((m, f, float(b)), 0.0) for b in grid.bers), default=0.0)
-            scan += grid.sensitivity_weights * WORD_BITS[f] * dearest
-    per_n = front + sweep / 2
-    n = int((seconds_left - RESERVE_S - scan) / per_n) if per_n > 0 else grid.trials
+    per_n = SAFETY * (front + sweep / 2)
+    n = int((seconds_left - RESERVE_S) / per_n) if per_n > 0 else grid.trials
     n = max(grid.min_trials, min(grid.trials, n))
     return replace(grid, trials=n, sweep_trials=max(grid.min_trials, min(grid.sweep_trials or n, n // 2)))
 
@@ -451,11 +451,7 @@ def run_grid(
                     b = second_ber(sel, chance)
                     fronts[(m, f)] += [b] if b is not None else []
         info["budget_bers"] = fronts
-        grid = size_grid(grid, probe, fronts, 60 * grid.minutes - (time.perf_counter() - start))
-        info["grid"] = grid  # with the trial counts it ran
-        t0 = time.perf_counter()
-        rows = run(grid_points(grid, fronts), dataset, checkpoints, tick)
-        info["grid_seconds"] = time.perf_counter() - t0
+        # The per-bit scan and the weight scores come first: then the trial counts are sized on what is left.
         flips: list[dict] = []
         for model in grid.models:
             t0 = time.perf_counter()
@@ -484,7 +480,16 @@ def run_grid(
                         }
                     )
             info["models"][model]["scan_seconds"] = time.perf_counter() - t0
-            local.experiments = {k: v for k, v in local.experiments.items() if k[0] != model}  # free its memory
+            if runner is None:  # the local runner keeps the scores: compute them before the sizing
+                bar.set_postfix_str(f"{model} weight scores")
+                for scorer in grid.scorers:
+                    exp.scores(scorer)
+            info["models"][model]["setup_seconds"] = time.perf_counter() - t0
+        grid = size_grid(grid, probe, fronts, 60 * grid.minutes - (time.perf_counter() - start))
+        info["grid"] = grid  # with the trial counts it ran
+        t0 = time.perf_counter()
+        rows = run(grid_points(grid, fronts), dataset, checkpoints, tick)
+        info["grid_seconds"] = time.perf_counter() - t0
     finally:
         bar.close()
     campaigns = pd.DataFrame(rows)
