@@ -387,7 +387,7 @@ def trial_digits(choice: ModelChoice, spec: CampaignSpec, trial: int, count: int
 # ---------------------------------------------------------------- Relevance page views
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=32, show_spinner="Computing LRP relevance of every weight (once per model and rule)…")
 def relevance_shares(choice: ModelChoice, rule: str) -> pd.DataFrame:
     """Per layer (forward order): its kind, its share of total |relevance| and of the weights, in %."""
     exp = experiment(choice)
