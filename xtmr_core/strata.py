@@ -36,6 +36,10 @@ from xtmr_core.faults import FaultModel, FaultSet, sample_positions
 DECIDING_BITS: dict[str, tuple[int, ...]] = {"fp32": (30,), "fp16": (14,), "bf16": (14,), "int8": (7,)}
 #: Stratify only when at least this share of trials has no deciding fault.
 MIN_CLEAN_SHARE = 0.05
+#: Stratify only points of at least this many trials: smaller strata cannot estimate their own spread
+#: (measured on the lenet5 fp32 BER 1e-5 pool: at 10 trials stratified intervals covered 0.84, plain 0.91;
+#: at 20 and 40 both covered >= 0.95 and the stratified ones were 18-23% narrower).
+MIN_TRIALS = 20
 
 
 @dataclass(frozen=True)
@@ -112,16 +116,16 @@ def make_strata(
 
     Returns:
         The ``Strata``; ``None`` when no deciding bit can fail, ``P(K = 0) < MIN_CLEAN_SHARE``, or
-        ``trials < 4``.
+        ``trials < MIN_TRIALS``.
     """
     deciding = np.intersect1d(np.asarray(bits, dtype=np.int64), fault.positions(word_bits))
     p = float(fault.ber)
     n_bits = int(n_weights) * int(deciding.size)
-    if n_bits == 0 or p <= 0.0 or trials < 4:
+    if n_bits == 0 or p <= 0.0 or trials < MIN_TRIALS:
         return None
     if _st.binom.pmf(0, n_bits, p) < MIN_CLEAN_SHARE:
         return None
-    n_strata = max(2, min(max_strata, trials // 2))
+    n_strata = max(2, min(max_strata, trials // 5))  # >= 5 trials per stratum on average: a bootstrap of 2 is blind
     ks = tuple(range(n_strata))
     w = [float(_st.binom.pmf(k, n_bits, p)) for k in ks[:-1]]
     w.append(float(_st.binom.sf(ks[-1] - 1, n_bits, p)))
