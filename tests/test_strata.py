@@ -136,6 +136,10 @@ def test_a_stratified_point_carries_its_strata_into_every_estimate(tiny_model, t
         w * np.mean([a for a, s in zip(base.accuracies, base.strata) if s == k]) for k, w in enumerate(strata.weights)
     )
     assert base.mean_accuracy == pytest.approx(expect) and point.accuracy(0).estimate == pytest.approx(expect)
+    flips = sum(
+        w * np.mean([f for f, s in zip(base.flips, base.strata) if s == k]) for k, w in enumerate(strata.weights)
+    )
+    assert base.mean_bit_flips == pytest.approx(flips) and base.mean_bit_flips != pytest.approx(np.mean(base.flips))
     assert point.to_dict()["stratified"] and base.to_dict()["stratum_weights"] == list(strata.weights)
 
 

@@ -119,13 +119,22 @@ class CampaignResult:
 
     @property
     def mismatch_rate(self) -> float:
-        """Mean share of predictions that differ from the clean model's."""
-        return float(np.mean(self.mismatches)) if self.mismatches else math.nan
+        """Mean share of predictions that differ from the clean model's (strata-weighted if stratified)."""
+        return self._mean(self.mismatches)
 
     @property
     def mean_bit_flips(self) -> float:
-        """Mean number of faulty stored bits per trial."""
-        return float(np.mean(self.flips)) if self.flips else math.nan
+        """Mean number of faulty stored bits per trial (strata-weighted if stratified)."""
+        return self._mean(self.flips)
+
+    def _mean(self, values: list) -> float:
+        """The campaign's estimate of a per-trial quantity's mean: plain, or ``sum_s w_s mean_s``."""
+        if not values:
+            return math.nan
+        if self.strata is None or self.stratum_weights is None:
+            return float(np.mean(values))
+        v, st = np.asarray(values, dtype=np.float64), np.asarray(self.strata[: len(values)])
+        return float(sum(w * v[st == s].mean() for s, w in enumerate(self.stratum_weights) if (st == s).any()))
 
     def to_dict(self) -> dict:
         """A JSON-ready summary (NaN becomes ``None``): the configuration, the per-trial lists, and
