@@ -659,11 +659,12 @@ def _teaching_corner() -> None:
     )
     ber_now = ui.setting("ber")
     v[3].button(
-        f"Random flips at BER {ui.fmt_ber(ber_now)}",
+        "Random flips",
         on_click=random_draw,
         icon=":material/casino:",
         key="t_random",
-        help=f"Flip each of the {3 * n_bits} stored bits of this weight with probability BER, as a campaign does "
+        help=f"Flip each of the {3 * n_bits} stored bits of this weight with probability BER = {ui.fmt_ber(ber_now)} "
+        "(the slider above), as a campaign does "
         f"(on average {3 * n_bits * ber_now:.2g} flips: almost always none).",
     )
     if st.session_state.get(draws_key):
