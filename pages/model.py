@@ -204,20 +204,21 @@ if choice.source == "custom" and custom:
     )
 fmt = ui.setting("fmt")
 acc = app_state.clean_accuracies(choice)
-# A wrapping row of metrics sized to their content: four fixed columns cut "240.1 KiB" to "240.1 …" at 1024 px.
+# A wrapping row of fixed-width metrics: four columns cut "240.1 KiB" to "240.1 …" at 1024 px, and ui.py's
+# CSS gives metrics container-type inline-size, so a width sized to the content would collapse to nothing.
+METRIC_PX = 220
 with st.container(horizontal=True, gap="medium", key="model_metrics"):
-    with st.container(key="model_clean_accuracy", width="content"):
+    with st.container(key="model_clean_accuracy", width=METRIC_PX):
         st.metric(
             f"Clean accuracy ({fmt})",
             ui.pct(acc[fmt]),
             help="Test accuracy of the weights stored in this format, without faults.",
-            width="content",
         )
     st.metric(
-        "Faultable weights", f"{exp.n_weights:,}", help="Weights of every conv and linear layer.", width="content"
+        "Faultable weights", f"{exp.n_weights:,}", help="Weights of every conv and linear layer.", width=METRIC_PX
     )
-    st.metric(f"Weight memory ({fmt})", f"{weight_memory_bytes(exp.n_weights, fmt) / 1024:,.1f} KiB", width="content")
-    st.metric("Test images", f"{exp.x_test.shape[0]:,}", width="content")
+    st.metric(f"Weight memory ({fmt})", f"{weight_memory_bytes(exp.n_weights, fmt) / 1024:,.1f} KiB", width=METRIC_PX)
+    st.metric("Test images", f"{exp.x_test.shape[0]:,}", width=METRIC_PX)
 
 layers = app_state.layer_rows(choice)
 # Horizontal bars, one row per layer: readable for 5 layers and for mobilenetv2's ~50; whole decades only on
