@@ -29,6 +29,7 @@ from xtmr_core.injection import FaultInjector
 from xtmr_core.memory import layout_of
 from xtmr_core.protection import ProtectionPlan, make_plan
 from xtmr_core.scoring import score_weights
+from xtmr_core.sensitivity import bit_sensitivity
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.strata import DECIDING_BITS, make_strata
 from xtmr_core.vocabulary import SCORERS, WORD_BITS, check_format
@@ -149,8 +150,6 @@ class Experiment:
         with self._lock:
             if key not in self._harms:
                 if harm == "scan":
-                    from xtmr_core.sensitivity import bit_sensitivity  # it imports this module
-
                     table = bit_sensitivity(self, fmt, trials=20, seed=0)
                     loss = (table["clean_accuracy"] - table["mean_accuracy"]).to_numpy()
                     self._harms[key] = scan_harm(loss, self.n_weights)

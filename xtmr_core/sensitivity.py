@@ -4,18 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import torch
 
 from xtmr_core.errors import XtmrError
 from xtmr_core.evaluation import accuracy, mismatch, predict
-from xtmr_core.experiment import Experiment
 from xtmr_core.faults import FaultSet
 from xtmr_core.formats import bit_roles, word_to_bits
+from xtmr_core.injection import FaultInjector
+from xtmr_core.memory import WeightLayout
 from xtmr_core.protection import make_plan
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.stats import mean_ci
+
+
+class ExperimentLike(Protocol):
+    """What a single-bit experiment needs of an ``experiment.Experiment``: named here, so that the experiment
+    can call this module (its ``damage`` plan's scan harm) while imports still run one way."""
+
+    layout: WeightLayout
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    def injector(self, fmt: str = "fp32", int8_granularity: str = "channel") -> FaultInjector: ...
+    def clean_predictions(self, fmt: str = "fp32", int8_granularity: str = "channel") -> torch.Tensor: ...
+    def clean_accuracy(self, fmt: str = "fp32", int8_granularity: str = "channel") -> float: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +59,7 @@ class FlipOutcome:
     clean_accuracy: float
 
 
-def flip_one(exp: Experiment, weight: int, bit: int, fmt: str = "fp32") -> FlipOutcome:
+def flip_one(exp: ExperimentLike, weight: int, bit: int, fmt: str = "fp32") -> FlipOutcome:
     """Flip one bit of one weight (in ``fmt`` storage) and evaluate; the clean model is untouched.
 
     Args:
@@ -83,7 +99,7 @@ def flip_one(exp: Experiment, weight: int, bit: int, fmt: str = "fp32") -> FlipO
 
 
 def bit_sensitivity(
-    exp: Experiment,
+    exp: ExperimentLike,
     fmt: str = "fp32",
     *,
     trials: int = 20,
