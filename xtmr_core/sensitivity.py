@@ -16,7 +16,7 @@ from xtmr_core.faults import FaultSet
 from xtmr_core.formats import bit_roles, word_to_bits
 from xtmr_core.injection import FaultInjector
 from xtmr_core.memory import WeightLayout
-from xtmr_core.protection import make_plan
+from xtmr_core.protection import ProtectionPlan, make_plan
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.stats import mean_ci
 
@@ -32,6 +32,8 @@ class ExperimentLike(Protocol):
     def injector(self, fmt: str = "fp32", int8_granularity: str = "channel") -> FaultInjector: ...
     def clean_predictions(self, fmt: str = "fp32", int8_granularity: str = "channel") -> torch.Tensor: ...
     def clean_accuracy(self, fmt: str = "fp32", int8_granularity: str = "channel") -> float: ...
+    def plan(self, spec: CampaignSpec) -> ProtectionPlan: ...
+    def faults_of_trial(self, spec: CampaignSpec, trial: int = 0) -> FaultSet: ...
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def bit_sensitivity(
     return pd.DataFrame(rows)
 
 
-def word_value(exp: Experiment, weight: int, word: int, fmt: str = "fp32") -> float:
+def word_value(exp: ExperimentLike, weight: int, word: int, fmt: str = "fp32") -> float:
     """The value a stored word of ``weight`` reads back as (e.g. the voted word of the TMR demo).
 
     Args:
@@ -158,7 +160,7 @@ def word_value(exp: Experiment, weight: int, word: int, fmt: str = "fp32") -> fl
     return float(stored.decode(np.array([signed]), np.array([int(weight)]))[0])
 
 
-def trial_predictions(exp: Experiment, spec: CampaignSpec, trial: int) -> np.ndarray:
+def trial_predictions(exp: ExperimentLike, spec: CampaignSpec, trial: int) -> np.ndarray:
     """The test-set predictions of trial ``trial`` of campaign ``spec`` (``-1`` where the output was NaN or
     infinite): the same faults as in ``Experiment.evaluate``; the clean model is untouched."""
     inj = exp.injector(spec.fmt, spec.int8_granularity)
