@@ -113,6 +113,17 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_ray_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run the grid's points as Ray tasks: alone, on a local Ray using this machine's cores; "
+        "'auto' or 'ray://HOST:10001': on an existing cluster (same results as without --ray)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _Parser(prog="python -m xtmr_core", description=__doc__.splitlines()[0])
@@ -164,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bers", type=_floats, default=[1e-5, 1e-4], help="BERs, comma-separated")
     s.add_argument("--target", type=float, default=0.95, help="target accuracy for the smallest-budget table")
     s.add_argument("--out", default="sweep.csv", help="CSV file to write")
+    _add_ray_arg(s)
 
     b = sub.add_parser("bench", help="time fault trials against a clean evaluation")
     b.add_argument("--models", type=_names(MODELS), default=["lenet5", "vgg16"])
@@ -355,10 +367,12 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     protects = list(dict.fromkeys(["none", *a.protect]))
     # checks every point, torch-free; the bar counts grid points (all plans of a point run together)
     n_points = len({spec.point for spec in grid(protects, a.budgets, a.bers, a.formats, **_common(a))})
+    from xtmr_core.distributed import make_runner
     from xtmr_core.sweep import iso_table, run_sweep
 
     exp = _experiment(a)
-    bar = _Progress(n_points, "sweep")
+    runner = make_runner(a.ray, a.device) if a.ray else None
+    bar = _Progress(n_points, "sweep" if runner is None else f"sweep on Ray ({a.ray})")
     try:
         table = run_sweep(
             exp,
@@ -368,10 +382,13 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
             a.formats,
             progress=lambda done, total, label: bar.step(label),
             stratify=a.stratify,
+            runner=runner,
             **_common(a),
         )
     finally:
         bar.close()
+        if runner is not None:
+            runner.shutdown()
     out = Path(a.out)
     table.to_csv(out, index=False)
     print(f"wrote {len(table)} rows to {out}")

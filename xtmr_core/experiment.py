@@ -8,6 +8,7 @@ several app sessions at once.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
@@ -82,6 +83,41 @@ class Experiment:
         self._clean_pred: dict[tuple, torch.Tensor] = {}
         self._harms: dict[tuple, np.ndarray] = {}
         self._reference: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def to(self, device: torch.device | str) -> Experiment:
+        """Move the model and data to ``device`` (in place; returns ``self``).
+
+        The cached injectors and clean predictions are dropped (rebuilt there on first use); the scores,
+        being numpy, stay.
+        """
+        with self._lock:
+            self.device = torch.device(device)
+            self.model = self.model.to(self.device)
+            self.x_test, self.y_test = self.x_test.to(self.device), self.y_test.to(self.device)
+            if self._reference is not None:
+                self._reference = (self._reference[0].to(self.device), self._reference[1].to(self.device))
+            self._injectors.clear()
+            self._clean_pred.clear()
+        return self
+
+    def __getstate__(self) -> dict:
+        """What travels to another process (a Ray worker): the model, data and scores, on the CPU. Locks,
+        injectors and clean predictions do not travel; the receiver rebuilds them on first use."""
+        with self._lock:
+            state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_injectors", "_clean_pred")}
+            state["model"] = copy.deepcopy(self.model).cpu()
+            state["x_test"], state["y_test"] = self.x_test.cpu(), self.y_test.cpu()
+            if self._reference is not None:
+                state["_reference"] = (self._reference[0].cpu(), self._reference[1].cpu())
+            state["device"] = torch.device("cpu")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Rebuild an experiment on the CPU (``to`` moves it); the clean model is still never changed."""
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._injectors = {}
+        self._clean_pred = {}
 
     @property
     def n_weights(self) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from xtmr_core.campaign import CampaignResult, PointResult
+from xtmr_core.distributed import Runner
 from xtmr_core.errors import XtmrError
 from xtmr_core.experiment import Experiment
 from xtmr_core.spec import CampaignSpec, grid
@@ -131,6 +132,7 @@ def run_sweep(
     should_stop: Callable[[], bool] | None = None,
     stratify: bool = False,
     evaluate_point: Callable[..., PointResult] | None = None,
+    runner: Runner | None = None,
     **common: object,
 ) -> pd.DataFrame:
     """Run every grid point with all its plans paired (one ``Experiment.evaluate_point`` per point).
@@ -146,6 +148,8 @@ def run_sweep(
         stratify: stratify each point's trials where it pays (``Experiment.evaluate_point``).
         evaluate_point: runs one point, ``evaluate_point(specs, should_stop=..., stratify=...)``;
             ``exp.evaluate_point`` by default (the app passes its cached one, so a point is computed once).
+        runner: runs the points elsewhere (a ``distributed.Runner``, e.g. a ``RayRunner``; ``should_stop`` is
+            then not polled); ``None`` = here, one by one. Every runner gives the same table.
         common: the other ``CampaignSpec`` fields (trials, seed, bits, mode, fault_bits, rule, per_layer,
             int8_granularity), the same at every point.
 
@@ -162,6 +166,18 @@ def run_sweep(
     for spec in grid(protects, budgets, bers, formats, **common):
         points.setdefault(spec.point, []).append(spec)
     run = exp.evaluate_point if evaluate_point is None else evaluate_point
+    if runner is not None:
+        for specs in points.values():  # scores are computed here, once, and travel with exp
+            for spec in specs:
+                exp.plan(spec)
+
+        def report(done: int, total: int, item: tuple) -> None:
+            if progress is not None:
+                progress(done, total, f"{item[0][0].fmt} @ BER {item[0][0].ber:g} ({len(item[0])} plans)")
+
+        items = [(specs, stratify) for specs in points.values()]
+        parts = runner(exp, paired_point_rows, items, progress=report)
+        return pd.DataFrame([row for part in parts for row in part], columns=[*COLUMNS, *PAIRED_COLUMNS])
     rows: list[dict] = []
     for i, (base, specs) in enumerate(points.items()):
         if should_stop is not None and should_stop():
@@ -171,6 +187,13 @@ def run_sweep(
         if progress is not None:
             progress(i + 1, len(points), f"{base.fmt} @ BER {base.ber:g} ({len(point.results)} plans)")
     return pd.DataFrame(rows, columns=[*COLUMNS, *PAIRED_COLUMNS])
+
+
+def paired_point_rows(exp: Experiment, item: tuple) -> list[dict]:
+    """The rows of one grid point, ``item = (specs, stratify)``, run paired (``Experiment.evaluate_point``):
+    the unit of work a ``distributed`` runner sends to other processes (module-level, so it travels)."""
+    specs, stratify = item
+    return point_rows(exp, exp.evaluate_point(specs, stratify=stratify))
 
 
 def add_reliability(table: pd.DataFrame) -> pd.DataFrame:

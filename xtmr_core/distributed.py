@@ -1,0 +1,178 @@
+"""Running a grid of campaign points: one after another here, or as Ray tasks on a cluster.
+
+A *runner* is any callable ``runner(exp, fn, items, progress=None) -> list``: it returns
+``[fn(exp, item) for item in items]``, in the order of ``items``, whatever order the work finished in.
+``fn`` is a module-level function (it travels to other processes by name) and ``exp`` the ``Experiment``.
+``serial_runner`` does that in this process; ``RayRunner`` makes each item a Ray task. The grids of
+``sweep.run_sweep`` and the report take a runner, so ``--ray`` changes where the work runs, never the result:
+every campaign's faults depend on its ``(seed, trial)`` alone, so a point gives the same numbers in any
+process.
+
+Ray is imported only inside ``RayRunner`` (``import xtmr_core.distributed`` does not import it), so the
+app and the rest of the command line do not pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from xtmr_core.errors import XtmrError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: ``progress(done, total, item)``: called once per finished item, ``done`` counting up to ``total``.
+Progress = Callable[[int, int, Any], None]
+
+#: What ``--ray`` without an address means: start a local Ray on this machine's cores.
+LOCAL = "local"
+
+
+class Runner(Protocol):
+    """Runs ``fn(exp, item)`` for every item; returns the results in the order of ``items``."""
+
+    def __call__(
+        self, exp: Any, fn: Callable[[Any, T], R], items: Sequence[T], progress: Progress | None = None
+    ) -> list[R]: ...
+
+
+def serial_runner(exp: Any, fn: Callable[[Any, T], R], items: Sequence[T], progress: Progress | None = None) -> list:
+    """Run every item here, one after another (the reference every other runner must equal)."""
+    out = []
+    for i, item in enumerate(items):
+        out.append(fn(exp, item))
+        if progress is not None:
+            progress(i + 1, len(items), item)
+    return out
+
+
+# Worker side: each Ray worker process keeps the experiments it has received, keyed by their object id, so
+# the model, data, scores, injectors and clean predictions are built once per process, not once per task.
+_WORKER_EXPERIMENTS: dict[str, Any] = {}
+
+
+def _worker_experiment(ref_box: list) -> Any:
+    """The experiment behind an object reference, deserialised once per worker process and moved to the
+    GPU Ray assigned to this task, if any."""
+    import ray
+    import torch
+
+    ref = ref_box[0]  # boxed in a list, so Ray hands over the reference instead of a fresh copy per task
+    key = ref.hex()
+    if key not in _WORKER_EXPERIMENTS:
+        exp = ray.get(ref)
+        device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
+        _WORKER_EXPERIMENTS.clear()  # one grid at a time: free the previous one's memory
+        _WORKER_EXPERIMENTS[key] = exp.to(device) if hasattr(exp, "to") else exp
+    return _WORKER_EXPERIMENTS[key]
+
+
+def _task(ref_box: list, fn: Callable[[Any, Any], Any], item: Any) -> Any:
+    return fn(_worker_experiment(ref_box), item)
+
+
+class RayRunner:
+    """Runs the items of a grid as Ray tasks, each with the experiment shipped once (``ray.put``).
+
+    Args:
+        address: ``LOCAL`` (or ``None``): start a Ray on this machine's cores; ``auto``: join the cluster
+            this machine belongs to; ``ray://HOST:10001``: connect to a remote cluster as a client.
+        num_cpus: CPUs for a local Ray (default: all); ignored when joining a cluster.
+        gpus_per_task: GPUs each task asks for; ``None`` = 1 when the cluster has GPUs, else 0 (a task given
+            none runs on the CPU). A fraction (e.g. 0.25) lets several tasks share a GPU.
+        max_retries: how often Ray reruns a task whose worker died (the result is then counted once: a
+            task's result is only taken from the attempt that finished).
+
+    Raises:
+        XtmrError: Ray cannot start or connect (one line saying why).
+    """
+
+    def __init__(
+        self,
+        address: str | None = LOCAL,
+        *,
+        num_cpus: int | None = None,
+        gpus_per_task: float | None = None,
+        max_retries: int = 3,
+    ) -> None:
+        self.address = address or LOCAL
+        self.num_cpus = num_cpus
+        self.gpus_per_task = gpus_per_task
+        self.max_retries = int(max_retries)
+        self._started = False
+
+    def _init(self) -> Any:
+        try:
+            import ray
+        except ImportError:  # pragma: no cover - ray is in requirements.txt
+            raise XtmrError("--ray needs the ray package: pip install 'ray[default]'") from None
+        if ray.is_initialized():  # a Ray this process already runs (e.g. a notebook's): use it as it is
+            return ray
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        try:
+            if self.address == LOCAL:
+                # Workers import xtmr_core from this checkout; torch in each uses one thread per task's CPU.
+                env = {"PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
+                ray.init(
+                    num_cpus=self.num_cpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    runtime_env={"env_vars": env},
+                )
+            else:
+                # A remote cluster gets this package uploaded with the job.
+                ray.init(
+                    address=self.address,
+                    log_to_driver=False,
+                    runtime_env={"py_modules": [os.path.join(here, "xtmr_core")]},
+                )
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise XtmrError(f"cannot start or reach Ray at {self.address!r}: {str(e).splitlines()[0]}") from None
+        self._started = True
+        return ray
+
+    def shutdown(self) -> None:
+        """Stop the Ray this runner started or joined, not one it found running (safe to call twice)."""
+        if self._started and "ray" in sys.modules:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    def __call__(
+        self, exp: Any, fn: Callable[[Any, T], R], items: Sequence[T], progress: Progress | None = None
+    ) -> list[R]:
+        """Run ``fn(exp, item)`` for every item as Ray tasks; results in the order of ``items``."""
+        items = list(items)
+        if not items:
+            return []
+        ray = self._init()
+        gpus = self.gpus_per_task
+        if gpus is None:
+            has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+            gpus = 1 if has_gpu else 0
+        remote = ray.remote(_task).options(num_cpus=1, num_gpus=gpus, max_retries=self.max_retries)
+        box = [ray.put(exp)]  # the model, data and scores travel once
+        pending = {remote.remote(box, fn, item): i for i, item in enumerate(items)}
+        results: list[Any] = [None] * len(items)
+        done = 0
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                i = pending.pop(ref)
+                results[i] = ray.get(ref)
+                done += 1
+                if progress is not None:
+                    progress(done, len(items), items[i])
+        return results
+
+
+def make_runner(ray_address: str | None, device: str | None = None) -> Runner:
+    """The runner for a ``--ray`` option: ``None`` = ``serial_runner``, else a ``RayRunner`` at that address
+    (asking for no GPU when ``device`` is ``cpu``)."""
+    if ray_address is None:
+        return serial_runner
+    return RayRunner(ray_address, gpus_per_task=0 if device == "cpu" else None)
