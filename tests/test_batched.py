@@ -112,3 +112,23 @@ def test_a_real_model_predicts_bit_identically_batched(device):
     for t, (index, values) in enumerate(reads):
         with inj.applied(index, values) as worker:
             assert _same_predictions(many[t], predict(worker, exp.x_test), device)
+
+
+def test_outcomes_mix_plans_and_give_each_images_correctness(tiny_model, tiny_data, device):
+    from xtmr_core.batched import Job, outcomes
+
+    x, y = (t.to(device) for t in tiny_data)
+    inj = FaultInjector(tiny_model, "fp32", device=device)
+    with inj.clean() as worker:
+        clean_pred = predict(worker, x)
+    fault = FaultModel(0.02)
+    jobs = [Job(plan, fault, 1, t) for t in range(3) for plan in _plans(32, inj.n_weights)[:3]]
+    got = outcomes(inj, jobs, x, y, clean_pred, per_pass=4)
+    for job, (acc, mis, flips, correct) in zip(jobs, got):
+        assert 0.0 <= mis <= 1.0
+        faults = trial_faults(inj, job.plan, fault, 1, job.trial)
+        with inj.applied(*inj.read(faults, job.plan)) as worker:
+            pred = predict(worker, x)
+        assert flips == faults.count and correct.dtype == bool
+        if device.type == "cpu":
+            assert np.array_equal(correct, (pred == y).cpu().numpy()) and acc == correct.mean()

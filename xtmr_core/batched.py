@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
 from xtmr_core.device import eval_batch_size, faithful_fp32
-from xtmr_core.faults import FaultModel
+from xtmr_core.faults import FaultModel, FaultSet
 from xtmr_core.injection import FaultInjector
 from xtmr_core.models import weight_layers
 from xtmr_core.protection import ProtectionPlan
@@ -143,6 +144,78 @@ def _activations_per_image(injector: FaultInjector, x: torch.Tensor) -> int:
     return int(sum(sizes)) + int(math.prod(x.shape[1:]))
 
 
+@dataclass(frozen=True)
+class Job:
+    """One trial of one plan: what ``campaign.trial_outcome`` evaluates.
+
+    Attributes:
+        plan, fault: the protection plan and the fault model. seed, trial: which trial.
+        faults: the trial's faults when given (e.g. stratified sampling); ``None`` = sampled from
+            ``(seed, trial)`` exactly as the one-trial path does.
+    """
+
+    plan: ProtectionPlan
+    fault: FaultModel
+    seed: int
+    trial: int
+    faults: FaultSet | None = None
+
+
+def outcomes(
+    injector: FaultInjector,
+    jobs: Sequence[Job],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clean_pred: torch.Tensor,
+    *,
+    per_pass: int | None = None,
+    skip_clean: bool = True,
+) -> list[tuple[float, float, int, np.ndarray]]:
+    """The outcome of every job, ``per_pass`` weight sets per forward pass, in the order of ``jobs``.
+
+    Faults are sampled (or taken from the job), voted and decoded per job exactly as on the one-trial
+    path; a job whose weights read back clean reuses ``clean_pred`` (``skip_clean``), the others are
+    evaluated together.
+
+    Returns:
+        One ``(accuracy, mismatch, faulty_bits, correct)`` per job, ``correct`` the per-image correctness
+        (bool numpy array), as ``campaign.trial_outcome`` returns them.
+    """
+    from xtmr_core.campaign import trial_faults  # campaign calls this module: import on use, not at load
+
+    step = trials_per_pass(injector, x, per_pass)
+    clean_words = injector.clean_values.view(np.uint32)
+    n = y.numel()
+    results: list = [None] * len(jobs)
+    pending: list[tuple[int, Read, int]] = []  # (job position, read, faulty bits)
+
+    def record(pos: int, pred: torch.Tensor, flips: int) -> None:
+        right = int((pred == y).sum())
+        differ = int((pred != clean_pred).sum())
+        results[pos] = (right / n if n else 0.0, differ / n if n else 0.0, flips, (pred == y).cpu().numpy())
+
+    def flush() -> None:
+        preds = evaluate_many(injector, [r for _, r, _ in pending], x)
+        for (pos, _, flips), pred in zip(pending, preds):
+            record(pos, pred, flips)
+        pending.clear()
+
+    for pos, job in enumerate(jobs):
+        faults = (
+            job.faults if job.faults is not None else trial_faults(injector, job.plan, job.fault, job.seed, job.trial)
+        )
+        index, values = injector.read(faults, job.plan, job.fault.mode)
+        if skip_clean and np.array_equal(values.view(np.uint32), clean_words[index]):
+            record(pos, clean_pred, faults.count)
+            continue
+        pending.append((pos, (index, values), faults.count))
+        if len(pending) >= step:
+            flush()
+    if pending:
+        flush()
+    return results
+
+
 def run_trials(
     injector: FaultInjector,
     plan: ProtectionPlan,
@@ -167,33 +240,5 @@ def run_trials(
     Returns:
         One ``(accuracy, mismatch, faulty_bits)`` per trial.
     """
-    from xtmr_core.campaign import trial_faults  # campaign imports this module for its batched path
-    from xtmr_core.evaluation import accuracy
-
-    step = trials_per_pass(injector, x, per_pass)
-    clean_words = injector.clean_values.view(np.uint32)
-    results: list[tuple[float, float, int] | None] = []
-    pending: list[tuple[int, Read, int]] = []  # (position in results, read, flips)
-
-    def flush() -> None:
-        preds = evaluate_many(injector, [r for _, r, _ in pending], x)
-        right = (preds == y).sum(dim=1).tolist()
-        differ = (preds != clean_pred).sum(dim=1).tolist()
-        n = y.numel()
-        for (pos, _, flips), r, d in zip(pending, right, differ):
-            results[pos] = (r / n if n else 0.0, d / n if n else 0.0, flips)
-        pending.clear()
-
-    for t in trials:
-        faults = trial_faults(injector, plan, fault, seed, t)
-        index, values = injector.read(faults, plan, fault.mode)
-        if skip_clean and np.array_equal(values.view(np.uint32), clean_words[index]):
-            results.append((accuracy(clean_pred, y), 0.0, faults.count))
-            continue
-        results.append(None)
-        pending.append((len(results) - 1, (index, values), faults.count))
-        if len(pending) >= step:
-            flush()
-    if pending:
-        flush()
-    return [r for r in results if r is not None]
+    jobs = [Job(plan, fault, int(seed), int(t)) for t in trials]
+    return [o[:3] for o in outcomes(injector, jobs, x, y, clean_pred, per_pass=per_pass, skip_clean=skip_clean)]
