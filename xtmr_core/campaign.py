@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from xtmr_core.batched import Job, outcomes, trials_per_pass
 from xtmr_core.evaluation import accuracy, mismatch, predict
 from xtmr_core.faults import FaultModel, FaultSet
 from xtmr_core.injection import FaultInjector
@@ -277,6 +278,7 @@ def run_campaign(
     clean_pred: torch.Tensor | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    per_pass: int | None = None,
 ) -> CampaignResult:
     """Run ``trials`` seeded trials of one configuration (a fixed number: no early stop, so the mean is
     unbiased). To compare plans, run them together with ``run_point`` (same trials, stopped as a whole).
@@ -291,6 +293,7 @@ def run_campaign(
         progress: called with ``(done, trials)`` after each trial.
         should_stop: polled after each trial; ``True`` ends the campaign with the trials run so far
             (a user's cancel, not a statistical rule).
+        per_pass: weight sets per forward pass (as in ``run_point``).
 
     Returns:
         The ``CampaignResult``.
@@ -307,6 +310,7 @@ def run_campaign(
         progress=progress,
         should_stop=should_stop,
         baseline=False,
+        per_pass=per_pass,
     ).results[0]
 
 
@@ -459,6 +463,7 @@ def run_point(
     on_trial: Callable[[PointResult], None] | None = None,
     baseline: bool = True,
     strata: Strata | None = None,
+    per_pass: int | None = None,
 ) -> PointResult:
     """Run every plan of one grid point on the same trials, stopped as a whole after ``trials``.
 
@@ -481,6 +486,9 @@ def run_point(
             trial ``t`` belongs to stratum ``strata.schedule[t]`` and draws its faults conditionally;
             every result then carries the strata and their exact weights, and every estimate and
             interval is the stratified one.
+        per_pass: weight sets evaluated per forward pass (``batched.trials_per_pass``; ``None`` = chosen per
+            device: 1 on a CPU, from free memory on a GPU). Same faults and results whatever it is; with more
+            than 1, ``should_stop`` is polled after each trial but the rest of a batch was already computed.
 
     Returns:
         The ``PointResult`` (``results[0]`` is the baseline when ``baseline``).
@@ -496,18 +504,41 @@ def run_point(
         trials = strata.trials
         for result in point.results:
             result.strata, result.stratum_weights = [], strata.weights
-    for t in range(int(trials)):
-        for plan, result in zip(plans, point.results):
-            faults = None
-            if strata is not None:
-                stratum = strata.schedule[t]
-                faults = stratified_faults(injector.regions(plan, fault), fault, strata, stratum, trial_rng(seed, t))
-                result.strata.append(stratum)  # type: ignore[union-attr]
-            _record(result, trial_outcome(injector, plan, fault, x, y, clean_pred, seed, t, faults=faults))
-        if on_trial is not None:
-            on_trial(point)
-        if progress is not None:
-            progress(t + 1, int(trials))
-        if should_stop is not None and should_stop():
-            break
+    # Batched (a GPU): several trials' weight sets per forward pass, the same faults, the same outcomes.
+    step = trials_per_pass(injector, x, per_pass)
+    chunk = max(1, step // len(plans)) if step > 1 else 1
+    t = 0
+    while t < int(trials):
+        ts = range(t, min(t + chunk, int(trials)))
+        jobs, stratum_of = [], []
+        for tt in ts:
+            for plan in plans:
+                faults, stratum = None, None
+                if strata is not None:
+                    stratum = strata.schedule[tt]
+                    faults = stratified_faults(
+                        injector.regions(plan, fault), fault, strata, stratum, trial_rng(seed, tt)
+                    )
+                jobs.append(Job(plan, fault, int(seed), tt, faults))
+                stratum_of.append(stratum)
+        if step > 1:
+            outs = outcomes(injector, jobs, x, y, clean_pred, per_pass=step)
+        else:
+            outs = [
+                trial_outcome(injector, j.plan, fault, x, y, clean_pred, seed, j.trial, faults=j.faults) for j in jobs
+            ]
+        k = 0
+        for tt in ts:
+            for result in point.results:
+                if strata is not None:
+                    result.strata.append(stratum_of[k])  # type: ignore[union-attr]
+                _record(result, outs[k])
+                k += 1
+            if on_trial is not None:
+                on_trial(point)
+            if progress is not None:
+                progress(tt + 1, int(trials))
+            if should_stop is not None and should_stop():
+                return point  # the chunk's later trials are dropped: the point ends where it was stopped
+        t += len(ts)
     return point

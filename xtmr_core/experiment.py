@@ -50,6 +50,9 @@ class Experiment:
             run); it is moved to ``device``, put in eval mode and its parameters frozen, and never changed
             after that.
         meta: the metadata of ``net``.
+        trials_per_pass: weight sets evaluated per forward pass in campaigns (``batched``); ``None`` = chosen
+            per device (1 on a CPU, where batching is slower; from free memory on a GPU). Results do not
+            depend on it.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Experiment:
         ref_seed: int = 0,
         net: torch.nn.Module | None = None,
         meta: dict | None = None,
+        trials_per_pass: int | None = None,
     ) -> None:
         self.device = device or default_device()
         self.splits = load_dataset(dataset)
@@ -77,6 +81,7 @@ class Experiment:
         self.x_test = self.splits.x_test.to(self.device)
         self.y_test = self.splits.y_test.to(self.device)
         self.ref_size, self.ref_seed = int(ref_size), int(ref_seed)
+        self.trials_per_pass = trials_per_pass
         self._lock = threading.RLock()
         self._scores: dict[tuple, np.ndarray] = {}
         self._injectors: dict[tuple, FaultInjector] = {}
@@ -248,6 +253,7 @@ class Experiment:
             clean_pred=self.clean_predictions(spec.fmt, spec.int8_granularity),
             progress=progress,
             should_stop=should_stop,
+            per_pass=self.trials_per_pass,
         )
 
     def evaluate_point(
@@ -307,6 +313,7 @@ class Experiment:
             on_trial=on_trial,
             baseline=False,
             strata=strata,
+            per_pass=self.trials_per_pass,
         )
 
     def faults_of_trial(self, spec: CampaignSpec, trial: int = 0) -> FaultSet:
