@@ -99,6 +99,7 @@ def test_trials_per_pass(tiny_model, tiny_data, device):
     assert trials_per_pass(inj, x, 5) == 5 and trials_per_pass(inj, x, 0) == 1
     auto = trials_per_pass(inj, x)
     assert auto == 1 if device.type == "cpu" else 1 <= auto <= 256
+    assert trials_per_pass(FaultInjector(tiny_model, "fp32", device=device.type), x) == auto  # a name works too
 
 
 def test_a_real_model_predicts_bit_identically_batched(device):

@@ -36,12 +36,14 @@ def test_ray_is_not_imported_without_ray(tmp_path):
     code = (
         "import sys\n"
         "from xtmr_core.cli import main\n"
-        f"rc = main(['sweep', '--protect', 'full', '--bers', '1e-3', '--trials', '2', '--out', r'{tmp_path}/s.csv'])\n"
+        f"rc = main(['sweep', '--protect', 'full', '--bers', '1e-3', '--trials', '1', '--out', r'{tmp_path}/s.csv'])\n"
         "assert rc == 0, rc\n"
         "import xtmr_core.distributed, xtmr_core.experiment\n"
         "assert 'ray' not in sys.modules, 'ray was imported'\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=1200
+    )  # a loaded 2-core machine
     assert run.returncode == 0, run.stderr[-2000:]
 
 

@@ -117,10 +117,11 @@ def trials_per_pass(injector: FaultInjector, x: torch.Tensor, requested: int | N
     """
     if requested is not None:
         return max(1, int(requested))
-    if injector.device.type != "cuda":
+    device = torch.device(injector.device)  # a name or a device
+    if device.type != "cuda":
         return 1
-    free, _total = torch.cuda.mem_get_info(injector.device)
-    images = eval_batch_size(injector.device, x.shape[0])
+    free, _total = torch.cuda.mem_get_info(device)
+    images = eval_batch_size(device, x.shape[0])
     per_trial = 4 * (injector.n_weights + images * _activations_per_image(injector, x))
     return max(1, min(MAX_PER_PASS, int(MEMORY_SHARE * free // max(per_trial, 1))))
 

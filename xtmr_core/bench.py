@@ -118,7 +118,7 @@ def run_bench(
         clean_pred = exp.clean_predictions("fp32")
         plan = make_plan("none", 32)
         reference = copy.deepcopy(exp.model).eval()
-        stack = trials_per_pass(inj, x, per_pass if per_pass is not None or inj.device.type == "cuda" else CPU_PER_PASS)
+        stack = trials_per_pass(inj, x, per_pass if per_pass is not None or x.device.type == "cuda" else CPU_PER_PASS)
         with inj.clean() as worker:
             predict(worker, x)  # warm-up
         for ber in bers:
