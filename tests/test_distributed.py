@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xtmr_core.distributed import RayRunner, make_runner, serial_runner
+from xtmr_core.distributed import GridRunner, RayRunner, make_runner, serial_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,3 +92,18 @@ def test_sweep_command_with_ray_writes_the_serial_csv(ray_runner, tmp_path):
     assert main([*args, "--out", str(tmp_path / "serial.csv")]) == 0
     assert main([*args, "--ray", "--out", str(tmp_path / "ray.csv")]) == 0
     assert (tmp_path / "serial.csv").read_text() == (tmp_path / "ray.csv").read_text()
+
+
+def test_grid_runner_gives_the_local_runners_rows(tmp_path):
+    """The report's grid through a GridRunner (here: serial) gives the rows of its own LocalRunner."""
+    from xtmr_core.report.grid import GridPoint, LocalRunner, ber_plans
+
+    points = [GridPoint("lenet5", "fp32", ber, tuple(ber_plans("fp32")[:2]), trials=2) for ber in (1e-4, 1e-3)]
+    ticks: list = []
+    mine = GridRunner(serial_runner)(points, "mnist5k", {}, lambda n, label: ticks.append(n))
+    theirs = LocalRunner()(points, "mnist5k", {}, lambda n, label: None)
+    drop = {"seconds"}
+    assert [{k: v for k, v in r.items() if k not in drop} for r in mine] == [
+        {k: v for k, v in r.items() if k not in drop} for r in theirs
+    ]
+    assert sum(ticks) == len(points)

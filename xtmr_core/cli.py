@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="docs", help="folder for REPRODUCTION.md, figures and CSV")
     r.add_argument("--dataset", choices=DATASETS, default="mnist5k")
     r.add_argument("--models", type=_names(MODELS), help="default: lenet5,alexnet,vgg16")
+    r.add_argument("--device", choices=DEVICES, help="default: cuda if present, else cpu")
+    _add_ray_arg(r)
     return parser
 
 
@@ -420,9 +422,17 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
+    from xtmr_core.distributed import GridRunner, make_runner
     from xtmr_core.report import run_report
 
-    path = run_report(out_dir=a.out, quick=a.quick, dataset=a.dataset, models=a.models)
+    device = _device(a.device)
+    # --ray or --device: the grid's points through a GridRunner (Ray tasks, or here on that device)
+    runner = GridRunner(make_runner(a.ray, a.device), device) if a.ray or a.device else None
+    try:
+        path = run_report(out_dir=a.out, quick=a.quick, dataset=a.dataset, models=a.models, runner=runner)
+    finally:
+        if runner is not None:
+            runner.shutdown()
     print(f"wrote {path}")
     return 0
 
