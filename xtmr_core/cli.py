@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", choices=DATASETS, default="mnist5k")
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant", help="learning-rate schedule")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--width", type=float, help="width multiplier (default: the model's)")
     t.add_argument("--seed", type=int, default=0)
@@ -243,6 +244,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         batch_size=a.batch_size,
         command=command,
         device=_device(a.device),
+        lr_schedule=a.lr_schedule,
     )
     print(json.dumps(entry, indent=2))
     return 0

@@ -1,21 +1,27 @@
-"""The four classifiers, sized by a width multiplier so they train on a small CPU.
+"""The classifiers, sized by a width multiplier so they train on a small CPU.
 
-Every model is built from ``nn.Conv2d``, ``nn.Linear``, ``nn.ReLU``, ``nn.MaxPool2d`` and ``nn.Dropout``
-only, each module used once, flattening in ``forward``: the shape Captum's LRP rules support. No
-BatchNorm, so relevance needs no canonization.
+The four plain ones (``PLAIN_MODELS``: mlp, lenet5, alexnet, vgg16) are built from ``nn.Conv2d``,
+``nn.Linear``, ``nn.ReLU``, ``nn.MaxPool2d`` and ``nn.Dropout`` only, each module used once, flattening
+in ``forward``. The two real networks (``resnet20``, ``mobilenetv2``) add BatchNorm, ReLU6, depthwise
+convolutions and residual adds; every add is an ``Add`` module, so canonization (``canonize``) and LRP
+(``relevance``) see it as a layer of its own. Every module object is used once per forward.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from xtmr_core.errors import XtmrError
 from xtmr_core.vocabulary import MODELS, check_choice
 
+#: The models without BatchNorm or residual adds.
+PLAIN_MODELS = ("mlp", "lenet5", "alexnet", "vgg16")
+
 # Chosen so a clean pass over 1,000 28×28 images stays well under 0.15 s on 2 CPU cores and each
 # model reaches >= 95% on mnist5k in a few CPU minutes (measured numbers in checkpoints/MANIFEST.json).
-_DEFAULT_WIDTH = {"mlp": 0.5, "lenet5": 1.0, "alexnet": 0.125, "vgg16": 0.125}
+_DEFAULT_WIDTH = {"mlp": 0.5, "lenet5": 1.0, "alexnet": 0.125, "vgg16": 0.125, "resnet20": 0.375, "mobilenetv2": 0.5}
 
 # Channel / hidden counts at width 1 (the original architectures; "M" = 2×2 max-pool).
 _MLP_HIDDEN = (512, 256)
@@ -25,6 +31,23 @@ _ALEXNET_CONV = ((64, 5), "M", (192, 5), "M", (384, 3), (256, 3), (256, 3), "M")
 _ALEXNET_FC = (4096, 4096)
 _VGG16_CONV = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 _VGG16_FC = (4096, 4096)
+# ResNet-20 for CIFAR (He et al. 2016, section 4.2): 3 stages of 3 BasicBlocks.
+_RESNET20_STAGES = ((16, 1), (32, 2), (64, 2))
+_RESNET20_BLOCKS = 3
+# MobileNetV2 (Sandler et al. 2018) with its ImageNet strides (stride-2 stem): on 28×28 digits the
+# CIFAR variant's stride-1 stem costs 3× the time for no accuracy. (expansion t, channels c, blocks n, stride s).
+_MBV2_STEM = 32
+_MBV2_STEM_STRIDE = 2
+_MBV2_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+_MBV2_LAST = 1280
 
 
 def default_width(name: str) -> float:
@@ -47,7 +70,9 @@ def build_model(
 
     Args:
         name: ``mlp`` (2 hidden layers), ``lenet5`` (2 conv + 3 linear), ``alexnet`` (5 conv + 3
-            linear) or ``vgg16`` (13 conv 3×3 + 3 linear).
+            linear), ``vgg16`` (13 conv 3×3 + 3 linear), ``resnet20`` (21 conv + 1 linear, BatchNorm,
+            identity and 1×1 projection shortcuts) or ``mobilenetv2`` (52 conv incl. 17 depthwise + 1
+            linear, BatchNorm, ReLU6, inverted residuals).
         in_shape: input C×H×W; any size from 8×8 up (pooling is skipped where it would reach 0).
         num_classes: number of outputs.
         width: multiplier on channel and hidden counts; ``None`` = ``default_width(name)``.
@@ -78,7 +103,12 @@ def build_model(
 
 
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """List the layers whose weights are faultable: every ``nn.Conv2d`` and ``nn.Linear``.
+    """List the layers whose weights are faultable: every ``nn.Conv2d`` (grouped and depthwise included)
+    and ``nn.Linear``, and every BatchNorm with a scale that is still a layer of its own.
+
+    A deployed model has its BatchNorm folded into the conv before it (``canonize.deployed_model``), so
+    its BatchNorm scales live in the conv weights; only a model deployed with BatchNorm kept separate
+    stores (and so can lose) them on their own.
 
     Args:
         model: any module.
@@ -86,14 +116,78 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     Returns:
         ``(qualified name, module)`` pairs in registration order, which for these models is forward order.
     """
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear)) or (isinstance(m, _BatchNorm) and m.weight is not None)
+    ]
+
+
+class Add(nn.Module):
+    """A residual add ``z = a + b`` as a module of its own, so canonization and LRP can see it
+    (relevance splits in proportion to ``a`` and ``b``; a plain ``+`` would be invisible)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Return ``a + b``."""
+        return a + b
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 conv + BN, ReLU between; the input (or its 1×1-conv + BN projection) added before the last ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        # None rather than nn.Identity for the identity shortcut: nothing to fault or to canonize.
+        self.shortcut: nn.Sequential | None = None
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+        self.add = Add()
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the block's output."""
+        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        short = x if self.shortcut is None else self.shortcut(x)
+        return self.relu2(self.add(out, short))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1×1 expand + BN + ReLU6, 3×3 depthwise + BN + ReLU6, 1×1 project + BN (linear),
+    and the input added when the shapes agree."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers += [nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6()]
+        layers += [
+            nn.Conv2d(hidden, hidden, 3, stride=stride, padding=1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+        ]
+        self.conv = nn.Sequential(*layers)
+        self.add = Add() if stride == 1 and c_in == c_out else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the block's output."""
+        out = self.conv(x)
+        return out if self.add is None else self.add(x, out)
 
 
 class Classifier(nn.Module):
     """``features`` (convolutions; none for the MLP), flattened in ``forward``, then ``classifier``."""
 
-    def __init__(self, features: nn.Sequential | None, classifier: nn.Sequential) -> None:
+    def __init__(self, features: nn.Sequential | None, classifier: nn.Sequential, channels_last: bool = False) -> None:
         super().__init__()
+        self.channels_last = channels_last
         # None rather than an empty Sequential: Captum's LRP treats a childless module as a layer
         # and has no rule for it.
         self.features = features
@@ -101,6 +195,11 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the logits of a batch N×C×H×W."""
+        if self.channels_last:
+            # oneDNN runs convolutions with a few channels about twice as fast on NHWC tensors, and the
+            # layout propagates from the input to every later activation (``to``, not ``contiguous``: a
+            # one-channel NCHW tensor already counts as contiguous in NHWC and would stay NCHW).
+            x = x.to(memory_format=torch.channels_last)
         if self.features is not None:
             x = self.features(x)
         # torch.flatten, not nn.Flatten: Captum's LRP has no rule for a Flatten module.
@@ -177,7 +276,47 @@ def _vgg16(in_shape, num_classes, width) -> nn.Module:
     return Classifier(features, _head(n, _VGG16_FC, num_classes, width, 0.5))
 
 
-_BUILDERS = {"mlp": _mlp, "lenet5": _lenet5, "alexnet": _alexnet, "vgg16": _vgg16}
+def _resnet20(in_shape, num_classes, width) -> nn.Module:
+    c, _, _ = in_shape
+    stem = _scaled(_RESNET20_STAGES[0][0], width)
+    layers: list[nn.Module] = [nn.Conv2d(c, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem), nn.ReLU()]
+    c = stem
+    for channels, stride in _RESNET20_STAGES:
+        out = _scaled(channels, width)
+        for i in range(_RESNET20_BLOCKS):
+            layers.append(BasicBlock(c, out, stride if i == 0 else 1))
+            c = out
+    layers.append(nn.AdaptiveAvgPool2d(1))
+    return Classifier(nn.Sequential(*layers), nn.Sequential(nn.Linear(c, num_classes)), channels_last=True)
+
+
+def _mobilenetv2(in_shape, num_classes, width) -> nn.Module:
+    c, _, _ = in_shape
+    stem = _scaled(_MBV2_STEM, width)
+    layers: list[nn.Module] = [
+        nn.Conv2d(c, stem, 3, stride=_MBV2_STEM_STRIDE, padding=1, bias=False),
+        nn.BatchNorm2d(stem),
+        nn.ReLU6(),
+    ]
+    c = stem
+    for t, channels, n, s in _MBV2_SETTINGS:
+        out = _scaled(channels, width)
+        for i in range(n):
+            layers.append(InvertedResidual(c, out, s if i == 0 else 1, t))
+            c = out
+    last = _scaled(_MBV2_LAST, width)
+    layers += [nn.Conv2d(c, last, 1, bias=False), nn.BatchNorm2d(last), nn.ReLU6(), nn.AdaptiveAvgPool2d(1)]
+    return Classifier(nn.Sequential(*layers), nn.Sequential(nn.Linear(last, num_classes)), channels_last=True)
+
+
+_BUILDERS = {
+    "mlp": _mlp,
+    "lenet5": _lenet5,
+    "alexnet": _alexnet,
+    "vgg16": _vgg16,
+    "resnet20": _resnet20,
+    "mobilenetv2": _mobilenetv2,
+}
 
 
 def _init_weights(model: nn.Module) -> None:
@@ -186,4 +325,5 @@ def _init_weights(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

@@ -1,42 +1,41 @@
-"""LRP relevance of every weight, per-layer relevance maps and input heatmaps (Captum's LRP rules).
+"""LRP relevance of every weight, per-layer relevance maps and input heatmaps, for any supported model.
 
-For a layer ``z_j = sum_i a_i * w_ij + b_j`` (a convolution also sums over output positions) whose
-output relevance ``R_j`` comes from Captum's LRP, the relevance message through weight ``w_ij`` is
+Relevance runs on the model's canonical form (``canonize.lrp_ready``): BatchNorm folded into the layer
+before it, every residual add an ``Add`` module. Zennit's hook machinery propagates it backwards
+(one modified-gradient pass per batch, any graph: branches, adds, grouped and depthwise convolutions),
+with the project's own rules attached:
 
-    a_i * rho(w_ij) * R_j / z'_j
+* a conv/linear layer ``z_j = sum_i a_i * w_ij + b_j`` (a convolution also sums over output positions,
+  a grouped/depthwise one over its group's inputs only) passes ``R_i = sum_j a_i * rho(w_ij) * R_j / z'_j``,
+  where ``rho`` is the rule's weight modification (identity for ``epsilon``, ``w + gamma * w+`` for
+  ``gamma``, ``w+`` for ``alpha1beta0``) and ``z'_j = sum_i a_i * rho(w_ij) + b_j`` stabilised as
+  ``z' + eps * sign(z')`` with ``sign(0) = 1`` (the rules and stabilisers of Captum's LRP, which this
+  module used before and whose results it reproduces on the plain models);
+* a residual add ``z = a + b`` splits ``R_z`` in proportion to the contributions: ``R_a = a / (z + eps *
+  sign z) * R_z`` and the same for ``b`` (relevance is conserved through the block, not doubled);
+* max and average pooling: the epsilon rule with epsilon 1e-9; ReLU, ReLU6, Dropout: relevance passes.
 
-where ``rho`` is the rule's weight modification (identity for ``epsilon``, ``w + gamma * w+`` for
-``gamma``, ``w+`` for ``alpha1beta0``), ``z'_j = sum_i a_i * rho(w_ij) + b_j`` is the layer's output
-recomputed with the modified weights, stabilised exactly as Captum stabilises it
-(``z' + eps * sign(z')`` with ``sign(0) = 1``). Summed over positions and over a reference set of
-inputs, with relevance started at each input's true-class logit, that is the weight's relevance. It
-is computed as ``rho(w) * d/d rho(w) sum_j z'_j * stopgrad(R_j / z'_j)``: one autograd call per
-batch for all layers.
-
-``R_j`` for every conv/linear layer comes from one ``captum.attr.LayerLRP`` call per batch, and the
-layers' input activations from forward hooks on a plain forward pass. Everything runs on a private
-deep copy of the model in eval mode: the caller's model is never changed.
+The relevance message through weight ``w_ij`` is ``a_i * rho(w_ij) * R_j / z'_j``, summed over positions
+and over a reference set of inputs, with relevance started at each input's true-class logit. It is
+computed as ``rho(w) * d/d rho(w) sum_j z'_j * stopgrad(R_j / z'_j)``: one autograd call per batch for
+all layers. Everything runs on a private canonical copy in eval mode: the caller's model is never changed.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from captum.attr import LRP, LayerLRP
-from captum.attr._utils.lrp_rules import (
-    Alpha1_Beta0_Rule,
-    EpsilonRule,
-    GammaRule,
-    PropagationRule,
-)
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from zennit.core import BasicHook, Composite, Hook, ParamMod, stabilize
+from zennit.rules import Pass
 
+from xtmr_core.canonize import LRP_LAYERS, LRP_PASS, LRP_POOLS, lrp_ready
 from xtmr_core.errors import XtmrError
-from xtmr_core.models import weight_layers
+from xtmr_core.models import Add, weight_layers
 from xtmr_core.vocabulary import RULES, check_choice
 
 __all__ = [
@@ -48,28 +47,20 @@ __all__ = [
     "input_relevance",
 ]
 
-
-#: Default epsilon of the epsilon rule: Captum's own default (``EpsilonRule()``, also the rule Captum
-#: applies to a conv/linear layer without one). In a ReLU network ``R_j`` is proportional to the
-#: activation, so ``R_j / z_j`` stays bounded and a tiny epsilon is numerically safe.
+#: Default epsilon of the epsilon rule (Captum's default). In a ReLU network ``R_j`` is proportional to
+#: the activation, so ``R_j / z_j`` stays bounded and a tiny epsilon is numerically safe.
 DEFAULT_EPSILON = 1e-9
+#: The fixed stabiliser of the gamma and alpha1beta0 rules, of pooling and (for those rules) of adds:
+#: Captum's ``PropagationRule.STABILITY_FACTOR``.
+STABILITY_FACTOR = 1e-9
 
 
 def _check_rule(rule: str) -> None:
     check_choice("LRP rule", rule, RULES)
 
 
-def _make_rule(rule: str, epsilon: float, gamma: float) -> PropagationRule:
-    """A fresh Captum rule object (rules keep per-call state, so never share one between layers)."""
-    if rule == "epsilon":
-        return EpsilonRule(epsilon=epsilon)
-    if rule == "gamma":
-        return GammaRule(gamma=gamma)
-    return Alpha1_Beta0_Rule()
-
-
 def _modified_weight(rule: str, weight: Tensor, gamma: float) -> Tensor:
-    """The rule's weight modification rho(w), computed exactly as Captum's rule computes it."""
+    """The rule's weight modification rho(w) (the bias is never modified)."""
     if rule == "gamma":
         return weight + gamma * weight.clamp(min=0)
     if rule == "alpha1beta0":
@@ -77,20 +68,74 @@ def _modified_weight(rule: str, weight: Tensor, gamma: float) -> Tensor:
     return weight
 
 
+def _stabiliser(rule: str, epsilon: float) -> float:
+    """The epsilon added to z' for this rule (the epsilon rule: its epsilon; the others the fixed one)."""
+    if rule == "epsilon":
+        return float(epsilon)
+    return STABILITY_FACTOR
+
+
 def _layer_forward(module: nn.Module, a: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """The layer's output for input ``a`` with the given weight and bias."""
     if isinstance(module, nn.Conv2d):
         return module._conv_forward(a, weight, bias)
+    if isinstance(module, _BatchNorm):
+        return nn.functional.batch_norm(
+            a, module.running_mean, module.running_var, weight, bias, False, 0.0, module.eps
+        )
     return nn.functional.linear(a, weight, bias)
 
 
-def _private_copy(model: nn.Module) -> nn.Module:
-    """A deep copy in eval mode whose parameters need no gradient (Captum may mutate it freely)."""
-    work = copy.deepcopy(model)
-    work.eval()
-    for p in work.parameters():
-        p.requires_grad_(False)
-    return work
+class _AddRule(Hook):
+    """``z = a + b``: ``R_a = a / stab(z) * R_z``, ``R_b = b / stab(z) * R_z``."""
+
+    def __init__(self, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, module: nn.Module, input: tuple[Tensor, ...], output: Tensor) -> None:
+        self.stored_tensors["input"] = input
+
+    def backward(self, module: nn.Module, grad_input, grad_output):
+        a, b = (t.detach() for t in self.stored_tensors["input"])
+        ratio = grad_output[0] / stabilize(a + b, self.eps)
+        return a * ratio, b * ratio
+
+    def copy(self) -> _AddRule:
+        return _AddRule(self.eps)
+
+
+def _rule_hook(rule: str, eps: float, gamma: float) -> BasicHook:
+    """A conv/linear/BatchNorm rule: relevance ``a * rho(w) * R / stab(z')`` through the layer."""
+    modifier = ParamMod(lambda w, _name: _modified_weight(rule, w, gamma), param_keys=["weight"])
+    return BasicHook(
+        param_modifiers=[modifier], gradient_mapper=lambda g, outputs: [g / stabilize(o, eps) for o in outputs]
+    )
+
+
+def _pool_hook() -> BasicHook:
+    return BasicHook(
+        param_modifiers=[ParamMod(lambda w, _name: w, param_keys=[])],
+        gradient_mapper=lambda g, outputs: [g / stabilize(o, STABILITY_FACTOR) for o in outputs],
+    )
+
+
+def _composite(rule: str, epsilon: float, gamma: float) -> Composite:
+    eps = _stabiliser(rule, epsilon)
+    rule_hook, pool_hook, add_hook, pass_hook = _rule_hook(rule, eps, gamma), _pool_hook(), _AddRule(eps), Pass()
+
+    def module_map(_ctx: dict, _name: str, module: nn.Module) -> Hook | None:
+        if isinstance(module, LRP_LAYERS):
+            return rule_hook
+        if isinstance(module, LRP_POOLS):
+            return pool_hook
+        if isinstance(module, Add):
+            return add_hook
+        if isinstance(module, LRP_PASS):
+            return pass_hook
+        return None
+
+    return Composite(module_map=module_map)
 
 
 def _model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -98,12 +143,6 @@ def _model_device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     for p in model.parameters():
         return p.device, p.dtype
     return torch.device("cpu"), torch.float32
-
-
-def _attach_rules(layers: list[tuple[str, nn.Module]], rule: str, epsilon: float, gamma: float) -> None:
-    # Captum deletes every `rule` attribute at the end of each attribute() call: set them every time.
-    for _, module in layers:
-        module.rule = _make_rule(rule, epsilon, gamma)
 
 
 def _check_params(rule: str, epsilon: float, gamma: float, batch_size: int) -> None:
@@ -114,6 +153,46 @@ def _check_params(rule: str, epsilon: float, gamma: float, batch_size: int) -> N
         raise XtmrError(f"gamma must be a number >= 0, got {gamma}")
     if int(batch_size) < 1:
         raise XtmrError(f"batch_size must be at least 1, got {batch_size}")
+
+
+def _lrp_pass(
+    work: nn.Module, composite: Composite, layers: list[nn.Module], xb: Tensor, target: Tensor
+) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    """One LRP pass started at each input's ``target`` logit.
+
+    Returns:
+        ``(input relevance, inputs of each layer, relevance at each layer's output)``.
+    """
+    acts: dict[int, Tensor] = {}
+    r_out: dict[int, Tensor] = {}
+
+    def make_hook(k: int) -> Callable:
+        def keep(g: Tensor) -> None:
+            r_out[k] = g.detach()
+
+        def hook(_module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+            acts[k] = inputs[0].detach()
+            if output.requires_grad:
+                output.register_hook(keep)
+
+        return hook
+
+    inputs = xb.detach().clone().requires_grad_(True)
+    with composite.context(work):
+        # Registered after the composite's hooks, so they see what the composite hands on.
+        handles = [m.register_forward_hook(make_hook(k)) for k, m in enumerate(layers)]
+        try:
+            out = work(inputs)
+            start = torch.zeros_like(out)
+            rows = torch.arange(out.shape[0], device=out.device)
+            start[rows, target] = out[rows, target].detach()
+            (r_in,) = torch.autograd.grad(out, inputs, grad_outputs=start)
+        finally:
+            for h in handles:
+                h.remove()
+    # A layer whose output never reached the logits (none in a classifier) got no relevance.
+    r_list = [r_out.get(k, torch.zeros(())) for k in range(len(layers))]
+    return r_in.detach(), [acts[k] for k in range(len(layers))], r_list
 
 
 def lrp_weight_relevance(
@@ -127,31 +206,34 @@ def lrp_weight_relevance(
     batch_size: int = 64,
     return_bias: bool = False,
 ) -> dict[str, Tensor]:
-    """Signed LRP relevance of every conv/linear weight, summed over a reference set.
+    """Signed LRP relevance of every faultable weight (``models.weight_layers``), summed over a reference set.
 
-    The same rule is set on every ``nn.Conv2d``/``nn.Linear`` layer; other layers keep Captum's
-    defaults (max/avg pooling: epsilon rule with epsilon 1e-9; ReLU/Dropout: relevance passes
-    through). The model runs in eval mode on a private deep copy; the caller's model is untouched.
+    The model is canonized first (``canonize.lrp_ready``: BatchNorm folded, residual adds split in
+    proportion to their inputs); the same rule is set on every conv/linear layer. For a model whose
+    BatchNorm layers are kept (not folded), a folded layer's weights get the relevance of the folded
+    weights (the same messages), and the BatchNorm's scale ``gamma`` gets the relevance of its part of the
+    output, ``sum (z' - beta) * R / stab(z')`` per channel.
 
     Args:
-        model: the network (leaf modules must be ones Captum's LRP supports: no ``nn.Flatten``,
-            ``nn.Identity``; every rule-carrying module used once per forward).
+        model: the network; not changed (a private canonical copy is used).
         x: reference inputs, N x ... (a batch).
         y: int labels, shape (N,): relevance starts at each input's logit of this class.
-        rule: ``"epsilon"``, ``"gamma"`` or ``"alpha1beta0"`` (Captum's ``EpsilonRule``,
-            ``GammaRule``, ``Alpha1_Beta0_Rule``; the latter clamps weights only, as Captum does, so
-            it is meant for non-negative inputs: post-ReLU activations and [0, 1] images).
-        epsilon: the epsilon rule's stabiliser (default 1e-9, Captum's default). The gamma and
-            alpha1beta0 rules use Captum's fixed stabiliser ``PropagationRule.STABILITY_FACTOR``.
+        rule: ``"epsilon"``, ``"gamma"`` or ``"alpha1beta0"`` (the latter clamps weights only, so it is
+            meant for non-negative inputs: post-ReLU activations and [0, 1] images).
+        epsilon: the epsilon rule's stabiliser (default 1e-9). The gamma and alpha1beta0 rules use the
+            fixed stabiliser ``STABILITY_FACTOR``.
         gamma: the gamma rule's gamma.
         batch_size: inputs per LRP pass; results are summed over batches.
         return_bias: also return each layer's bias share under ``"<name>.bias"`` (zeros for a layer
             without bias), so that weights + bias add up to the relevance at the layer's output.
 
     Returns:
-        ``{layer name: float32 CPU tensor shaped like the weight}`` in ``weight_layers`` order (layer
-        names from ``named_modules``), plus ``"<name>.bias"`` entries after all weights if
-        ``return_bias``.
+        ``{layer name: float32 CPU tensor shaped like the weight}`` in ``weight_layers`` order, plus
+        ``"<name>.bias"`` entries after all weights if ``return_bias``.
+
+    Raises:
+        XtmrError: bad parameters, an empty reference set, or a model LRP cannot handle (one line naming
+            the unsupported module type or operation).
     """
     _check_params(rule, epsilon, gamma, batch_size)
     if x.ndim < 2 or x.shape[0] == 0:
@@ -159,62 +241,47 @@ def lrp_weight_relevance(
     y = torch.as_tensor(y)
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise XtmrError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-
-    work = _private_copy(model)
-    layers = weight_layers(work)
-    if not layers:
+    wanted = weight_layers(model)
+    if not wanted:
         raise XtmrError("the model has no Conv2d or Linear layer to score")
+
+    work, folded = lrp_ready(model)
+    named = [(n, m) for n, m in work.named_modules() if isinstance(m, LRP_LAYERS)]
+    names = [n for n, _ in named]
+    modules = [m for _, m in named]
     device, dtype = _model_device(work)
-    modules = [m for _, m in layers]
+    composite = _composite(rule, epsilon, gamma)
+    stab = _stabiliser(rule, epsilon)
 
     acc_w = [torch.zeros(m.weight.shape, dtype=torch.float64, device=device) for m in modules]
     acc_b = [torch.zeros(m.weight.shape[0], dtype=torch.float64, device=device) for m in modules]
+    # Per output channel of each folded layer: sum z' * R / stab(z') and sum R / stab(z').
+    acc_zr = {n: torch.zeros(dict(named)[n].weight.shape[0], dtype=torch.float64, device=device) for n in folded}
+    acc_r = {n: torch.zeros_like(v) for n, v in acc_zr.items()}
 
-    activations: dict[int, Tensor] = {}
-
-    def make_hook(k: int) -> Callable:
-        def hook(_module: nn.Module, inputs: tuple[Tensor, ...], _output: Tensor) -> None:
-            activations[k] = inputs[0].detach()
-
-        return hook
-
-    lrp = LayerLRP(work, modules)
     for start in range(0, x.shape[0], int(batch_size)):
         xb = x[start : start + int(batch_size)].detach().to(device=device, dtype=dtype)
         yb = y[start : start + int(batch_size)].to(device=device, dtype=torch.long)
+        _, acts, r_out = _lrp_pass(work, composite, modules, xb, yb)
 
-        # 1. The layers' input activations a (plain forward, original weights).
-        activations.clear()
-        handles = [m.register_forward_hook(make_hook(k)) for k, m in enumerate(modules)]
-        try:
-            with torch.no_grad():
-                work(xb)
-        finally:
-            for h in handles:
-                h.remove()
-
-        # 2. Relevance R_j at every layer's output (Captum, started at the target logit).
-        _attach_rules(layers, rule, epsilon, gamma)
-        inputs = xb.clone().requires_grad_(True)  # Captum warns if the input needs no gradient
-        r_out = lrp.attribute(inputs, target=yb, attribute_to_layer_input=False)
-
-        # 3. Weight messages: rho(w) * d/d rho(w) sum_j z'_j * stopgrad(R_j / stab(z'_j)).
-        stab = _stabiliser(rule, epsilon)
+        # Weight messages: rho(w) * d/d rho(w) sum_j z'_j * stopgrad(R_j / stab(z'_j)).
         leaves: list[Tensor] = []
-        total = torch.zeros((), device=device)
+        total = torch.zeros((), device=device, dtype=dtype)
         for k, m in enumerate(modules):
             rho_w = _modified_weight(rule, m.weight.detach(), gamma).clone().requires_grad_(True)
             bias = None
             if m.bias is not None:
                 bias = m.bias.detach().clone().requires_grad_(return_bias)
-            z = _layer_forward(m, activations[k], rho_w, bias)
-            sign = torch.sign(z.detach())
-            sign[sign == 0] = 1
-            ratio = r_out[k].detach() / (z.detach() + sign * stab)
+            z = _layer_forward(m, acts[k], rho_w, bias)
+            ratio = r_out[k].detach() / stabilize(z.detach(), stab)
             total = total + (z * ratio).sum()
             leaves.append(rho_w)
             if return_bias and bias is not None:
                 leaves.append(bias)
+            if names[k] in folded:
+                dims = [d for d in range(z.ndim) if d != 1]
+                acc_zr[names[k]] += (z.detach() * ratio).sum(dim=dims).double()
+                acc_r[names[k]] += ratio.sum(dim=dims).double()
         grads = torch.autograd.grad(total, leaves)
         messages = iter(leaf.detach() * grad for leaf, grad in zip(leaves, grads))
         for k, m in enumerate(modules):  # same order as the leaves were appended
@@ -222,18 +289,36 @@ def lrp_weight_relevance(
             if return_bias and m.bias is not None:
                 acc_b[k] += next(messages).double()
 
-    out = {name: acc_w[k].float().cpu() for k, (name, _) in enumerate(layers)}
+    found = {n: (acc_w[k], acc_b[k]) for k, n in enumerate(names)}
+    # Layers of the given model whose BatchNorm was folded into them, and the BatchNorm layers themselves.
+    given = dict(model.named_modules())
+    bn_of = {bn: layer for layer, bn in folded.items()}
+    out: dict[str, Tensor] = {}
+    biases: dict[str, Tensor] = {}
+    for name, module in wanted:
+        if name in bn_of:
+            layer = bn_of[name]
+            beta = _param64(module.bias, acc_r[layer])
+            out[name] = acc_zr[layer] - beta * acc_r[layer]
+            biases[name] = beta * acc_r[layer]
+        elif name in folded:
+            out[name] = found[name][0]
+            bn = given[folded[name]]
+            scale = _param64(bn.weight, acc_r[name]) / torch.sqrt(bn.running_var.double().to(device) + bn.eps)
+            biases[name] = _param64(module.bias, acc_r[name]) * scale * acc_r[name]
+        else:
+            out[name], biases[name] = found[name]
+    result = {name: t.float().cpu() for name, t in out.items()}
     if return_bias:
-        for k, (name, _) in enumerate(layers):
-            out[f"{name}.bias"] = acc_b[k].float().cpu()
-    return out
+        result.update({f"{name}.bias": t.float().cpu() for name, t in biases.items()})
+    return result
 
 
-def _stabiliser(rule: str, epsilon: float) -> float:
-    """The epsilon Captum adds to z' for this rule (EpsilonRule: its epsilon, others the class default)."""
-    if rule == "epsilon":
-        return float(epsilon)
-    return float(PropagationRule.STABILITY_FACTOR)
+def _param64(param: Tensor | None, like: Tensor) -> Tensor:
+    """A per-channel parameter in float64 on ``like``'s device (zeros when the layer has none)."""
+    if param is None:
+        return torch.zeros_like(like)
+    return param.detach().to(device=like.device, dtype=torch.float64)
 
 
 def layer_relevance_shares(rel: dict[str, Tensor]) -> dict[str, float]:
@@ -314,10 +399,10 @@ def input_relevance(
     epsilon: float = DEFAULT_EPSILON,
     gamma: float = 0.25,
 ) -> Tensor:
-    """Captum LRP heatmap(s) of the inputs, started at the target logit.
+    """LRP heatmap(s) of the inputs, started at the target logit (the same rules as ``lrp_weight_relevance``).
 
     Args:
-        model: the network (left unchanged: Captum runs on a private deep copy in eval mode).
+        model: the network (left unchanged: LRP runs on a private canonical copy in eval mode).
         x: a batch N x ... (pass ``x[None]`` for one input).
         target: class index for all inputs, or a tensor of N class indices (or of one).
         rule: rule set on every Conv2d/Linear layer (see ``lrp_weight_relevance``).
@@ -330,14 +415,11 @@ def input_relevance(
     _check_params(rule, epsilon, gamma, 1)
     if x.ndim < 2 or x.shape[0] == 0:
         raise XtmrError("input_relevance needs a non-empty batch N x ...; pass x[None] for one input")
-    work = _private_copy(model)
-    layers = weight_layers(work)
+    work, _ = lrp_ready(model)
     device, dtype = _model_device(work)
     xb = x.detach().to(device=device, dtype=dtype)
-    if isinstance(target, Tensor):
-        target = target.to(device=device, dtype=torch.long).reshape(-1)
-        if target.numel() == 1:
-            target = int(target.item())
-    _attach_rules(layers, rule, epsilon, gamma)
-    rel = LRP(work).attribute(xb.clone().requires_grad_(True), target=target)
-    return rel.detach().float().cpu()
+    target_t = torch.as_tensor(target, device=device, dtype=torch.long).reshape(-1)
+    if target_t.numel() == 1:
+        target_t = target_t.expand(xb.shape[0])
+    rel, _, _ = _lrp_pass(work, _composite(rule, epsilon, gamma), [], xb, target_t)
+    return rel.float().cpu()

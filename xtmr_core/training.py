@@ -18,6 +18,9 @@ from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
 from xtmr_core.models import build_model, default_width
 
+#: Learning-rate schedules of ``train_model``.
+LR_SCHEDULES = ("constant", "cosine")
+
 
 def train_model(
     model: nn.Module,
@@ -30,6 +33,7 @@ def train_model(
     device: torch.device | str | None = None,
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    lr_schedule: str = "constant",
 ) -> list[dict]:
     """Train a classifier in place with Adam and cross-entropy on ``splits``' train part.
 
@@ -49,6 +53,8 @@ def train_model(
             "test_accuracy": None}`` and after every epoch with that epoch's history record.
         should_stop: polled after every step; ``True`` ends training after that step (the weights
             are those of a completed optimiser step) and records the partial epoch.
+        lr_schedule: ``constant``, or ``cosine`` (the rate decays to 0 along a half cosine over all
+            steps, which lets the BatchNorm models settle instead of ending on a noisy step).
 
     Returns:
         One record per (possibly partial) epoch: ``{"epoch", "step", "total_steps", "loss" (mean
@@ -64,6 +70,8 @@ def train_model(
         raise XtmrError(f"learning rate must be a positive number, got {lr}; try --lr 1e-3")
     if batch_size < 1:
         raise XtmrError(f"batch size must be at least 1, got {batch_size}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise XtmrError(f"unknown learning-rate schedule {lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     _check_fits(model, splits, device)
@@ -75,6 +83,7 @@ def train_model(
     step = 0
     order_gen = torch.Generator().manual_seed(int(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=float(lr))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total) if lr_schedule == "cosine" else None
     loss_fn = nn.CrossEntropyLoss()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
@@ -94,6 +103,8 @@ def train_model(
                     )
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 step += 1
                 loss_sum += loss.item() * len(idx)
                 seen += len(idx)
@@ -183,6 +194,7 @@ def train_and_save(
     command: str = "",
     progress: bool = True,
     device: torch.device | str | None = None,
+    lr_schedule: str = "constant",
 ) -> dict:
     """Build, train (on ``device``, default ``default_device()``), evaluate and save a model.
 
@@ -196,6 +208,7 @@ def train_and_save(
         out: the checkpoint path to write.
         epochs, lr, seed, batch_size: as in ``train_model``.
         width: width multiplier; ``None`` = ``default_width(model)``.
+        lr_schedule: as in ``train_model``.
         command: the command line that reproduces this run, recorded in meta and manifest.
         progress: show a tqdm progress bar on stderr.
         device: where to train (``None`` = ``default_device()``); the test accuracy is measured on the CPU.
@@ -225,7 +238,15 @@ def train_and_save(
 
     try:
         history = train_model(
-            net, splits, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=callback, device=device
+            net,
+            splits,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            progress=callback,
+            lr_schedule=lr_schedule,
+            device=device,
         )
     finally:
         if bar is not None:
@@ -243,6 +264,7 @@ def train_and_save(
         "epochs": int(epochs),
         "lr": float(lr),
         "batch_size": int(batch_size),
+        "lr_schedule": lr_schedule,
         "test_accuracy": accuracy,
         "final_loss": history[-1]["loss"],
         "command": command,
@@ -264,6 +286,7 @@ def train_and_save(
                 "epochs",
                 "lr",
                 "batch_size",
+                "lr_schedule",
                 "test_accuracy",
             )
         },

@@ -12,7 +12,7 @@ import math
 from xtmr_core.errors import XtmrError
 
 #: Built-in architectures (``models.build_model``).
-MODELS: tuple[str, ...] = ("mlp", "lenet5", "alexnet", "vgg16")
+MODELS: tuple[str, ...] = ("mlp", "lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2")
 #: Built-in datasets (``data.load_dataset``); ``mnist5k`` ships offline.
 DATASETS: tuple[str, ...] = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
 #: Storage formats of weight memory and their word sizes.
