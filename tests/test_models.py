@@ -1,4 +1,4 @@
-"""Tests for xtmr_core.models: architectures, Captum-LRP compatibility, determinism, errors."""
+"""Tests for xtmr_core.models: architectures, Captum-LRP compatibility of the plain ones, determinism, errors."""
 
 import pytest
 import torch
@@ -6,12 +6,27 @@ from captum.attr import LRP, LayerLRP
 from torch import nn
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.models import build_model, default_width, weight_layers
+from xtmr_core.models import (
+    PLAIN_MODELS,
+    Add,
+    BasicBlock,
+    InvertedResidual,
+    build_model,
+    default_width,
+    weight_layers,
+)
 from xtmr_core.vocabulary import MODELS
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8)]
 # (conv layers, linear layers) of the original architectures.
-LAYERS = {"mlp": (0, 3), "lenet5": (2, 3), "alexnet": (5, 3), "vgg16": (13, 3)}
+LAYERS = {
+    "mlp": (0, 3),
+    "lenet5": (2, 3),
+    "alexnet": (5, 3),
+    "vgg16": (13, 3),
+    "resnet20": (21, 1),
+    "mobilenetv2": (52, 1),
+}
 
 
 def _build(name, shape=(1, 28, 28), seed=0, **kw):
@@ -46,7 +61,7 @@ def test_weight_layers_names_and_forward_order():
     assert all(dict(model.named_modules())[n] is m for n, m in weight_layers(model))
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", PLAIN_MODELS)
 def test_only_lrp_friendly_modules(name):
     model = _build(name)
     allowed = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Dropout, nn.Sequential)
@@ -60,7 +75,7 @@ def test_only_lrp_friendly_modules(name):
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", PLAIN_MODELS)
 def test_captum_lrp_runs(name, shape):
     model = _build(name, shape).eval()
     x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(0)).requires_grad_()
@@ -92,6 +107,43 @@ def test_default_sizes_stay_small(name):
     # Shipped checkpoints must stay well under 5 MB (4 bytes per parameter).
     params = sum(p.numel() for p in _build(name).parameters())
     assert params < 1_000_000
+
+
+def test_resnet20_structure():
+    model = _build("resnet20", width=0.5)
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 9
+    # Two stage transitions get a 1×1 stride-2 projection with BatchNorm; the other seven are identities.
+    projections = [b.shortcut for b in blocks if b.shortcut is not None]
+    assert len(projections) == 2
+    assert all(
+        p[0].kernel_size == (1, 1) and p[0].stride == (2, 2) and isinstance(p[1], nn.BatchNorm2d) for p in projections
+    )
+    assert [b.conv1.out_channels for b in blocks] == [8] * 3 + [16] * 3 + [32] * 3
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 21
+    assert sum(isinstance(m, Add) for m in model.modules()) == 9
+
+
+def test_mobilenetv2_structure():
+    model = _build("mobilenetv2", width=1.0)
+    blocks = [m for m in model.modules() if isinstance(m, InvertedResidual)]
+    assert len(blocks) == 17
+    depthwise = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert len(depthwise) == 17 and all(m.groups == m.in_channels == m.out_channels for m in depthwise)
+    # Residual adds only where stride is 1 and the channel count stays: 10 of the 17 blocks.
+    assert sum(b.add is not None for b in blocks) == 10
+    assert sum(isinstance(m, nn.ReLU6) for m in model.modules()) == 2 * 17 - 1 + 2
+    assert model.classifier[0].in_features == 1280
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2"])
+def test_real_networks_take_one_and_three_channels_and_train(name):
+    for shape in [(1, 28, 28), (3, 32, 32), (3, 64, 64)]:
+        model = _build(name, shape)
+        out = model(torch.rand(3, *shape))  # train mode: BatchNorm uses the batch statistics
+        assert out.shape == (3, 10)
+        out.sum().backward()
+        assert all(p.grad is not None for p in model.parameters())
 
 
 def test_pooling_is_skipped_below_one_pixel():

@@ -28,7 +28,6 @@ from torch.func import functional_call, vmap
 from xtmr_core.device import eval_batch_size, faithful_fp32
 from xtmr_core.faults import FaultModel, FaultSet
 from xtmr_core.injection import FaultInjector
-from xtmr_core.models import weight_layers
 from xtmr_core.protection import ProtectionPlan
 
 #: One trial's read-back: sorted flat weight indices and the float32 values read there.
@@ -86,7 +85,7 @@ def evaluate_many(
     layout = injector.layout
     flat = weight_sets(injector, reads)
     with injector.clean() as worker:  # locked: the worker's modules (not its weights) are borrowed
-        names = [f"{name}.weight" for name, _ in weight_layers(worker)]
+        names = layout.param_names
         weights = {
             name: flat[:, layout.offsets[i] : layout.offsets[i + 1]].view(n_trials, *layout.shapes[i])
             for i, name in enumerate(names)

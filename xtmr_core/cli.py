@@ -107,6 +107,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default="flip", help="fault type")
     p.add_argument("--trials", type=int, default=20, help="trials per configuration")
     p.add_argument(
+        "--keep-bn",
+        action="store_true",
+        help="deploy BatchNorm as layers of their own (scales faultable) instead of folded into the conv",
+    )
+    p.add_argument("--fault-biases", action="store_true", help="biases are faultable too (default: weights only)")
+    p.add_argument(
         "--stratify",
         action="store_true",
         help="stratify trials by the number of faults on the deciding bit (fp32: 30), where that pays",
@@ -253,7 +259,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
 def _experiment(a: argparse.Namespace):
     from xtmr_core.experiment import Experiment
 
-    return Experiment(a.model, a.dataset, a.checkpoint, _device(a.device))
+    return Experiment(
+        a.model, a.dataset, a.checkpoint, _device(a.device), keep_batchnorm=a.keep_bn, fault_biases=a.fault_biases
+    )
 
 
 def _check_output(path: str | None, what: str) -> None:

@@ -1,9 +1,10 @@
 """One model on one dataset, with everything a campaign needs cached: the one object the CLI, the app
 and the report call.
 
-An ``Experiment`` loads the clean model once and never changes it. Scores, injectors (one per number
-format) and clean predictions are computed on first use and cached; every method is safe to call from
-several app sessions at once.
+An ``Experiment`` loads the clean model once and never changes it; it builds, once, the model a device
+stores (``canonize.deployed_model``: BatchNorm folded into the conv before it, unless kept separate), and
+every campaign faults that deployed model. Scores, injectors (one per number format) and clean predictions
+are computed on first use and cached; every method is safe to call from several app sessions at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from xtmr_core.campaign import CampaignResult, PointResult, run_campaign, run_point, trial_faults
+from xtmr_core.canonize import deployed_model
 from xtmr_core.checkpoints import load_model
 from xtmr_core.damage import damage_plan, delta_harm, scan_harm
 from xtmr_core.data import load_dataset, reference_set
@@ -53,6 +55,14 @@ class Experiment:
         trials_per_pass: weight sets evaluated per forward pass in campaigns (``batched``); ``None`` = chosen
             per device (1 on a CPU, where batching is slower; from free memory on a GPU). Results do not
             depend on it.
+        keep_batchnorm: deploy BatchNorm layers as layers of their own (their scales faultable) instead
+            of folding them into the conv before them.
+        fault_biases: the layers' biases are faultable too (by default only weights are).
+
+    Attributes:
+        trained: the model as loaded (eval mode, frozen).
+        model: the deployed model every campaign faults and every scorer scores (``trained`` itself when
+            there is no BatchNorm to fold); its outputs equal ``trained``'s to float rounding.
     """
 
     def __init__(
@@ -67,17 +77,23 @@ class Experiment:
         net: torch.nn.Module | None = None,
         meta: dict | None = None,
         trials_per_pass: int | None = None,
+        keep_batchnorm: bool = False,
+        fault_biases: bool = False,
     ) -> None:
         self.device = device or default_device()
         self.splits = load_dataset(dataset)
         if net is None:
             net, meta = load_model(model, dataset, checkpoint, self.device)
-        self.model = net.to(self.device).eval()
+        self.trained = net.to(self.device).eval()
+        for p in self.trained.parameters():
+            p.requires_grad_(False)
+        self.keep_batchnorm, self.fault_biases = bool(keep_batchnorm), bool(fault_biases)
+        self.model = deployed_model(self.trained, self.keep_batchnorm)
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.meta = dict(meta or {})
         self.model_name, self.dataset = model, dataset
-        self.layout = layout_of(self.model)
+        self.layout = layout_of(self.model, self.fault_biases)
         self.x_test = self.splits.x_test.to(self.device)
         self.y_test = self.splits.y_test.to(self.device)
         self.ref_size, self.ref_seed = int(ref_size), int(ref_seed)
@@ -151,7 +167,9 @@ class Experiment:
         with self._lock:
             if key not in self._scores:
                 x, y = self.reference()
-                per_layer = score_weights(self.model, x, y, scorer, rule=rule, seed=seed)
+                per_layer = score_weights(
+                    self.model, x, y, scorer, rule=rule, seed=seed, fault_biases=self.fault_biases
+                )
                 self._scores[key] = self.layout.flatten(per_layer)
             return self._scores[key]
 
@@ -162,7 +180,11 @@ class Experiment:
         with self._lock:
             if key not in self._injectors:
                 self._injectors[key] = FaultInjector(
-                    self.model, fmt, int8_granularity=int8_granularity, device=self.device
+                    self.model,
+                    fmt,
+                    int8_granularity=int8_granularity,
+                    device=self.device,
+                    fault_biases=self.fault_biases,
                 )
             return self._injectors[key]
 

@@ -20,8 +20,7 @@ from xtmr_core import ecc
 from xtmr_core.device import default_device, faithful_fp32
 from xtmr_core.faults import CHECK_COPY, FaultModel, FaultSet, Region, sample_faults
 from xtmr_core.formats import encode
-from xtmr_core.memory import flat_weights, layout_of
-from xtmr_core.models import weight_layers
+from xtmr_core.memory import faultable_tensors, flat_weights, layout_of
 from xtmr_core.protection import ProtectionPlan
 from xtmr_core.voting import majority
 
@@ -54,6 +53,7 @@ class FaultInjector:
         fmt: the storage format (``fp32``, ``fp16``, ``bf16``, ``int8``).
         int8_granularity: ``channel`` or ``tensor`` scales for int8.
         device: where the worker model runs (default: CUDA if present, else CPU).
+        fault_biases: the layers' biases are stored in faultable memory too (``memory.faultable_tensors``).
     """
 
     def __init__(
@@ -63,11 +63,12 @@ class FaultInjector:
         *,
         int8_granularity: str = "channel",
         device: torch.device | None = None,
+        fault_biases: bool = False,
     ) -> None:
         self.device = device or default_device()
         faithful_fp32()  # every trial evaluates on this injector's worker: fp32 must mean fp32 there
-        self.layout = layout_of(model)
-        self.stored = encode(flat_weights(model), fmt, self.layout, int8_granularity)
+        self.layout = layout_of(model, fault_biases)
+        self.stored = encode(flat_weights(model, fault_biases), fmt, self.layout, int8_granularity)
         self.clean_values = self.stored.values()
         sizes = self.layout.sizes()
         starts = self.layout.offsets[:-1]
@@ -83,8 +84,10 @@ class FaultInjector:
             p.requires_grad_(False)
         self._clean = torch.from_numpy(self.clean_values.copy()).to(self.device)
         self._flat = self._clean.clone()
-        for (_name, module), lo, hi in zip(weight_layers(self.worker), starts, self.layout.offsets[1:]):
-            module.weight = nn.Parameter(self._flat[lo:hi].view(module.weight.shape), requires_grad=False)
+        tensors = faultable_tensors(self.worker, fault_biases)
+        for (_name, module, attr), lo, hi in zip(tensors, starts, self.layout.offsets[1:]):
+            view = self._flat[lo:hi].view(getattr(module, attr).shape)
+            setattr(module, attr, nn.Parameter(view, requires_grad=False))
 
     @property
     def format(self) -> str:

@@ -152,7 +152,12 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the block's output."""
         out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
-        short = x if self.shortcut is None else self.shortcut(x)
+        if self.shortcut is None:
+            short = x
+        else:
+            # NCHW for the 1×1 stride-2 projection: oneDNN's backward of that conv on an NHWC tensor corrupts
+            # the heap in torch 2.14 on the CPU (crashes LRP and training for some batch sizes).
+            short = self.shortcut(x.contiguous()).to(memory_format=torch.channels_last)
         return self.relu2(self.add(out, short))
 
 

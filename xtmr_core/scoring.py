@@ -1,7 +1,8 @@
 """One interface for weight importance: ``lrp``, ``magnitude``, ``gradient``, ``taylor``, ``random``.
 
 A score is one non-negative, finite float per faultable weight (the ``weight`` of every
-``nn.Conv2d``/``nn.Linear``, ``models.weight_layers`` order and names); larger = more important.
+``nn.Conv2d``/``nn.Linear`` and unfolded BatchNorm, and with ``fault_biases`` their biases:
+``memory.faultable_tensors`` order and names); larger = more important.
 Protection plans take them as one flat array in layout order (``Experiment.scores``,
 ``protection.top_weights``); ``top_k_mask`` is the per-layer view that ``topk_overlap`` compares.
 """
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.models import weight_layers
+from xtmr_core.memory import faultable_tensors
 from xtmr_core.relevance import lrp_weight_relevance
 from xtmr_core.vocabulary import SCORERS, check_choice
 
@@ -29,7 +30,9 @@ def _check_reference(x_ref: Tensor, y_ref: Tensor) -> None:
         raise XtmrError(f"reference labels must have shape ({x_ref.shape[0]},), got {tuple(y_ref.shape)}")
 
 
-def _loss_gradients(model: nn.Module, x_ref: Tensor, y_ref: Tensor, batch_size: int) -> list[Tensor]:
+def _loss_gradients(
+    model: nn.Module, x_ref: Tensor, y_ref: Tensor, batch_size: int, fault_biases: bool = False
+) -> list[Tensor]:
     """d/dw of the mean cross-entropy over the reference set, for every faultable weight.
 
     Runs on a private deep copy in eval mode with ``torch.autograd.grad``: the caller's model (its
@@ -38,7 +41,7 @@ def _loss_gradients(model: nn.Module, x_ref: Tensor, y_ref: Tensor, batch_size: 
     work = copy.deepcopy(model).eval()
     for p in work.parameters():
         p.requires_grad_(False)
-    weights = [m.weight for _, m in weight_layers(work)]
+    weights = [getattr(m, attr) for _, m, attr in faultable_tensors(work, fault_biases)]
     for w in weights:
         w.requires_grad_(True)
     device = weights[0].device
@@ -62,6 +65,7 @@ def score_weights(
     rule: str = "epsilon",
     seed: int = 0,
     batch_size: int = 64,
+    fault_biases: bool = False,
 ) -> dict[str, Tensor]:
     """Score every faultable weight of a model; larger = more important.
 
@@ -83,9 +87,10 @@ def score_weights(
         rule: LRP rule for ``lrp`` (one of ``relevance.RULES``).
         seed: seed of ``random``.
         batch_size: inputs per pass for ``lrp``, ``gradient`` and ``taylor``.
+        fault_biases: score the biases too (entries ``"<layer>.bias"``; ``lrp`` gives a bias its share).
 
     Returns:
-        ``{layer name: float32 CPU tensor shaped like the layer's weight}``, in ``weight_layers``
+        ``{entry name: float32 CPU tensor shaped like the tensor}``, in ``memory.faultable_tensors``
         order; every score finite and >= 0.
 
     Raises:
@@ -95,28 +100,29 @@ def score_weights(
     check_choice("scorer", scorer, SCORERS)
     if int(batch_size) < 1:
         raise XtmrError(f"batch_size must be at least 1, got {batch_size}")
-    layers = weight_layers(model)
-    if not layers:
+    entries = faultable_tensors(model, fault_biases)
+    if not entries:
         raise XtmrError("the model has no Conv2d or Linear layer to score")
-    names = [name for name, _ in layers]
+    names = [name for name, _, _ in entries]
+    tensors = [getattr(m, attr) for _, m, attr in entries]
     y_ref = torch.as_tensor(y_ref)
 
     if scorer == "magnitude":
-        scores = [m.weight.detach().abs() for _, m in layers]
+        scores = [t.detach().abs() for t in tensors]
     elif scorer == "random":
         g = torch.Generator().manual_seed(int(seed))
-        scores = [torch.rand(m.weight.shape, generator=g) for _, m in layers]
+        scores = [torch.rand(t.shape, generator=g) for t in tensors]
     elif scorer == "lrp":
         _check_reference(x_ref, y_ref)
-        rel = lrp_weight_relevance(model, x_ref, y_ref, rule, batch_size=int(batch_size))
+        rel = lrp_weight_relevance(model, x_ref, y_ref, rule, batch_size=int(batch_size), return_bias=fault_biases)
         scores = [rel[name].abs() for name in names]
     else:
         _check_reference(x_ref, y_ref)
-        grads = _loss_gradients(model, x_ref, y_ref, int(batch_size))
+        grads = _loss_gradients(model, x_ref, y_ref, int(batch_size), fault_biases)
         if scorer == "gradient":
             scores = [g.abs() for g in grads]
         else:
-            scores = [(m.weight.detach().float() * g).abs() for (_, m), g in zip(layers, grads)]
+            scores = [(t.detach().float() * g).abs() for t, g in zip(tensors, grads)]
 
     out = {name: s.detach().to("cpu", torch.float32).clone() for name, s in zip(names, scores)}
     for name, s in out.items():
