@@ -13,6 +13,7 @@ from captum.attr._utils.lrp_rules import EpsilonRule
 from torch import nn
 
 from xtmr_core.errors import XtmrError
+from xtmr_core.models import weight_layers
 from xtmr_core.relevance import (
     RULES,
     input_relevance,
@@ -491,3 +492,316 @@ def test_lenet5_smoke():
     assert total == pytest.approx(logits, rel=1e-4, abs=1e-5)
     heat = input_relevance(model, x[:1], int(y[0]))
     assert heat.shape == x[:1].shape
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Residual, BatchNorm and depthwise networks (issue 7): a slow graph reference in float64.
+
+
+class SlowGraphLRP:
+    """Epsilon-LRP of a small graph, one sample at a time, with explicit loops.
+
+    BatchNorm is folded by hand (``w * s``, ``(b - mean) * s + beta``, ``s = gamma / sqrt(var + eps)``);
+    convs loop over output channel, position, input channel of the group and kernel (stride, padding and
+    groups from the module). ops: ("conv", out, in, conv, bn or None), ("relu", out, in, cap or None),
+    ("add", out, a, b), ("avgpool", out, in), ("flatten", out, in), ("linear", out, in, linear).
+    Relevance through ReLU/ReLU6 passes; an add splits it as a / stab(a + b) and b / stab(a + b).
+    """
+
+    def __init__(self, ops: list[tuple], eps: float):
+        self.ops, self.eps = ops, eps
+        self.params: dict[str, tuple] = {}
+        for op in ops:
+            if op[0] in ("conv", "linear"):
+                m, bn = op[3], op[4] if op[0] == "conv" else None
+                w = m.weight.detach().double().numpy()
+                b = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(w.shape[0])
+                if bn is not None:
+                    s = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double().numpy()
+                    w = w * s.reshape(-1, *([1] * (w.ndim - 1)))
+                    b = (b - bn.running_mean.detach().double().numpy()) * s + bn.bias.detach().double().numpy()
+                geo = (m.stride[0], m.padding[0], m.groups) if op[0] == "conv" else None
+                self.params[op[1]] = (w, b, geo)
+        self.wrel = {n: np.zeros_like(p[0]) for n, p in self.params.items()}
+        self.brel = {n: np.zeros_like(p[1]) for n, p in self.params.items()}
+        self.r_input: list[np.ndarray] = []
+
+    def _stab(self, z: float) -> float:
+        return z + (self.eps if z >= 0 else -self.eps)
+
+    @staticmethod
+    def _conv(a, w, b, geo):
+        stride, pad, groups = geo
+        cin, h, wd = a.shape
+        cout, cg, kh, kw = w.shape
+        oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
+        z = np.zeros((cout, oh, ow))
+        per = cout // groups
+        for o, p, q in itertools.product(range(cout), range(oh), range(ow)):
+            s = b[o]
+            for i, r, c in itertools.product(range(cg), range(kh), range(kw)):
+                y, x = p * stride + r - pad, q * stride + c - pad
+                if 0 <= y < h and 0 <= x < wd:
+                    s += a[(o // per) * cg + i, y, x] * w[o, i, r, c]
+            z[o, p, q] = s
+        return z
+
+    def run(self, x: np.ndarray, target: int) -> float:
+        t = {"x": x}
+        for op in self.ops:
+            kind, out = op[0], op[1]
+            if kind == "conv":
+                w, b, geo = self.params[out]
+                t[out] = self._conv(t[op[2]], w, b, geo)
+            elif kind == "linear":
+                w, b, _ = self.params[out]
+                t[out] = w @ t[op[2]] + b
+            elif kind == "relu":
+                t[out] = np.clip(t[op[2]], 0, op[3] if op[3] is not None else np.inf)
+            elif kind == "add":
+                t[out] = t[op[2]] + t[op[3]]
+            elif kind == "avgpool":
+                t[out] = t[op[2]].mean(axis=(1, 2), keepdims=True)
+            elif kind == "flatten":
+                t[out] = t[op[2]].reshape(-1)
+        logits = t[self.ops[-1][1]]
+        rel = {k: np.zeros_like(v) for k, v in t.items()}
+        rel[self.ops[-1][1]][target] = logits[target]
+        for op in reversed(self.ops):
+            kind, out = op[0], op[1]
+            r = rel[out]
+            if kind == "conv":
+                w, b, (stride, pad, groups) = self.params[out]
+                a = t[op[2]]
+                z = t[out]
+                cin, h, wd = a.shape
+                cout, cg, kh, kw = w.shape
+                per = cout // groups
+                for o, p, q in itertools.product(range(cout), range(z.shape[1]), range(z.shape[2])):
+                    d = self._stab(z[o, p, q])
+                    self.brel[out][o] += b[o] * r[o, p, q] / d
+                    for i, rr, c in itertools.product(range(cg), range(kh), range(kw)):
+                        y, xx = p * stride + rr - pad, q * stride + c - pad
+                        if 0 <= y < h and 0 <= xx < wd:
+                            ch = (o // per) * cg + i
+                            msg = a[ch, y, xx] * w[o, i, rr, c] * r[o, p, q] / d
+                            self.wrel[out][o, i, rr, c] += msg
+                            rel[op[2]][ch, y, xx] += msg
+            elif kind == "linear":
+                w, b, _ = self.params[out]
+                a, z = t[op[2]], t[out]
+                for j in range(w.shape[0]):
+                    d = self._stab(z[j])
+                    self.brel[out][j] += b[j] * r[j] / d
+                    for i in range(w.shape[1]):
+                        msg = a[i] * w[j, i] * r[j] / d
+                        self.wrel[out][j, i] += msg
+                        rel[op[2]][i] += msg
+            elif kind == "relu":
+                rel[op[2]] += r
+            elif kind == "add":
+                z = t[out]
+                for idx in np.ndindex(z.shape):
+                    d = self._stab(z[idx])
+                    rel[op[2]][idx] += t[op[2]][idx] * r[idx] / d
+                    rel[op[3]][idx] += t[op[3]][idx] * r[idx] / d
+            elif kind == "avgpool":
+                a = t[op[2]]
+                n = a.shape[1] * a.shape[2]
+                for c in range(a.shape[0]):
+                    d = _stab(float(t[out][c, 0, 0]), CAPTUM_STAB)
+                    rel[op[2]][c] += a[c] / n * r[c, 0, 0] / d
+            elif kind == "flatten":
+                rel[op[2]] += r.reshape(t[op[2]].shape)
+        self.r_input.append(rel["x"])
+        return float(logits[target])
+
+
+def _bn_stats(model: nn.Module, shape, seed: int) -> nn.Module:
+    """Random BatchNorm statistics and affine parameters (so folding is not the identity), eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.3, 0.3, generator=g)
+                m.running_mean.uniform_(-0.2, 0.2, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+    return model.eval().double()
+
+
+def _tiny_resnet(seed: int = 3) -> tuple[nn.Module, list[tuple]]:
+    """Stem conv+BN+ReLU, an identity BasicBlock and a stride-2 one with a 1×1 projection, pool, linear."""
+    from xtmr_core.models import BasicBlock, Classifier
+
+    torch.manual_seed(seed)
+    b1, b2 = BasicBlock(2, 2, 1), BasicBlock(2, 3, 2)
+    stem, bn = nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2)
+    feats = nn.Sequential(stem, bn, nn.ReLU(), b1, b2, nn.AdaptiveAvgPool2d(1))
+    model = _bn_stats(Classifier(feats, nn.Sequential(nn.Linear(3, 3))), (1, 5, 5), seed)
+    proj, pbn = b2.shortcut[0], b2.shortcut[1]
+    ops = [
+        ("conv", "s", "x", stem, bn),
+        ("relu", "s_r", "s", None),
+        ("conv", "b1c1", "s_r", b1.conv1, b1.bn1),
+        ("relu", "b1r1", "b1c1", None),
+        ("conv", "b1c2", "b1r1", b1.conv2, b1.bn2),
+        ("add", "b1a", "b1c2", "s_r"),
+        ("relu", "b1o", "b1a", None),
+        ("conv", "b2c1", "b1o", b2.conv1, b2.bn1),
+        ("relu", "b2r1", "b2c1", None),
+        ("conv", "b2c2", "b2r1", b2.conv2, b2.bn2),
+        ("conv", "b2p", "b1o", proj, pbn),
+        ("add", "b2a", "b2c2", "b2p"),
+        ("relu", "b2o", "b2a", None),
+        ("avgpool", "pool", "b2o"),
+        ("flatten", "flat", "pool"),
+        ("linear", "fc", "flat", model.classifier[0]),
+    ]
+    names = {
+        "s": "features.0",
+        "b1c1": "features.3.conv1",
+        "b1c2": "features.3.conv2",
+        "b2c1": "features.4.conv1",
+        "b2c2": "features.4.conv2",
+        "b2p": "features.4.shortcut.0",
+        "fc": "classifier.0",
+    }
+    return model, ops, names
+
+
+def _tiny_depthwise(seed: int = 4) -> tuple[nn.Module, list[tuple]]:
+    """Stem conv+BN+ReLU6, one inverted residual (1×1 expand ×3, depthwise 3×3, 1×1 project, add), pool, linear."""
+    from xtmr_core.models import Classifier, InvertedResidual
+
+    torch.manual_seed(seed)
+    stem, bn = nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2)
+    block = InvertedResidual(2, 2, 1, 3)
+    feats = nn.Sequential(stem, bn, nn.ReLU6(), block, nn.AdaptiveAvgPool2d(1))
+    model = _bn_stats(Classifier(feats, nn.Sequential(nn.Linear(2, 3))), (1, 4, 4), seed)
+    c = block.conv
+    ops = [
+        ("conv", "s", "x", stem, bn),
+        ("relu", "s_r", "s", 6.0),
+        ("conv", "e", "s_r", c[0], c[1]),
+        ("relu", "e_r", "e", 6.0),
+        ("conv", "dw", "e_r", c[3], c[4]),
+        ("relu", "dw_r", "dw", 6.0),
+        ("conv", "p", "dw_r", c[6], c[7]),
+        ("add", "a", "s_r", "p"),
+        ("avgpool", "pool", "a"),
+        ("flatten", "flat", "pool"),
+        ("linear", "fc", "flat", model.classifier[0]),
+    ]
+    names = {
+        "s": "features.0",
+        "e": "features.3.conv.0",
+        "dw": "features.3.conv.3",
+        "p": "features.3.conv.6",
+        "fc": "classifier.0",
+    }
+    return model, ops, names
+
+
+@pytest.mark.parametrize("eps", [1e-9, 0.1])
+@pytest.mark.parametrize("build, shape", [(_tiny_resnet, (1, 5, 5)), (_tiny_depthwise, (1, 4, 4))])
+def test_residual_and_depthwise_relevance_match_slow_graph_loops(build, shape, eps):
+    model, ops, names = build()
+    assert any(m.groups > 1 for m in model.modules() if isinstance(m, nn.Conv2d)) == (build is _tiny_depthwise)
+    g = torch.Generator().manual_seed(9)
+    x = (torch.rand((3, *shape), generator=g) * 3).double()  # large enough to saturate some ReLU6
+    y = torch.tensor([0, 1, 2])
+    from xtmr_core.canonize import deployed_model
+
+    folded = deployed_model(model)
+    got = lrp_weight_relevance(folded, x, y, "epsilon", epsilon=eps, return_bias=True)
+    # BatchNorm kept as layers: the conv weights get the folded weights' relevance (the same messages).
+    kept = lrp_weight_relevance(model, x, y, "epsilon", epsilon=eps)
+    assert all(torch.allclose(kept[name], got[name]) for name in names.values())
+    ref = SlowGraphLRP(ops, eps)
+    for xi, yi in zip(x.numpy(), y.tolist()):
+        ref.run(xi, yi)
+    for short, name in names.items():
+        _assert_close(got[name], ref.wrel[short], alive=0.2)
+        _assert_close(got[f"{name}.bias"], ref.brel[short], alive=0.2)
+    _assert_close(input_relevance(folded, x, y, epsilon=eps), np.stack(ref.r_input), alive=0.2)
+
+
+def _real(name: str, seed: int = 0) -> nn.Module:
+    from xtmr_core.canonize import deployed_model
+    from xtmr_core.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(name, (1, 28, 28), 10, width=0.25)
+    return deployed_model(_bn_stats(model, (1, 28, 28), seed))
+
+
+def _global_balance(model: nn.Module, x, y, rel: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """(relevance at the input + every layer's bias share, the start logits' sum)."""
+    with torch.no_grad():
+        logits = model(x)[torch.arange(len(y)), y].sum().item()
+    r_in = input_relevance(model, x, y).double().sum().item()
+    return r_in + sum(float(v.double().sum()) for k, v in rel.items() if k.endswith(".bias")), logits
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2"])
+def test_conservation_per_layer_and_in_total(name):
+    from xtmr_core.canonize import lrp_ready
+    from xtmr_core.relevance import _composite, _lrp_pass
+
+    # float32: float64 depthwise convolutions take minutes on a CPU; 1e-5 of the layer's absolute
+    # relevance is still 100× above float32 rounding and far below any wrong split (a doubled skip path).
+    model = _real(name).float()
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([1, 4, 7])
+    rel = lrp_weight_relevance(model, x, y, return_bias=True)
+    # Per layer: its weights' relevance plus its bias share is the relevance that reached its output.
+    work, _ = lrp_ready(model)
+    layers = weight_layers(work)
+    _, _, r_out = _lrp_pass(work, _composite("epsilon", 1e-9, 0.25), [m for _, m in layers], x, y)
+    assert len(layers) == len(weight_layers(model)) and all(isinstance(m, (nn.Conv2d, nn.Linear)) for _, m in layers)
+    for (layer, _), reached in zip(layers, r_out):
+        total = float(rel[layer].double().sum() + rel[f"{layer}.bias"].double().sum())
+        assert abs(total - float(reached.double().sum())) <= 1e-5 * float(reached.double().abs().sum()) + 1e-9, layer
+    # In total: what reaches the input plus every bias share is the start logit (float32 rounding over
+    # mobilenetv2's 53 layers reaches 2e-5 of the logit).
+    balance, logits = _global_balance(model, x, y, rel)
+    assert balance == pytest.approx(logits, rel=1e-5 if name == "resnet20" else 1e-4)
+    assert abs(logits) > 0.1
+
+
+class _PlainResNet(nn.Module):
+    """A residual network as users write it: ``a + b`` in forward (Captum sees no layer for the add)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 3, 3, padding=1)
+        self.relu0 = nn.ReLU()
+        self.conv1 = nn.Conv2d(3, 3, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(3, 3, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        h = self.relu0(self.stem(x))
+        h = self.relu2(self.conv2(self.relu1(self.conv1(h))) + h)
+        return self.fc(torch.flatten(self.pool(h), 1))
+
+
+def test_plain_captum_lrp_breaks_conservation_through_a_residual_add():
+    from captum.attr import LRP
+
+    torch.manual_seed(5)
+    model = _PlainResNet().double().eval()
+    x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0])
+    rel = lrp_weight_relevance(model, x, y, return_bias=True)
+    ours, logits = _global_balance(model, x, y, rel)
+    assert ours == pytest.approx(logits, rel=1e-5)
+    # Captum passes the add's gradient to both branches: the skip path's relevance is counted twice.
+    captum_in = LRP(copy.deepcopy(model)).attribute(x.clone().requires_grad_(True), target=y).sum().item()
+    ours_in = input_relevance(model, x, y).double().sum().item()
+    assert abs(captum_in - ours_in) > 1e-2 * abs(logits)
+    assert abs(captum_in + (ours - ours_in) - logits) > 1e-2 * abs(logits)
