@@ -13,6 +13,7 @@ import torch
 from conftest import metric
 from streamlit.testing.v1 import AppTest
 
+from xtmr_core.checkpoints import shipped_checkpoint
 from xtmr_core.vocabulary import FORMATS, MODELS, PLANS
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -424,7 +425,10 @@ def test_model_train_here_replaces_the_model_for_this_session():
 
 
 @pytest.mark.slow  # LRP of a residual network on 256 reference images: tens of seconds per model
-@pytest.mark.parametrize("model", [m for m in MODELS if m in ("resnet20", "mobilenetv2")])
+# Only the new architectures that ship weights: one without a checkpoint is covered by the "no shipped weights" tests.
+@pytest.mark.parametrize(
+    "model", [m for m in MODELS if m in ("resnet20", "mobilenetv2") and shipped_checkpoint(m, "mnist5k") is not None]
+)
 def test_new_models_render_on_model_relevance_and_sweeps(model):
     at = open_page("model")
     ok(at.selectbox(key="model").set_value(model).run())
