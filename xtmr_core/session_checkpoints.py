@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from xtmr_core.checkpoints import checkpoint_bytes
-from xtmr_core.training import seeded_model, train_model
+from xtmr_core.training import recipe_meta, seeded_model, train_model
 
 __all__ = ["checkpoint_bytes", "digest", "train_checkpoint"]
 
@@ -66,15 +66,7 @@ def train_checkpoint(
         should_stop=should_stop,
     )
     meta = {
-        "model": model,
-        "dataset": dataset,
-        "width": width,
-        "in_shape": list(splits.in_shape),
-        "num_classes": splits.num_classes,
-        "seed": int(seed),
-        "epochs": int(epochs),
-        "lr": float(lr),
-        "batch_size": int(batch_size),
+        **recipe_meta(model, dataset, width, splits, seed, epochs, lr, batch_size),
         "test_accuracy": float(history[-1]["test_accuracy"]) if history else None,
         "final_loss": float(history[-1]["loss"]) if history else None,
         "stopped": bool(history and history[-1].get("stopped")),

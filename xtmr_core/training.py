@@ -158,6 +158,23 @@ def accuracy_on_test(
     return correct / len(splits.y_test)
 
 
+def recipe_meta(
+    model: str, dataset: str, width: float, splits: DataSplits, seed: int, epochs: int, lr: float, batch_size: int
+) -> dict:
+    """The training recipe a checkpoint's meta records first, in this order (the CLI and the app share it)."""
+    return {
+        "model": model,
+        "dataset": dataset,
+        "width": width,
+        "in_shape": list(splits.in_shape),
+        "num_classes": splits.num_classes,
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "lr": float(lr),
+        "batch_size": int(batch_size),
+    }
+
+
 def seeded_model(
     model: str, dataset: str, seed: int = 0, width: float | None = None
 ) -> tuple[DataSplits, nn.Module, float]:
@@ -255,15 +272,7 @@ def train_and_save(
     net.to("cpu")
     accuracy = accuracy_on_test(net, splits, "cpu")
     meta = {
-        "model": model,
-        "dataset": dataset,
-        "width": width,
-        "in_shape": list(splits.in_shape),
-        "num_classes": splits.num_classes,
-        "seed": int(seed),
-        "epochs": int(epochs),
-        "lr": float(lr),
-        "batch_size": int(batch_size),
+        **recipe_meta(model, dataset, width, splits, seed, epochs, lr, batch_size),
         "lr_schedule": lr_schedule,
         "test_accuracy": accuracy,
         "final_loss": history[-1]["loss"],
