@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shlex
 
 import pytest
 import torch
@@ -17,12 +18,13 @@ from xtmr_core.checkpoints import (
     save_checkpoint,
     shipped_checkpoint,
 )
+from xtmr_core.cli import build_parser
 from xtmr_core.data import load_dataset
 from xtmr_core.errors import XtmrError
 from xtmr_core.models import build_model
 from xtmr_core.training import accuracy_on_test
 
-SHIPPED = ("lenet5", "alexnet", "vgg16", "resnet20")
+SHIPPED = ("lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2")
 #: The accuracy each shipped checkpoint must reach (issue 7 sets the real networks' bars).
 MIN_ACCURACY = {"resnet20": 0.97, "mobilenetv2": 0.96}
 
@@ -227,11 +229,17 @@ def test_shipped_checkpoint_hash_and_accuracy(model):
     data = path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
     assert len(data) < 5 * 2**20
-    schedule = f" --lr-schedule {entry['lr_schedule']}" if entry.get("lr_schedule", "constant") != "constant" else ""
-    assert entry["command"] == (
-        f"python -m xtmr_core train --model {model} --dataset mnist5k "
-        f"--epochs {entry['epochs']} --lr {entry['lr']}{schedule} --seed {entry['seed']} "
-        f"--out checkpoints/{model}_mnist5k.pt"
+    # the recorded command, parsed, asks for exactly the recipe the entry records
+    argv = shlex.split(entry["command"])
+    assert argv[:3] == ["python", "-m", "xtmr_core"]
+    a = build_parser().parse_args(argv[3:])
+    assert (a.command, a.model, a.dataset, a.out) == ("train", model, "mnist5k", f"checkpoints/{model}_mnist5k.pt")
+    assert (a.epochs, a.lr, a.seed, a.batch_size) == (entry["epochs"], entry["lr"], entry["seed"], entry["batch_size"])
+    assert a.lr_schedule == entry.get("lr_schedule", "constant")
+    assert (a.optimizer, a.weight_decay, a.augment) == (
+        entry.get("optimizer", "adam"),
+        entry.get("weight_decay", 0.0),
+        entry.get("augment", 0),
     )
     net, meta = load_model(model, "mnist5k", device="cpu")
     assert meta["sha256"] == entry["sha256"] and meta["command"] == entry["command"]

@@ -15,8 +15,8 @@ BAD = [
     (["evaluate", "--ber=-1e-3"], "BER must be"),
     (["evaluate", "--budget", "120", "--protect", "lrp"], "budget must be"),
     (["evaluate", "--budget", "-1"], "budget must be"),
-    (["evaluate", "--model", "resnet"], "invalid choice"),
-    (["evaluate", "--dataset", "imagenet"], "invalid choice"),
+    (["evaluate", "--model", "resnet"], "unknown model 'resnet'"),
+    (["evaluate", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
     (["evaluate", "--format", "fp8"], "invalid choice"),
     (["evaluate", "--protect", "best"], "invalid choice"),
     (["evaluate", "--protect", "best+range"], "invalid choice"),
@@ -81,18 +81,24 @@ def test_bad_input_is_refused_before_torch_loads(argv):
     assert proc.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.parametrize("command", ["evaluate", "sweep", "train"])
+def test_model_and_dataset_take_the_vocabulary_and_outside_sources(command):
+    extra = ["--out", "x"] if command == "train" else []
+    for name in (*vocabulary.MODELS, "torchvision:resnet18", "nets/my.py:build", "mypkg.nets:build"):
+        assert build_parser().parse_args([command, "--model", name, *extra]).model == name
+    for name in (*vocabulary.DATASETS, "imagefolder:photos/"):
+        assert build_parser().parse_args([command, "--dataset", name, *extra]).dataset == name
+
+
 @pytest.mark.parametrize(
     "command, flag, names",
     [
-        ("evaluate", "--model", vocabulary.MODELS),
-        ("evaluate", "--dataset", vocabulary.DATASETS),
         ("evaluate", "--format", vocabulary.FORMATS),
         ("evaluate", "--protect", vocabulary.PLAN_NAMES),
         ("evaluate", "--rule", vocabulary.RULES),
         ("evaluate", "--mode", vocabulary.MODES),
         ("evaluate", "--int8-granularity", vocabulary.INT8_GRANULARITIES),
         ("evaluate", "--device", vocabulary.DEVICES),
-        ("train", "--model", vocabulary.MODELS),
         ("report", "--dataset", vocabulary.DATASETS),
     ],
 )

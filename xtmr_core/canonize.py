@@ -204,11 +204,25 @@ def _modules_for_functions(gm: fx.GraphModule) -> None:
             gm.graph.erase_node(node)
         elif node.op == "call_function" and node.target not in _PASS_FUNCTIONS:
             name = getattr(node.target, "__name__", str(node.target))
-            raise XtmrError(f"LRP cannot handle the operation {name} in this model; use another scorer")
+            raise XtmrError(f"LRP cannot handle the operation {name}{_where(node)}; use another scorer{_OTHERS}")
         elif node.op == "call_method" and node.target not in _PASS_METHODS:
-            raise XtmrError(f"LRP cannot handle the tensor method .{node.target}() in this model; use another scorer")
+            raise XtmrError(
+                f"LRP cannot handle the tensor method .{node.target}(){_where(node)}; use another scorer{_OTHERS}"
+            )
     gm.graph.lint()
     gm.recompile()
+
+
+_OTHERS = " (magnitude, gradient, taylor, random)"
+
+
+def _where(node: fx.Node) -> str:
+    """`` in <module type> <qualified name>``: the innermost module an fx node was traced in, if known."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return " in this model"
+    qualname, kind = list(stack.values())[-1]
+    return f" in {getattr(kind, '__name__', kind)} {qualname}"
 
 
 def _add_module(gm: fx.GraphModule, name: str, module: nn.Module) -> str:
@@ -221,6 +235,5 @@ def _check_supported(model: nn.Module) -> None:
     for name, m in model.named_modules():
         if next(m.children(), None) is None and name and not isinstance(m, known):
             raise XtmrError(
-                f"LRP cannot handle {type(m).__name__} layers (module {name}); use another scorer "
-                f"(magnitude, gradient, taylor, random)"
+                f"LRP cannot handle {type(m).__name__} layers (module {name}); use another scorer{_OTHERS}"
             )

@@ -266,13 +266,13 @@ def _build(
         )
     width = default_width(model) if ck_width is None else ck_width
     net = build_model(model, in_shape, num_classes, width)
-    error = _mismatch(net, state, name)
+    error = state_mismatch(net, state, name)
     if error is not None and ck_width is None:
         # A bare state dict carries no width: try the one its first layer implies.
         guess = _guess_width(net, state, width)
         if guess is not None and guess != width and 0 < guess <= 4:
             other = build_model(model, in_shape, num_classes, guess)
-            if _mismatch(other, state, name) is None:
+            if state_mismatch(other, state, name) is None:
                 net, width, error = other, guess, None
     if error is not None:
         raise XtmrError(error)
@@ -299,7 +299,7 @@ def _guess_width(net: nn.Module, state: dict, width: float) -> float | None:
     return width * state[first].shape[0] / net.state_dict()[first].shape[0]
 
 
-def _mismatch(net: nn.Module, state: dict, name: str) -> str | None:
+def state_mismatch(net: nn.Module, state: dict, name: str) -> str | None:
     """The first key or shape that does not match, as an error message; None when all fit."""
     expected = net.state_dict()
     for key, tensor in expected.items():

@@ -23,9 +23,11 @@ from xtmr_core.vocabulary import (
     ECC_DOUBLE,
     FORMATS,
     HARMS,
+    IMAGEFOLDER_PREFIX,
     INT8_GRANULARITIES,
     MODELS,
     MODES,
+    NORMALIZATIONS,
     PLAN_NAMES,
     RULES,
     SCORERS,
@@ -35,6 +37,8 @@ from xtmr_core.vocabulary import (
     check_damage_budget,
     check_seed,
     check_trials,
+    dataset_kind,
+    model_kind,
     parse_bits,
 )
 
@@ -79,10 +83,58 @@ def _bits(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _checked(check: Callable[[str], Any]) -> Callable[[str], str]:
+    """An argparse type that checks a string with a vocabulary check and keeps it."""
+
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except XtmrError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+
+    return parse
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected a size like 32 or 28x28, got {text!r}")
+    return parts[0], parts[1]
+
+
+_MODEL_HELP = (
+    f"architecture: one of {', '.join(MODELS)} (default lenet5); torchvision:NAME (e.g. torchvision:resnet18); "
+    "or your own factory, FILE.py:FUNCTION or PACKAGE.MODULE:FUNCTION, returning an nn.Module"
+)
+_DATASET_HELP = (
+    f"dataset: one of {', '.join(DATASETS)} (default mnist5k, offline), or imagefolder:PATH "
+    "(one sub-folder of images per class)"
+)
+
+
+def _add_source_args(p: argparse.ArgumentParser) -> None:
+    """--model, --dataset and the options of models and image folders from outside the zoo."""
+    p.add_argument("--model", type=_checked(model_kind), default="lenet5", help=_MODEL_HELP)
+    p.add_argument("--dataset", type=_checked(dataset_kind), default="mnist5k", help=_DATASET_HELP)
+    g = p.add_argument_group("your own model and images")
+    g.add_argument("--num-classes", type=int, help="outputs of a torchvision/factory model (default: the data's)")
+    g.add_argument("--image-size", type=_size, default=(32, 32), help="imagefolder: resize to HxW (default 32x32)")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=3, help="imagefolder: 1 (gray) or 3 (RGB)")
+    g.add_argument("--normalize", choices=NORMALIZATIONS, default="none", help="imagefolder: per-channel normalisation")
+    g.add_argument("--split-file", help="imagefolder: text file of test images, one path per line (relative)")
+    g.add_argument("--test-fraction", type=float, default=0.2, help="imagefolder: seeded split's test share")
+    g.add_argument("--split-seed", type=int, default=0, help="imagefolder: seed of the split")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=MODELS, default="lenet5", help="architecture (default lenet5)")
-    p.add_argument("--dataset", choices=DATASETS, default="mnist5k", help="dataset (default mnist5k, offline)")
-    p.add_argument("--checkpoint", help="a checkpoint file (default: the shipped one for model+dataset)")
+    _add_source_args(p)
+    p.add_argument("--checkpoint", help="a checkpoint or state-dict file (default: the shipped one for model+dataset)")
     p.add_argument("--device", choices=DEVICES, help="default: cuda if present, else cpu")
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the faults (trial t uses (seed, t)) and of random scores"
@@ -136,11 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model and save a checkpoint")
-    t.add_argument("--model", choices=MODELS, default="lenet5")
-    t.add_argument("--dataset", choices=DATASETS, default="mnist5k")
+    _add_source_args(t)
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant", help="learning-rate schedule")
+    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam, or sgd (Nesterov momentum 0.9)")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (default 0)")
+    t.add_argument("--augment", type=int, default=0, metavar="PIXELS", help="random shifts of up to PIXELS (default 0)")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--width", type=float, help="width multiplier (default: the model's)")
     t.add_argument("--seed", type=int, default=0)
@@ -235,6 +289,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if not (math.isfinite(a.lr) and a.lr > 0):
         raise XtmrError(f"--lr must be a positive number, got {a.lr}")
     _flag("--seed", check_seed, a.seed)
+    if a.weight_decay < 0 or a.augment < 0:
+        raise XtmrError(f"--weight-decay and --augment must be >= 0, got {a.weight_decay} and {a.augment}")
+    _check_sources(a)
     _check_output(a.out, "--out")
     from xtmr_core.training import train_and_save  # torch loads here, after the cheap checks
 
@@ -251,16 +308,88 @@ def _cmd_train(a: argparse.Namespace) -> int:
         command=command,
         device=_device(a.device),
         lr_schedule=a.lr_schedule,
+        optimizer=a.optimizer,
+        weight_decay=a.weight_decay,
+        augment=a.augment,
+        splits=None if dataset_kind(a.dataset) == "builtin" else _splits(a),
+        num_classes=a.num_classes,
+        allow_code=True,
     )
     print(json.dumps(entry, indent=2))
     return 0
 
 
+def _image_folder(a: argparse.Namespace):
+    """The ``ImageFolderSpec`` of ``--dataset imagefolder:PATH`` and its options (checked, nothing read)."""
+    from xtmr_core.image_folder import ImageFolderSpec
+
+    return ImageFolderSpec(
+        root=a.dataset[len(IMAGEFOLDER_PREFIX) :],
+        size=a.image_size,
+        channels=a.channels,
+        normalize=a.normalize,
+        split_file=a.split_file,
+        test_fraction=a.test_fraction,
+        split_seed=a.split_seed,
+    ).check()
+
+
+def _splits(a: argparse.Namespace):
+    """The data of ``--dataset``: a built-in dataset, or the image folder read with its options."""
+    if dataset_kind(a.dataset) == "builtin":
+        from xtmr_core.data import load_dataset
+
+        return load_dataset(a.dataset)
+    from xtmr_core.image_folder import load_image_folder
+
+    return load_image_folder(_image_folder(a))
+
+
+def _check_sources(a: argparse.Namespace) -> None:
+    """The model/dataset options that need no torch: fail before anything loads."""
+    if a.num_classes is not None and a.num_classes < 2:
+        raise XtmrError(f"--num-classes must be at least 2, got {a.num_classes}")
+    if dataset_kind(a.dataset) == "imagefolder":
+        _flag("--split-seed", check_seed, a.split_seed)
+        _image_folder(a)
+        root = Path(a.dataset[len(IMAGEFOLDER_PREFIX) :]).expanduser()
+        if not root.is_dir():
+            raise XtmrError(f"image folder {root} not found; give a folder with one sub-folder of images per class")
+    if model_kind(a.model) == "file":
+        source = a.model.rpartition(":")[0]
+        if not Path(source).expanduser().is_file():
+            raise XtmrError(f"model file {source} not found")
+
+
 def _experiment(a: argparse.Namespace):
     from xtmr_core.experiment import Experiment
 
+    device = _device(a.device)
+    if model_kind(a.model) == "builtin" and dataset_kind(a.dataset) == "builtin" and a.num_classes is None:
+        return Experiment(
+            a.model, a.dataset, a.checkpoint, device, keep_batchnorm=a.keep_bn, fault_biases=a.fault_biases
+        )
+    from xtmr_core.model_source import load_from_source
+
+    splits = _splits(a)
+    net, meta = load_from_source(
+        a.model, splits, a.checkpoint, device, num_classes=a.num_classes, seed=a.seed, allow_code=True
+    )
+    if meta["weights"] == "random":
+        print(
+            f"warning: no --checkpoint: {a.model} runs with random weights (seed {a.seed}); its accuracy means "
+            f"little. Train it first: python -m xtmr_core train --model {a.model} --dataset {a.dataset} --out F.pt",
+            file=sys.stderr,
+        )
     return Experiment(
-        a.model, a.dataset, a.checkpoint, _device(a.device), keep_batchnorm=a.keep_bn, fault_biases=a.fault_biases
+        a.model,
+        splits.name,
+        device=device,
+        net=net,
+        meta=meta,
+        splits=splits,
+        keep_batchnorm=a.keep_bn,
+        fault_biases=a.fault_biases,
     )
 
 
@@ -288,6 +417,7 @@ def _flag(flag: str, check: Callable[[Any], Any], value: Any) -> Any:
 
 def _check_cheap(a: argparse.Namespace) -> None:
     """Reject bad numbers and unwritable outputs before torch loads, the model loads and any long work."""
+    _check_sources(a)
     for ber in getattr(a, "bers", None) or [a.ber]:
         _flag("--ber", check_ber, ber)
     damage = getattr(a, "protect", None) in ("damage", "damage+range")  # evaluate: % extra memory, up to 200
@@ -334,6 +464,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     r = point.results[-1]
     d = r.to_dict()
     d.update(model=exp.model_name, dataset=exp.dataset, checkpoint=exp.meta.get("file"))
+    d["weights"] = exp.meta.get("weights", "file")
+    if exp.splits.info:
+        d["data"] = exp.splits.info
     d["stratified"] = point.strata is not None
     if len(point.results) > 1:
         d["baseline"] = point.baseline.to_dict()
@@ -370,7 +503,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 def _iv(iv: Interval, estimate: bool = False) -> str:
     """An interval as text: ``[low, high]`` (``estimate [low, high]``), or ``n/a`` where unknown."""
-    ends = f"[{iv.low:.4f}, {iv.high:.4f}]" if math.isfinite(iv.low) else "n/a (one trial)"
+    ends = f"[{iv.low:.4f}, {iv.high:.4f}]" if math.isfinite(iv.low) else "n/a" + (" (one trial)" if iv.n < 2 else "")
     return f"{iv.estimate:.4f} {ends}" if estimate else ends
 
 

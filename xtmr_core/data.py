@@ -11,7 +11,7 @@ import functools
 import gzip
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +63,13 @@ class DataSplits:
     copy before changing anything (``x.clone()``), never write in place.
 
     Attributes:
-        name: dataset name, one of ``DATASETS``.
-        x_train, x_test: float32 images N×C×H×W with values in [0, 1].
+        name: dataset name, one of ``DATASETS`` or ``imagefolder:PATH``.
+        x_train, x_test: float32 images N×C×H×W with values in [0, 1] (an image folder read with a
+            normalisation: those values normalised per channel, see ``info``).
         y_train, y_test: int64 labels in ``range(num_classes)``.
         classes: class names, index = label.
+        info: how the data was made where that is not fixed by the name (an image folder's size,
+            normalisation and split), for outputs to record; empty for the built-in datasets.
     """
 
     name: str
@@ -75,6 +78,7 @@ class DataSplits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     classes: tuple[str, ...]
+    info: dict = field(default_factory=dict)
 
     @property
     def in_shape(self) -> tuple[int, int, int]:

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from xtmr_core.campaign import CampaignResult, PointResult, run_campaign, run_point, trial_faults
-from xtmr_core.canonize import deployed_model
+from xtmr_core.canonize import deployed_model, lrp_ready
 from xtmr_core.checkpoints import load_model
 from xtmr_core.damage import damage_plan, delta_harm, scan_harm
-from xtmr_core.data import load_dataset, reference_set
+from xtmr_core.data import DataSplits, load_dataset, reference_set
 from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
 from xtmr_core.evaluation import accuracy, predict
@@ -46,7 +46,8 @@ class Experiment:
         dataset: dataset name (``mnist5k`` default).
         checkpoint: a checkpoint file; ``None`` = the shipped one.
         device: where to evaluate (default: CUDA if present, else CPU).
-        ref_size: number of correctly classified training images relevance is summed over.
+        ref_size: number of correctly classified training images relevance is summed over (at most half
+            the training split, for small image folders).
         ref_seed: seed of the reference set's choice.
         net: an already loaded model to use instead of loading one (e.g. an upload or a fresh training
             run); it is moved to ``device``, put in eval mode and its parameters frozen, and never changed
@@ -58,6 +59,8 @@ class Experiment:
         keep_batchnorm: deploy BatchNorm layers as layers of their own (their scales faultable) instead
             of folding them into the conv before them.
         fault_biases: the layers' biases are faultable too (by default only weights are).
+        splits: already loaded data to use instead of loading ``dataset`` (an image folder); ``dataset`` is
+            then only its name in outputs.
 
     Attributes:
         trained: the model as loaded (eval mode, frozen).
@@ -79,9 +82,10 @@ class Experiment:
         trials_per_pass: int | None = None,
         keep_batchnorm: bool = False,
         fault_biases: bool = False,
+        splits: DataSplits | None = None,
     ) -> None:
         self.device = device or default_device()
-        self.splits = load_dataset(dataset)
+        self.splits = load_dataset(dataset) if splits is None else splits
         if net is None:
             net, meta = load_model(model, dataset, checkpoint, self.device)
         self.trained = net.to(self.device).eval()
@@ -149,7 +153,9 @@ class Experiment:
         """The reference set relevance and gradients are computed on (cached)."""
         with self._lock:
             if self._reference is None:
-                self._reference = reference_set(self.model, self.splits, self.ref_size, self.ref_seed)
+                # A small image folder cannot give 256 correct images: take at most half its training split.
+                n = min(self.ref_size, max(1, len(self.splits.y_train) // 2))
+                self._reference = reference_set(self.model, self.splits, n, self.ref_seed)
             return self._reference
 
     def scores(self, scorer: str, rule: str = "epsilon", seed: int = 0) -> np.ndarray:
@@ -166,7 +172,13 @@ class Experiment:
         key = (scorer, rule if scorer == "lrp" else "", seed if scorer == "random" else 0)
         with self._lock:
             if key not in self._scores:
-                x, y = self.reference()
+                # magnitude and random look at the weights alone: no reference images needed
+                if scorer in ("magnitude", "random"):
+                    x, y = torch.empty(0), torch.empty(0, dtype=torch.int64)
+                else:
+                    if scorer == "lrp":
+                        lrp_ready(self.model)  # an unsupported layer is named before any image is chosen
+                    x, y = self.reference()
                 per_layer = score_weights(
                     self.model, x, y, scorer, rule=rule, seed=seed, fault_biases=self.fault_biases
                 )

@@ -15,6 +15,15 @@ from xtmr_core.errors import XtmrError
 MODELS: tuple[str, ...] = ("mlp", "lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2")
 #: Built-in datasets (``data.load_dataset``); ``mnist5k`` ships offline.
 DATASETS: tuple[str, ...] = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
+#: A model from outside the zoo (``model_source``): ``torchvision:NAME`` (any torchvision classification
+#: architecture), ``FILE.py:FACTORY`` or ``PACKAGE.MODULE:FACTORY`` (a function returning an ``nn.Module``;
+#: the command line only, never the web app).
+TORCHVISION_PREFIX = "torchvision:"
+MODEL_KINDS: tuple[str, ...] = ("builtin", "torchvision", "file", "module")
+#: The user's own images (``image_folder``): ``imagefolder:PATH``, one sub-folder of images per class.
+IMAGEFOLDER_PREFIX = "imagefolder:"
+#: How image-folder pixels are normalised: not at all ([0, 1]), by ImageNet's or by the train split's statistics.
+NORMALIZATIONS: tuple[str, ...] = ("none", "imagenet", "dataset")
 #: Storage formats of weight memory and their word sizes.
 FORMATS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 WORD_BITS: dict[str, int] = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
@@ -52,6 +61,50 @@ def check_choice(kind: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise XtmrError(f"unknown {kind} {value!r}: choose one of {', '.join(choices)}")
     return value
+
+
+def model_kind(text: str) -> str:
+    """Which kind of model reference ``text`` is (one of ``MODEL_KINDS``), checked for form only.
+
+    ``lenet5`` is built in, ``torchvision:resnet18`` a torchvision architecture, ``nets/my.py:build`` a
+    factory in a file, ``mypkg.nets:build`` a factory in an importable module.
+
+    Raises:
+        XtmrError: a name that is none of these.
+    """
+    text = str(text)
+    if text in MODELS:
+        return "builtin"
+    if text.startswith(TORCHVISION_PREFIX):
+        if not text[len(TORCHVISION_PREFIX) :].isidentifier():
+            raise XtmrError(f"bad model {text!r}: give a torchvision architecture, e.g. torchvision:resnet18")
+        return "torchvision"
+    source, sep, factory = text.rpartition(":")
+    if sep and factory.isidentifier() and source:
+        if source.endswith(".py"):
+            return "file"
+        if all(part.isidentifier() for part in source.split(".")):
+            return "module"
+    raise XtmrError(
+        f"unknown model {text!r}: choose one of {', '.join(MODELS)}, or torchvision:NAME, "
+        f"FILE.py:FACTORY or PACKAGE.MODULE:FACTORY"
+    )
+
+
+def dataset_kind(text: str) -> str:
+    """``builtin`` for a name of ``DATASETS``, ``imagefolder`` for ``imagefolder:PATH``.
+
+    Raises:
+        XtmrError: anything else, or an image folder without a path.
+    """
+    text = str(text)
+    if text in DATASETS:
+        return "builtin"
+    if text.startswith(IMAGEFOLDER_PREFIX):
+        if not text[len(IMAGEFOLDER_PREFIX) :].strip():
+            raise XtmrError("imagefolder: needs a folder, e.g. imagefolder:photos/")
+        return "imagefolder"
+    raise XtmrError(f"unknown dataset {text!r}: choose one of {', '.join(DATASETS)}, or imagefolder:PATH")
 
 
 def check_format(fmt: str) -> str:
