@@ -127,7 +127,7 @@ FULL_GRID = Grid(
     sensitivity_weights=3,
     sweep_trials=20,
     combos=(1.0,),
-    minutes=22.0,
+    minutes=30.0,
     probe_trials=2,
     min_trials=5,
 )
