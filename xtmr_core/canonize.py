@@ -234,6 +234,4 @@ def _check_supported(model: nn.Module) -> None:
     known = (*LRP_LAYERS, *LRP_PASS, *LRP_POOLS, Add)
     for name, m in model.named_modules():
         if next(m.children(), None) is None and name and not isinstance(m, known):
-            raise XtmrError(
-                f"LRP cannot handle {type(m).__name__} layers (module {name}); use another scorer{_OTHERS}"
-            )
+            raise XtmrError(f"LRP cannot handle {type(m).__name__} layers (module {name}); use another scorer{_OTHERS}")

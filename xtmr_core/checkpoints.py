@@ -168,11 +168,27 @@ def load_state_dict_bytes(
         XtmrError: too large, unreadable, pickled code, or weights that do not fit the model.
     """
     _check_names(model, dataset)
+    _check_size(data, name, max_bytes)
+    return _build(model, dataset, bytes(data), name, device)
+
+
+def read_checkpoint_bytes(
+    data: bytes, name: str = "uploaded file", max_bytes: int = MAX_UPLOAD_BYTES
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """``load_checkpoint`` for a file held in memory (an upload), refused above ``max_bytes``.
+
+    Raises:
+        XtmrError: too large, unreadable, pickled code, or not a state dict.
+    """
+    _check_size(data, name, max_bytes)
+    return _parse(bytes(data), name)
+
+
+def _check_size(data: bytes, name: str, max_bytes: int) -> None:
     if len(data) > max_bytes:
         raise XtmrError(
             f"{name} is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit; upload a smaller checkpoint"
         )
-    return _build(model, dataset, bytes(data), name, device)
 
 
 def _check_names(model: str, dataset: str) -> None:

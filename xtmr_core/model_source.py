@@ -22,7 +22,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xtmr_core.checkpoints import load_checkpoint, load_model, state_mismatch
+from xtmr_core.checkpoints import (
+    load_checkpoint,
+    load_model,
+    load_state_dict_bytes,
+    read_checkpoint_bytes,
+    state_mismatch,
+)
 from xtmr_core.data import DataSplits
 from xtmr_core.errors import XtmrError
 from xtmr_core.models import build_model, default_width
@@ -74,12 +80,13 @@ def build_from_source(
 def load_from_source(
     ref: str,
     splits: DataSplits,
-    checkpoint: str | Path | None = None,
+    checkpoint: str | Path | bytes | None = None,
     device: torch.device | str | None = None,
     *,
     num_classes: int | None = None,
     seed: int = 0,
     allow_code: bool = False,
+    name: str | None = None,
 ) -> tuple[nn.Module, dict]:
     """A model of any kind for ``splits``' images, with weights from ``checkpoint``.
 
@@ -89,11 +96,13 @@ def load_from_source(
 
     Args:
         ref: a model reference. splits: the data the model will see (fixes its input shape).
-        checkpoint: a state dict or a ``save_checkpoint`` file.
+        checkpoint: a state dict or a ``save_checkpoint`` file, as a path or as the file's bytes (an upload:
+            at most ``checkpoints.MAX_UPLOAD_BYTES``).
         device: where to put the model (``None``: the CPU).
         num_classes: outputs (default: the dataset's class count; more is allowed, fewer is not).
         seed: initialisation seed of a model without a checkpoint.
         allow_code: as in ``build_from_source``.
+        name: how to call the checkpoint in messages and meta (default: its path, or ``uploaded file``).
 
     Returns:
         ``(model in eval mode, meta)`` with ``model``, ``in_shape``, ``num_classes``, ``weights`` (``file`` or
@@ -106,10 +115,25 @@ def load_from_source(
     classes = splits.num_classes if num_classes is None else int(num_classes)
     if classes < splits.num_classes:
         raise XtmrError(f"--num-classes {classes} is fewer than the {splits.num_classes} classes of {splits.name}")
-    if kind == "builtin" and not splits.info and num_classes in (None, splits.num_classes):
-        net, meta = load_model(ref, splits.name, checkpoint, device)
-        return net, {**meta, "weights": "file"}
-    state, meta = load_checkpoint(checkpoint) if checkpoint is not None else ({}, {})
+    if isinstance(checkpoint, (bytes, bytearray)):
+        label = name or "uploaded file"
+        data: bytes | None = bytes(checkpoint)
+        if kind == "builtin" and not splits.info and num_classes in (None, splits.num_classes):
+            net, meta = load_state_dict_bytes(data, ref, splits.name, device, name=label)
+            return net, {**meta, "weights": "file"}
+        state, meta = read_checkpoint_bytes(data, label)
+    elif checkpoint is not None:
+        label = name or str(checkpoint)
+        if kind == "builtin" and not splits.info and num_classes in (None, splits.num_classes):
+            net, meta = load_model(ref, splits.name, checkpoint, device)
+            return net, {**meta, "weights": "file"}
+        data = Path(checkpoint).read_bytes() if Path(checkpoint).is_file() else None
+        state, meta = load_checkpoint(checkpoint)
+    else:
+        if kind == "builtin" and not splits.info and num_classes in (None, splits.num_classes):
+            net, meta = load_model(ref, splits.name, None, device)
+            return net, {**meta, "weights": "file"}
+        label, data, state, meta = "", None, {}, {}
     if kind == "builtin":
         width = float(meta["width"]) if "width" in meta else default_width(ref)
         with torch.random.fork_rng(devices=[]):
@@ -120,12 +144,11 @@ def load_from_source(
         net = build_from_source(ref, splits.in_shape, classes, seed=seed, allow_code=allow_code)
     out = {**meta, "model": ref, "in_shape": list(splits.in_shape), "num_classes": classes, "weights": "random"}
     if checkpoint is not None:
-        error = state_mismatch(net, state, str(checkpoint))
+        error = state_mismatch(net, state, label)
         if error is not None:
             raise XtmrError(error)
         net.load_state_dict(state)
-        data = Path(checkpoint).read_bytes()
-        out.update(weights="file", file=str(checkpoint), sha256=hashlib.sha256(data).hexdigest())
+        out.update(weights="file", file=label, sha256=hashlib.sha256(data or b"").hexdigest())
     else:
         out["seed"] = int(seed)
     out.setdefault("dataset", splits.name)

@@ -13,7 +13,10 @@ from collections.abc import Callable
 import torch
 
 from xtmr_core.checkpoints import checkpoint_bytes
+from xtmr_core.data import DataSplits, load_dataset
+from xtmr_core.model_source import build_from_source
 from xtmr_core.training import recipe_meta, seeded_model, train_model
+from xtmr_core.vocabulary import model_kind
 
 __all__ = ["checkpoint_bytes", "digest", "train_checkpoint"]
 
@@ -35,13 +38,17 @@ def train_checkpoint(
     device: torch.device | str | None = None,
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    splits: DataSplits | None = None,
 ) -> tuple[bytes, list[dict]]:
     """Build and train a model (``training.train_model``) and return it as checkpoint bytes.
 
-    The model is initialised by ``training.seeded_model``, exactly as ``training.train_and_save`` does.
+    A built-in model on a built-in dataset is initialised by ``training.seeded_model``, exactly as
+    ``training.train_and_save`` does; a torchvision architecture or an image folder by
+    ``model_source.build_from_source`` under the same seed (never user code: this is the app's path).
 
     Args:
-        model, dataset: names from ``models.MODELS`` / ``data.DATASETS``.
+        model, dataset: a name from ``models.MODELS`` or ``torchvision:NAME`` / a name from ``data.DATASETS``.
+        splits: already loaded data (an image folder) instead of ``dataset``, which is then only its name.
         epochs, lr, seed, batch_size, device, progress, should_stop: as in ``training.train_model``.
         width: width multiplier; ``None`` = ``models.default_width(model)``.
 
@@ -53,7 +60,11 @@ def train_checkpoint(
         XtmrError: as ``train_model`` (bad settings, a model that does not fit, divergence) or
             ``load_dataset``.
     """
-    splits, net, width = seeded_model(model, dataset, seed, width)
+    if splits is None and model_kind(model) == "builtin":
+        splits, net, width = seeded_model(model, dataset, seed, width)
+    else:
+        splits = load_dataset(dataset) if splits is None else splits
+        net = build_from_source(model, splits.in_shape, splits.num_classes, seed=seed)
     history = train_model(
         net,
         splits,
@@ -66,7 +77,7 @@ def train_checkpoint(
         should_stop=should_stop,
     )
     meta = {
-        **recipe_meta(model, dataset, width, splits, seed, epochs, lr, batch_size),
+        **recipe_meta(model, splits.name, width, splits, seed, epochs, lr, batch_size),
         "test_accuracy": float(history[-1]["test_accuracy"]) if history else None,
         "final_loss": float(history[-1]["loss"]) if history else None,
         "stopped": bool(history and history[-1].get("stopped")),
