@@ -5,7 +5,7 @@ import random
 import torch
 from conftest import same_state, state_bytes
 
-from xtmr_core.bench import _per_bit_mask_trial, _python_loop_trial, format_table, run_bench
+from xtmr_core.bench import _per_bit_mask_trial, _python_loop_trial, format_table, run_bench, time_lrp
 
 
 def test_reference_injectors_restore_the_model(tiny_model, tiny_data, device):
@@ -38,3 +38,13 @@ def test_bench_table_has_ratios(device):
     assert row["trial/clean"] > 0 and row["per_bit_mask/clean"] > 0 and row["python_loop/clean"] > 0
     assert row["weights"] > 0 and row["mean_flips"] > 0
     assert "trial/clean" in format_table(table)
+
+
+def test_lrp_timing_table(device):
+    table = time_lrp(["lenet5"], n_ref=8, device=device)
+    row = table.iloc[0]
+    assert row["ref_images"] == 8 and row["layers"] == 5 and row["weights"] == 61470
+    assert row["lrp_s"] > 0 and row["clean_ms"] > 0
+    assert abs(row["lrp/clean"] - row["lrp_s"] / (row["clean_ms"] / 1e3)) < 1e-9
+    text = format_table(table)
+    assert "lrp_s" in text and "| lenet5 | 61470 | 5 | 8 |" in text

@@ -239,13 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ray_arg(s)
 
     b = sub.add_parser("bench", help="time fault trials against a clean evaluation")
-    b.add_argument("--models", type=_names(MODELS), default=["lenet5", "vgg16"])
+    b.add_argument("--models", type=_names(MODELS), default=["lenet5", "vgg16", "resnet20"])
     b.add_argument("--bers", type=_floats, default=[1e-6, 1e-4, 1e-2])
     b.add_argument("--repeats", type=int, default=20, help="timed repetitions per cell (median)")
     b.add_argument(
         "--per-pass", type=int, help="trials per forward pass in the batched columns (default: chosen per device)"
     )
     b.add_argument("--device", choices=DEVICES, help="default: cuda if present, else cpu")
+    b.add_argument(
+        "--lrp",
+        action="store_true",
+        help="time LRP weight scores on 256 reference images per model instead of fault trials",
+    )
 
     r = sub.add_parser("report", help="reproduce the paper's experiment into docs/REPRODUCTION.md")
     r.add_argument("--quick", action="store_true", help="a reduced grid (under a minute)")
@@ -557,8 +562,11 @@ def _cmd_bench(a: argparse.Namespace) -> int:
         _flag("--ber", check_ber, ber)
     if a.per_pass is not None and a.per_pass < 1:
         raise XtmrError(f"--per-pass must be at least 1, got {a.per_pass}")
-    from xtmr_core.bench import format_table, run_bench  # torch loads here, after the cheap checks
+    from xtmr_core.bench import format_table, run_bench, time_lrp  # torch loads here, after the cheap checks
 
+    if a.lrp:
+        print(format_table(time_lrp(a.models, device=_device(a.device))))
+        return 0
     table = run_bench(a.models, a.bers, repeats=a.repeats, per_pass=a.per_pass, device=_device(a.device))
     print(format_table(table))
     return 0
