@@ -135,7 +135,8 @@ def load_from_source(
             return net, {**meta, "weights": "file"}
         label, data, state, meta = "", None, {}, {}
     if kind == "builtin":
-        width = float(meta["width"]) if "width" in meta else default_width(ref)
+        # meta of an app-trained image-folder model records width None (= the default the model was built with)
+        width = float(meta["width"]) if meta.get("width") is not None else default_width(ref)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             net = build_model(ref, splits.in_shape, classes, width).eval()
