@@ -32,12 +32,16 @@ import ui
 from xtmr_core.campaign import CampaignResult, PointResult
 from xtmr_core.checkpoints import MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES  # "X as X": re-exported for the pages
 from xtmr_core.checkpoints import load_state_dict_bytes, shipped_checkpoint
-from xtmr_core.data import dataset_missing
+from xtmr_core.data import DataSplits, dataset_missing, load_dataset
 from xtmr_core.errors import XtmrError as XtmrError
 from xtmr_core.experiment import Experiment
+from xtmr_core.image_folder import ImageFolderSpec as ImageFolderSpec  # "X as X": re-exported for the pages
+from xtmr_core.image_folder import load_image_folder
 from xtmr_core.layers_view import LayerMap, layer_map, layer_table, protected_per_layer, relevance_sample
 from xtmr_core.layers_view import signed_range as signed_range
 from xtmr_core.layers_view import weight_memory_bytes as weight_memory_bytes
+from xtmr_core.model_source import load_from_source
+from xtmr_core.model_source import torchvision_architectures as _torchvision_architectures
 from xtmr_core.protection import Overhead, overhead
 from xtmr_core.relevance import input_relevance, layer_relevance_shares, lrp_weight_relevance
 from xtmr_core.scoring import topk_overlap
@@ -47,7 +51,7 @@ from xtmr_core.session_checkpoints import digest as digest
 from xtmr_core.session_checkpoints import train_checkpoint as train_checkpoint
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.sweep import COLUMNS, PAIRED_COLUMNS, iso_table, point_rows, run_sweep
-from xtmr_core.vocabulary import DATASETS, FORMATS, SCORERS, WORD_BITS
+from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS, SCORERS, WORD_BITS, model_kind
 from xtmr_core.vote_view import VoteDemo, random_flips, vote_demo
 
 # ---------------------------------------------------------------- which model is active
@@ -58,19 +62,24 @@ class ModelChoice:
     """The active model of a session, and the cache key of everything derived from it.
 
     Attributes:
-        model, dataset: names. source: ``shipped`` or ``custom`` (trained here or uploaded).
+        model: a builtin name or ``torchvision:NAME`` (never user code). dataset: a builtin name or
+            ``imagefolder:PATH``. source: ``shipped`` or ``custom`` (trained here or uploaded).
         ckpt_id: the shipped file's version (mtime/size) or the custom checkpoint's SHA-256.
+        folder: how the image folder is read (size, channels, normalisation), ``None`` for a builtin dataset:
+            part of the key, so another size or normalisation is another model.
     """
 
     model: str
     dataset: str
     source: str
     ckpt_id: str
+    folder: ImageFolderSpec | None = None
 
     @property
     def key(self) -> str:
-        """The identity as one string (model, dataset, source, checkpoint id)."""
-        return f"{self.model}|{self.dataset}|{self.source}|{self.ckpt_id}"
+        """The identity as one string (model, dataset, source, checkpoint id, and how a folder is read)."""
+        extra = "" if self.folder is None else f"|{self.folder.size}|{self.folder.channels}|{self.folder.normalize}"
+        return f"{self.model}|{self.dataset}|{self.source}|{self.ckpt_id}{extra}"
 
     @property
     def label(self) -> str:
@@ -100,9 +109,16 @@ def forget_custom_checkpoint() -> None:
 
 
 def adopt_checkpoint(
-    model: str, dataset: str, data: bytes, name: str, origin: str, history: list[dict] | None = None
+    model: str,
+    dataset: str,
+    data: bytes,
+    name: str,
+    origin: str,
+    history: list[dict] | None = None,
+    folder: ImageFolderSpec | None = None,
 ) -> ModelChoice:
-    """Check checkpoint bytes as ``model`` on ``dataset`` and make them the session's custom model.
+    """Check checkpoint bytes as ``model`` on ``dataset`` (the image folder ``folder``, when given) and make
+    them the session's custom model.
 
     The ``Experiment`` is built once, under the checkpoint's SHA-256 (the display name is no part of the key), so
     the pages that follow find it in the cache.
@@ -115,12 +131,13 @@ def adopt_checkpoint(
     held[sha] = (data, name)
     while len(held) > 8:  # uploads can be 50 MiB each: keep the few most recent
         held.pop(next(iter(held)))
-    choice = ModelChoice(model, dataset, "custom", sha)
+    choice = ModelChoice(model, dataset, "custom", sha, folder)
     experiment(choice)
     st.session_state["custom_ckpt"] = {
         "origin": origin,
         "model": model,
         "dataset": dataset,
+        "folder": folder,
         "sha": sha,
         "name": name,
         "data": data,
@@ -129,9 +146,27 @@ def adopt_checkpoint(
     return choice
 
 
+def current_folder() -> ImageFolderSpec | None:
+    """The image folder the session's settings name (``None``: a builtin dataset, or no path typed yet).
+
+    Only a path the user typed on the Model page gets here: the folder settings never come from a URL.
+    """
+    if not ui.uses_folder():
+        return None
+    path = str(ui.setting("folder_path")).strip()
+    if not path:
+        return None
+    size = int(ui.setting("folder_size"))
+    return ImageFolderSpec(
+        path, size=(size, size), channels=int(ui.setting("folder_channels")), normalize=str(ui.setting("folder_norm"))
+    )
+
+
 def current_choice() -> ModelChoice:
     """The model the session works on: its custom checkpoint when chosen and fitting, else the shipped one."""
-    model, dataset, source = ui.setting("model"), ui.setting("dataset"), ui.setting("weights_source")
+    model, source = ui.model_ref(), ui.setting("weights_source")
+    folder = current_folder()
+    dataset = folder.name if folder is not None else str(ui.setting("dataset"))
     custom = custom_checkpoint()
     if (
         source in ("train", "upload")
@@ -139,20 +174,74 @@ def current_choice() -> ModelChoice:
         and custom["origin"] == source
         and custom["model"] == model
         and custom["dataset"] == dataset
+        and custom.get("folder") == folder
     ):
         _checkpoint_bytes().setdefault(custom["sha"], (custom["data"], custom["name"]))
-        return ModelChoice(model, dataset, "custom", custom["sha"])
-    return shipped_choice(model, dataset)
+        return ModelChoice(model, dataset, "custom", custom["sha"], folder)
+    return shipped_choice(model, dataset, folder)
 
 
-def shipped_choice(model: str, dataset: str) -> ModelChoice:
-    """The shipped checkpoint of (model, dataset); its id changes when the file does (``missing`` if none)."""
-    try:
-        path = shipped_checkpoint(model, dataset)
-    except XtmrError:
-        path = None
+def matches_custom(custom: dict | None, origin: str | None = None) -> bool:
+    """Whether the session's trained/uploaded checkpoint fits the model and data chosen now (and ``origin``)."""
+    if not custom or (origin is not None and custom["origin"] != origin):
+        return False
+    folder = current_folder()
+    dataset = folder.name if folder is not None else str(ui.setting("dataset"))
+    return custom["model"] == ui.model_ref() and custom["dataset"] == dataset and custom.get("folder") == folder
+
+
+def has_shipped_weights(model: str, dataset: str) -> bool:
+    """Whether weights ship for ``model`` on ``dataset`` (never for a torchvision model or an image folder)."""
+    return (
+        model_kind(model) == "builtin" and dataset in DATASETS and shipped_choice(model, dataset).ckpt_id != "missing"
+    )
+
+
+def shipped_choice(model: str, dataset: str, folder: ImageFolderSpec | None = None) -> ModelChoice:
+    """The shipped checkpoint of (model, dataset); its id changes when the file does (``missing`` if none:
+    always for a torchvision architecture or an image folder)."""
+    path = None
+    if folder is None and model in MODELS and dataset in DATASETS:
+        try:
+            path = shipped_checkpoint(model, dataset)
+        except XtmrError:
+            path = None
     ckpt_id = f"{path.stat().st_mtime_ns}-{path.stat().st_size}" if path is not None else "missing"
-    return ModelChoice(model, dataset, "shipped", ckpt_id)
+    return ModelChoice(model, dataset, "shipped", ckpt_id, folder)
+
+
+@st.cache_data(show_spinner=False)
+def torchvision_architectures() -> tuple[str, ...]:
+    """The torchvision classification architectures the Architecture select offers."""
+    return _torchvision_architectures()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the image folder…")
+def folder_splits(folder: ImageFolderSpec) -> DataSplits:
+    """``image_folder.load_image_folder``, once per folder and reading options (shared across sessions).
+
+    Raises:
+        XtmrError: a missing or empty folder, unreadable images (one line).
+    """
+    return load_image_folder(folder)
+
+
+def folder_summary(folder: ImageFolderSpec) -> dict:
+    """What the Model page says of a loaded folder: classes, images, train/test split, size, normalisation.
+
+    Raises:
+        XtmrError: as ``folder_splits``.
+    """
+    splits = folder_splits(folder)
+    info = splits.info
+    return {
+        "classes": len(splits.classes),
+        "images": int(info["images"]),
+        "train": int(splits.x_train.shape[0]),
+        "test": int(splits.x_test.shape[0]),
+        "shape": "×".join(map(str, splits.in_shape)),
+        "normalize": info["normalize"],
+    }
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model and its data…")
@@ -162,13 +251,38 @@ def experiment(choice: ModelChoice) -> Experiment:
     Raises:
         XtmrError: no checkpoint, a dataset that is not available offline, or weights that do not fit.
     """
-    if choice.source == "custom":
-        entry = _checkpoint_bytes().get(choice.ckpt_id)
-        if entry is None:
-            raise XtmrError("this session's trained or uploaded weights are gone: train or upload them again")
+    # Never user code: the app builds only builtin names and torchvision:NAME (load_from_source is never asked
+    # to allow code; this check keeps a stray FILE.py:FACTORY from even reaching it).
+    if model_kind(choice.model) not in ("builtin", "torchvision"):
+        raise XtmrError(f"model {choice.model!r} is user code; it can only be loaded from the command line")
+    if choice.folder is None and choice.dataset not in DATASETS:
+        raise XtmrError("no image folder chosen yet: type its path on the Model page")
+    outside = choice.folder is not None or model_kind(choice.model) != "builtin"
+    if choice.source != "custom":
+        if outside:
+            on = "an image folder" if choice.folder is not None else choice.dataset
+            raise XtmrError(f"no shipped weights for {choice.model} on {on}: upload a state dict or train one here")
+        return Experiment(choice.model, choice.dataset)
+    entry = _checkpoint_bytes().get(choice.ckpt_id)
+    if entry is None:
+        raise XtmrError("this session's trained or uploaded weights are gone: train or upload them again")
+    if not outside:
         net, meta = load_state_dict_bytes(entry[0], choice.model, choice.dataset, name=entry[1])
         return Experiment(choice.model, choice.dataset, net=net, meta=meta)
-    return Experiment(choice.model, choice.dataset)
+    splits = folder_splits(choice.folder) if choice.folder is not None else load_dataset(choice.dataset)
+    net, meta = load_from_source(choice.model, splits, checkpoint=entry[0], name=entry[1])
+    return Experiment(choice.model, splits.name, net=net, meta=meta, splits=splits)
+
+
+def train_weights(model: str, dataset: str, folder: ImageFolderSpec | None, **kwargs: object) -> tuple[bytes, list]:
+    """``session_checkpoints.train_checkpoint`` of ``model`` on a builtin dataset or on the image folder
+    ``folder`` (its splits from the shared cache); ``kwargs`` as there (epochs, lr, seed, batch size, progress).
+
+    Raises:
+        XtmrError: data that cannot be read, or a model that does not fit it.
+    """
+    splits = folder_splits(folder) if folder is not None else None
+    return train_checkpoint(model, dataset, splits=splits, **kwargs)  # type: ignore[arg-type]
 
 
 def require_experiment() -> tuple[ModelChoice, Experiment]:
@@ -177,7 +291,13 @@ def require_experiment() -> tuple[ModelChoice, Experiment]:
     try:
         return choice, experiment(choice)
     except XtmrError as e:
-        if choice.source == "shipped" and str(e).startswith("no shipped checkpoint"):
+        if str(e).startswith("no shipped weights for"):
+            st.error(str(e))
+            st.info(
+                "On the **Model** page, choose *Upload a .pt file* under Weights (a state dict of this "
+                "architecture) or *Train one here*."
+            )
+        elif choice.source == "shipped" and str(e).startswith("no shipped checkpoint"):
             st.error(f"No weights are shipped for {choice.model} on {choice.dataset}.")
             st.info(
                 "On the **Model** page, choose *Train one here* under Weights (a minute or two on a CPU) or "
@@ -372,16 +492,43 @@ def trial_digits(choice: ModelChoice, spec: CampaignSpec, trial: int, count: int
     faulty = trial_predictions(exp, spec, int(trial))
     clean = exp.clean_predictions(spec.fmt, spec.int8_granularity).cpu().numpy()
     changed = np.flatnonzero(faulty != clean)[: int(count)]
-    x = exp.x_test[torch.as_tensor(changed, dtype=torch.long).to(exp.x_test.device)].cpu().numpy()
     return pd.DataFrame(
         {
             "index": changed,
             "label": exp.y_test.cpu().numpy()[changed],
             "clean": clean[changed],
             "faulty": faulty[changed],
-            "image": [img.mean(axis=0) for img in x],
+            "image": display_images(choice, tuple(int(i) for i in changed)),
         }
     )
+
+
+def display_images(choice: ModelChoice, indices: tuple[int, ...]) -> list[np.ndarray]:
+    """Test images as a screen shows them: H×W (one channel) or H×W×3 (RGB), floats in [0, 1].
+
+    Normalised pixels (an image folder read with a mean and std) are mapped back to [0, 1] first; anything
+    still outside [0, 1] is rescaled per image, so no image is drawn as wrapped-around colours.
+    """
+    exp = experiment(choice)
+    if not indices:
+        return []
+    idx = torch.as_tensor(indices, dtype=torch.long).to(exp.x_test.device)
+    x = exp.x_test[idx].detach().cpu().numpy().astype(np.float32)
+    info = getattr(exp.splits, "info", None) or {}
+    if info.get("mean") is not None and info.get("std") is not None:
+        mean = np.asarray(info["mean"], np.float32)[:, None, None]
+        std = np.asarray(info["std"], np.float32)[:, None, None]
+        x = x * std + mean
+    out = []
+    for img in x:
+        lo, hi = float(img.min()), float(img.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            img = (img - lo) / max(hi - lo, 1e-6)
+        img = np.clip(img, 0.0, 1.0)
+        out.append(
+            img[0] if img.shape[0] == 1 else np.transpose(img[:3], (1, 2, 0)) if img.shape[0] >= 3 else img.mean(0)
+        )
+    return out
 
 
 # ---------------------------------------------------------------- Relevance page views

@@ -14,7 +14,17 @@ from pathlib import Path
 import streamlit as st
 from streamlit import config
 
-from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS, PLANS, SCORERS, WORD_BITS
+from xtmr_core.vocabulary import (
+    DATASETS,
+    FORMATS,
+    IMAGEFOLDER_PREFIX,
+    MODELS,
+    NORMALIZATIONS,
+    PLANS,
+    SCORERS,
+    TORCHVISION_PREFIX,
+    WORD_BITS,
+)
 
 ROOT = Path(__file__).resolve().parent
 #: Shipped with the app, so the browser never fetches an icon from the internet.
@@ -33,7 +43,46 @@ DEFAULTS = {
     "ber": 1e-5,
     "trials": 10,
     "seed": 0,
+    # a torchvision architecture and an image folder: never in the URL (a link must not point the server at a
+    # path the user did not type), so they live only in the session
+    "tv_arch": "resnet18",
+    "folder_path": "",
+    "folder_size": 32,
+    "folder_channels": 3,
+    "folder_norm": "none",
 }
+
+#: The Architecture select's entry that reveals the torchvision architectures (not a model name itself).
+TORCHVISION_ENTRY = "torchvision architecture…"
+#: The Dataset select's entry that reveals the image-folder inputs (not a dataset name itself).
+FOLDER_ENTRY = "Image folder on this server…"
+#: Image-folder side lengths the app offers (pixels; images are resized to a square).
+FOLDER_SIZES: tuple[int, ...] = (16, 24, 28, 32, 48, 64, 96, 128, 160, 224)
+FOLDER_CHANNELS: tuple[int, ...] = (3, 1)
+NORMALIZATION_HELP = {
+    "none": "pixels in [0, 1]",
+    "imagenet": "ImageNet's per-channel mean and std (what torchvision's pretrained weights expect)",
+    "dataset": "the training split's own per-channel mean and std",
+}
+assert set(NORMALIZATION_HELP) == set(NORMALIZATIONS)
+
+
+def model_ref() -> str:
+    """The session's model reference: a builtin name or ``torchvision:NAME`` (never user code: the Architecture
+    select offers only these)."""
+    model = setting("model")
+    return TORCHVISION_PREFIX + str(setting("tv_arch")) if model == TORCHVISION_ENTRY else str(model)
+
+
+def uses_folder() -> bool:
+    """Whether the session's dataset is an image folder on this server."""
+    return setting("dataset") == FOLDER_ENTRY
+
+
+def folder_label(path: str) -> str:
+    """An image folder's dataset name, as the engine calls it."""
+    return IMAGEFOLDER_PREFIX + path
+
 
 #: BER slider stops: 1, 2, 5 per decade from 1e-7 to 1e-2.
 BER_VALUES: tuple[float, ...] = tuple(float(f"{m}e{e}") for e in range(-7, -2) for m in (1, 2, 5)) + (1e-2,)
@@ -168,7 +217,7 @@ def sync_url() -> None:
     for param, key in URL_SETTINGS.items():
         value = st.session_state.get(key, DEFAULTS[key])
         text = fmt_ber(value) if key == "ber" else f"{value:g}" if isinstance(value, float) else str(value)
-        if value == DEFAULTS[key]:
+        if value == DEFAULTS[key] or _parse(key, text) is None:  # e.g. the torchvision / image-folder entries
             if param in st.query_params:
                 del st.query_params[param]
         elif st.query_params.get(param) != text:

