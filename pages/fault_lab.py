@@ -572,9 +572,13 @@ def _teaching_corner() -> None:
             )
         )
     else:
-        s = app_state.scores(choice, "lrp", ui.setting("rule"))[lo:hi]
+        try:
+            s, by = app_state.scores(choice, "lrp", ui.setting("rule"))[lo:hi], ""
+        except XtmrError as e:  # LRP cannot run on this model: rank by magnitude, and say why
+            s, by = app_state.scores(choice, "magnitude")[lo:hi], " (by |w|)"
+            st.caption(f"Ranked by magnitude |w| instead of LRP: {e}")
         local = int(np.argmax(s) if how.startswith("most") else np.argmin(s))
-        c3.write(f"weight #{local} of {layer}")
+        c3.write(f"weight #{local} of {layer}{by}")
     weight = lo + local
     bit = st.slider(
         "Bit to flip",
@@ -732,9 +736,7 @@ def _wrecked_digits() -> None:
         return
     cols = st.columns(len(digits))
     for col, row in zip(cols, digits.itertuples()):
-        img = np.asarray(row.image, dtype=np.float32)
-        img = (img - img.min()) / max(1e-6, float(img.max() - img.min()))
-        col.image(img, width=72, clamp=True)
+        col.image(np.asarray(row.image, dtype=np.float32), width=72, clamp=True)  # already in [0, 1], RGB or gray
         after = "none" if row.faulty < 0 else str(row.faulty)
         col.caption(f"label {row.label}: {row.clean} → **{after}**")
 
