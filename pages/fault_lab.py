@@ -278,6 +278,8 @@ try:
     point = _run()
 except XtmrError as e:
     num_box.error(str(e))
+    if protect in ("lrp", "gradient", "taylor", "damage"):  # the plans that rank weights on reference images
+        status_box.info("Plans that need no reference images: magnitude, random, full, bits, range, ecc.")
     st.stop()
 base, res = point.results[0], point.results[-1]
 

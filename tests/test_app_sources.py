@@ -91,6 +91,8 @@ def test_torchvision_architecture_with_an_uploaded_state_dict_on_an_image_folder
     assert len(at.error) <= 1 and at.get("plotly_chart")  # the test images and the scorer overlap still draw
     ok(at.switch_page("pages/fault_lab.py").run())
     ok(at.select_slider(key="trials").set_value(2).run())
+    if at.error:  # untrained weights: LRP finds too few correct reference images, and says which plans still run
+        assert len(at.error) == 1 and any("magnitude, random" in i.value for i in at.info)
     ok(at.selectbox(key="protect").set_value("magnitude").run())
     assert not at.error, [e.value for e in at.error]
     assert re.fullmatch(r"\d{1,3}\.\d+%", metric(at, "Clean"))
