@@ -13,13 +13,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from xtmr_core.data import DataSplits, stratified_split
 from xtmr_core.errors import XtmrError
 from xtmr_core.vocabulary import IMAGEFOLDER_PREFIX, NORMALIZATIONS, check_choice
+
+if TYPE_CHECKING:  # numpy and torch load with the images, so the CLI checks a spec before they do
+    import numpy as np
+
+    from xtmr_core.data import DataSplits
 
 #: ImageNet's per-channel mean and standard deviation (torchvision's pretrained weights expect them).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -83,6 +85,11 @@ def load_image_folder(spec: ImageFolderSpec) -> DataSplits:
         XtmrError: a missing folder, one without class sub-folders holding images, fewer than two classes,
             an unreadable image, a split file naming an image that is not there, or an empty split part.
     """
+    import numpy as np
+    import torch
+
+    from xtmr_core.data import DataSplits
+
     spec.check()
     root = Path(spec.root).expanduser()
     if not root.is_dir():
@@ -135,6 +142,7 @@ def load_image_folder(spec: ImageFolderSpec) -> DataSplits:
 
 def _read(path: Path, spec: ImageFolderSpec) -> np.ndarray:
     """One image as float32 C×H×W in [0, 1]."""
+    import numpy as np
     from PIL import Image
 
     try:
@@ -151,6 +159,10 @@ def _split(
     root: Path, relative: list[str], y: np.ndarray, spec: ImageFolderSpec
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(train indices, test indices, the split as recorded)."""
+    import numpy as np
+
+    from xtmr_core.data import stratified_split
+
     if spec.split_file is None:
         train, test = stratified_split(y, spec.test_fraction, spec.split_seed)
         split: dict = {"kind": "stratified", "test_fraction": spec.test_fraction, "seed": spec.split_seed}
@@ -158,8 +170,9 @@ def _split(
         path = Path(spec.split_file).expanduser()
         if not path.is_file():
             raise XtmrError(f"split file {path} not found; give a text file naming one test image per line")
-        text = path.read_text(errors="replace")
-        names = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        raw = path.read_bytes()
+        lines = (line.strip() for line in raw.decode("utf-8", errors="replace").splitlines())
+        names = [line for line in lines if line and not line.startswith("#")]
         index = {name: i for i, name in enumerate(relative)}
         unknown = [n for n in names if n not in index]
         if unknown:
@@ -167,7 +180,7 @@ def _split(
         chosen = set(names)
         test = np.asarray(sorted(index[n] for n in chosen), dtype=np.int64)
         train = np.asarray([i for i, n in enumerate(relative) if n not in chosen], dtype=np.int64)
-        split = {"kind": "file", "file": str(path), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        split = {"kind": "file", "file": str(path), "sha256": hashlib.sha256(raw).hexdigest()}
     if len(train) == 0 or len(test) == 0:
         raise XtmrError(
             f"the split of {root} leaves {len(train)} training and {len(test)} test images; both need at least one"
@@ -178,6 +191,8 @@ def _split(
 
 def _normalization(spec: ImageFolderSpec, x_train: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Per-channel (mean, std) to subtract and divide by, or (None, None)."""
+    import numpy as np
+
     if spec.normalize == "none":
         return None, None
     if spec.normalize == "imagenet":
