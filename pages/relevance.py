@@ -54,8 +54,8 @@ except XtmrError as e:
     shares, lrp_error = None, str(e)
     st.error(lrp_error)
     st.info(
-        "The LRP maps of this page need LRP; the test images and the comparison of the other scorers below "
-        "still work, and the Fault lab and Sweeps can protect by magnitude, gradient, taylor or random."
+        "The maps of this page need LRP; the test images and the scorer comparison below still show. The "
+        "Fault lab and Sweeps can still protect by magnitude or random, which need no reference images."
     )
 if shares is not None:
     names = list(shares["layer"])
@@ -263,9 +263,13 @@ else:
     fig.update_annotations(font_size=11)
     st.plotly_chart(fig, width="stretch", key="inputs")
     st.caption(
-        "Top: the image (normalised pixels mapped back for display). Bottom: its pixel relevance "
-        "for the chosen class (red for, blue against), each map "
-        "on its own symmetric scale."
+        "Top: the image (normalised pixels mapped back for display)."
+        + (
+            ""
+            if heat is None
+            else " Bottom: its pixel relevance for the chosen class (red for, blue against), each map on its own "
+            "symmetric scale."
+        )
     )
 
 # ---------------------------------------------------------------- top-k overlap
