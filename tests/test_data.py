@@ -273,3 +273,10 @@ def test_splits_is_frozen():
     assert isinstance(s, DataSplits)
     with pytest.raises(AttributeError):
         s.name = "other"
+
+
+def test_reference_set_of_a_random_model_takes_images_as_they_come():
+    s = load_dataset("mnist5k")
+    x, y = reference_set(_AlwaysZero(), s, n=50, seed=3, correct_only=False)
+    order = torch.randperm(len(s.y_train), generator=torch.Generator().manual_seed(3))[:50]
+    assert torch.equal(x, s.x_train[order]) and torch.equal(y, s.y_train[order])

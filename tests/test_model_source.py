@@ -430,3 +430,15 @@ def test_cli_names_a_layer_lrp_cannot_explain_but_other_scorers_run(nets, tmp_pa
     assert main([*base, "--protect", "magnitude"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["model"] == ref and d["weights"] == "file" and d["protect"] == "magnitude"
+
+
+def test_cli_runs_a_model_without_weights_with_a_warning(nets, tmp_path, capsys):
+    # no --checkpoint, LRP-protected: the seeded random weights run (their reference images taken as they come,
+    # almost none being classified correctly) and stderr says what they mean
+    root = _colour_folder(tmp_path / "photos", per_class=5, size=8)
+    argv = ["evaluate", "--model", f"{nets}:build", "--dataset", f"imagefolder:{root}", "--image-size", "8"]
+    assert main([*argv, "--protect", "lrp", "--budget", "1", "--ber", "1e-3", "--trials", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    d = json.loads(captured.out)
+    assert d["weights"] == "random" and d["protect"] == "lrp" and d["trials"] == 2
+    assert "random weights (seed 0)" in captured.err and "Traceback" not in captured.err

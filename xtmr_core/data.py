@@ -176,7 +176,7 @@ def dataset_missing(name: str, root: str | Path | None = None) -> str | None:
 
 
 def reference_set(
-    model: nn.Module, splits: DataSplits, n: int = 256, seed: int = 0
+    model: nn.Module, splits: DataSplits, n: int = 256, seed: int = 0, correct_only: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick ``n`` training images the model classifies correctly (the inputs LRP relevance sums over).
 
@@ -188,6 +188,8 @@ def reference_set(
         splits: the dataset.
         n: how many images.
         seed: seed of the random order.
+        correct_only: keep only correctly classified images; ``False`` takes the first ``n`` of the order
+            whatever the model says (for a model with random weights, which gets almost nothing right).
 
     Returns:
         ``(x, y)``: CPU tensors ``n×C×H×W`` (float32) and ``n`` (int64), in the seeded order.
@@ -199,6 +201,9 @@ def reference_set(
         raise XtmrError(f"reference set size must be at least 1, got {n}; pass n >= 1")
     n = int(n)
     order = torch.randperm(len(splits.y_train), generator=torch.Generator().manual_seed(int(seed)))
+    if not correct_only:
+        idx = order[: min(n, len(order))]
+        return splits.x_train[idx], splits.y_train[idx]
     device = _model_device(model)
     was_training = model.training
     chosen: list[torch.Tensor] = []

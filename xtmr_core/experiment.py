@@ -155,7 +155,10 @@ class Experiment:
             if self._reference is None:
                 # A small image folder cannot give 256 correct images: take at most half its training split.
                 n = min(self.ref_size, max(1, len(self.splits.y_train) // 2))
-                self._reference = reference_set(self.model, self.splits, n, self.ref_seed)
+                # A model with random weights (no checkpoint given) classifies almost nothing correctly: its
+                # reference images are taken as they come, so its scores can still be shown (and mean little).
+                correct_only = self.meta.get("weights") != "random"
+                self._reference = reference_set(self.model, self.splits, n, self.ref_seed, correct_only)
             return self._reference
 
     def scores(self, scorer: str, rule: str = "epsilon", seed: int = 0) -> np.ndarray:
