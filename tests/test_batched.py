@@ -115,6 +115,22 @@ def test_a_real_model_predicts_bit_identically_batched(device):
             assert _same_predictions(many[t], predict(worker, exp.x_test), device)
 
 
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2"])
+def test_channels_last_models_with_folded_batchnorm_batch_too(device, name):
+    # their forward changes memory layout, which a vmap-batched tensor (a hidden trial dimension) cannot take
+    from xtmr_core.experiment import Experiment
+
+    exp = Experiment(name, "mnist5k", device=device)
+    inj = exp.injector("int8")
+    plan, fault = make_plan("none", 8), FaultModel(1e-2)
+    reads = [inj.read(trial_faults(inj, plan, fault, 0, t), plan) for t in range(2)]
+    x = exp.x_test[:100]
+    many = evaluate_many(inj, reads, x)
+    for t, (index, values) in enumerate(reads):
+        with inj.applied(index, values) as worker:
+            assert _same_predictions(many[t], predict(worker, x), device)
+
+
 def test_outcomes_mix_plans_and_give_each_images_correctness(tiny_model, tiny_data, device):
     from xtmr_core.batched import Job, outcomes
 

@@ -28,6 +28,7 @@ from torch.func import functional_call, vmap
 from xtmr_core.device import eval_batch_size, faithful_fp32
 from xtmr_core.faults import FaultModel, FaultSet
 from xtmr_core.injection import FaultInjector
+from xtmr_core.models import without_layout_changes
 from xtmr_core.protection import ProtectionPlan
 
 #: One trial's read-back: sorted flat weight indices and the float32 values read there.
@@ -94,7 +95,8 @@ def evaluate_many(
         step = eval_batch_size(x.device, x.shape[0], batch_size)
         out = []
         for start in range(0, x.shape[0], step):
-            logits = forward(weights, x[start : start + step])
+            with without_layout_changes():
+                logits = forward(weights, x[start : start + step])
             pred = logits.argmax(dim=-1)
             pred[~torch.isfinite(logits).all(dim=-1)] = -1
             out.append(pred)

@@ -19,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.models import Add
+from xtmr_core.models import Add, to_channels_last
 
 __all__ = ["has_batchnorm", "fold_batchnorm", "deployed_model", "lrp_ready", "LRP_LAYERS", "LRP_PASS", "LRP_POOLS"]
 
@@ -43,6 +43,7 @@ _PASS_FUNCTIONS = {
     nn.functional.relu,
     nn.functional.max_pool2d,
     nn.functional.dropout,
+    to_channels_last,
 }
 _PASS_METHODS = {"view", "reshape", "flatten", "size", "contiguous", "to", "squeeze", "unsqueeze", "dim"}
 _ADDS = {operator.add, operator.iadd, torch.add}

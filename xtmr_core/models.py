@@ -9,6 +9,10 @@ convolutions and residual adds; every add is an ``Add`` module, so canonization 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -123,6 +127,31 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
+# False while ``vmap`` batches trials (``batched.evaluate_many``): a batched tensor's hidden trial dimension
+# makes it 5-d, so it has no NHWC layout, and vmap's fallback for layout changes is slow and warns.
+_LAYOUT_CHANGES: contextvars.ContextVar[bool] = contextvars.ContextVar("xtmr_layout_changes", default=True)
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in NHWC memory layout (faster convolutions on the CPU), or ``x`` itself inside
+    ``without_layout_changes``. A layout changes speed only, never values."""
+    return x.to(memory_format=torch.channels_last) if _LAYOUT_CHANGES.get() else x
+
+
+@contextlib.contextmanager
+def without_layout_changes() -> Iterator[None]:
+    """Within this block (in this thread or task) the models keep their inputs' memory layout."""
+    token = _LAYOUT_CHANGES.set(False)
+    try:
+        yield
+    finally:
+        _LAYOUT_CHANGES.reset(token)
+
+
+# A leaf of torch.fx traces (canonize folds BatchNorm on one), so the switch is read at run time, not traced.
+torch.fx.wrap("to_channels_last")
+
+
 class Add(nn.Module):
     """A residual add ``z = a + b`` as a module of its own, so canonization and LRP can see it
     (relevance splits in proportion to ``a`` and ``b``; a plain ``+`` would be invisible)."""
@@ -157,7 +186,7 @@ class BasicBlock(nn.Module):
         else:
             # NCHW for the 1×1 stride-2 projection: oneDNN's backward of that conv on an NHWC tensor corrupts
             # the heap in torch 2.14 on the CPU (crashes LRP and training for some batch sizes).
-            short = self.shortcut(x.contiguous()).to(memory_format=torch.channels_last)
+            short = to_channels_last(self.shortcut(x.contiguous()))
         return self.relu2(self.add(out, short))
 
 
@@ -204,7 +233,7 @@ class Classifier(nn.Module):
             # oneDNN runs convolutions with a few channels about twice as fast on NHWC tensors, and the
             # layout propagates from the input to every later activation (``to``, not ``contiguous``: a
             # one-channel NCHW tensor already counts as contiguous in NHWC and would stay NCHW).
-            x = x.to(memory_format=torch.channels_last)
+            x = to_channels_last(x)
         if self.features is not None:
             x = self.features(x)
         # torch.flatten, not nn.Flatten: Captum's LRP has no rule for a Flatten module.
