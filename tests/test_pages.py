@@ -432,7 +432,7 @@ def test_model_train_here_replaces_the_model_for_this_session():
 @pytest.mark.parametrize(
     "model", [m for m in MODELS if m in ("resnet20", "mobilenetv2") and shipped_checkpoint(m, "mnist5k") is not None]
 )
-def test_new_models_render_on_model_relevance_and_sweeps(model):
+def test_new_models_render_on_every_page(model):
     at = open_page("model")
     ok(at.selectbox(key="model").set_value(model).run())
     assert not at.error and f"{model} on mnist5k (shipped checkpoint)" in at.subheader[-1].value
@@ -447,6 +447,13 @@ def test_new_models_render_on_model_relevance_and_sweeps(model):
         if layer is not None:
             ok(at.selectbox(key=key).set_value(layer).run())
             assert not at.error and any(c.value.startswith(f"{layer}, weight") for c in at.caption)
+    ok(at.switch_page("pages/fault_lab.py").run())
+    ok(at.select_slider(key="trials").set_value(5).run())
+    ok(at.selectbox(key="fmt").set_value("int8").run())
+    ok(at.select_slider(key="ber").set_value(1e-2).run())
+    clean, unprotected = percent(metric(at, "Clean")), percent(metric(at, "Unprotected"))
+    assert not at.error and clean > 90 and unprotected < clean - 5  # int8 at 1e-2 costs both models points
+    assert percent(metric(at, "With lrp 1%")) > unprotected  # the paired verdict the report gives at this point
     ok(at.switch_page("pages/sweeps.py").run())
     ok(at.select_slider(key="sw_trials").set_value(2).run())
     ok(at.multiselect(key="swb_plans").set_value(["lrp"]).run())
