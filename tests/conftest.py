@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from xtmr_core.device import available_devices
+from xtmr_core.errors import XtmrError
 
 #: The devices tests that touch a device run on: the CPU always, CUDA too where a GPU is present, so the
 #: suite exercises CUDA on a GPU machine and skips nothing on a CPU one.
@@ -69,3 +70,14 @@ def metric(at, label_start: str) -> str:
         if m.label.startswith(label_start):
             return m.value
     raise AssertionError(f"no metric {label_start!r} among {[m.label for m in at.metric]}")
+
+
+def one_line_error(call, *fragments: str) -> str:
+    """Run ``call``, which must raise ``XtmrError`` with a one-line message (no traceback) naming every fragment."""
+    with pytest.raises(XtmrError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message

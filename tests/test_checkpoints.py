@@ -7,6 +7,7 @@ import shlex
 
 import pytest
 import torch
+from conftest import one_line_error
 from torch import nn
 
 from xtmr_core import checkpoints
@@ -20,7 +21,6 @@ from xtmr_core.checkpoints import (
 )
 from xtmr_core.cli import build_parser
 from xtmr_core.data import load_dataset
-from xtmr_core.errors import XtmrError
 from xtmr_core.models import build_model
 from xtmr_core.training import accuracy_on_test
 
@@ -38,16 +38,6 @@ def _same_outputs(a: nn.Module, b: nn.Module) -> bool:
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         return torch.equal(a(x), b(x))
-
-
-def _one_line_error(call, *fragments) -> str:
-    with pytest.raises(XtmrError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -75,26 +65,26 @@ def test_save_copies_views_instead_of_their_storage(tmp_path):
 
 
 def test_meta_must_be_plain(tmp_path):
-    _one_line_error(lambda: save_checkpoint(tmp_path / "m.pt", _lenet(), {"t": torch.zeros(1)}), "meta['t']")
-    _one_line_error(lambda: save_checkpoint(tmp_path / "m.pt", _lenet(), {"v": torch.__version__}))
-    _one_line_error(lambda: save_checkpoint(tmp_path / "m.pt", _lenet(), {1: "x"}), "strings")
+    one_line_error(lambda: save_checkpoint(tmp_path / "m.pt", _lenet(), {"t": torch.zeros(1)}), "meta['t']")
+    one_line_error(lambda: save_checkpoint(tmp_path / "m.pt", _lenet(), {"v": torch.__version__}))
+    one_line_error(lambda: save_checkpoint(tmp_path / "m.pt", _lenet(), {1: "x"}), "strings")
     assert not (tmp_path / "m.pt").exists()
 
 
 def test_missing_file(tmp_path):
-    _one_line_error(lambda: load_checkpoint(tmp_path / "nope.pt"), str(tmp_path / "nope.pt"), "not found")
-    _one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "nope.pt"), "not found")
+    one_line_error(lambda: load_checkpoint(tmp_path / "nope.pt"), str(tmp_path / "nope.pt"), "not found")
+    one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "nope.pt"), "not found")
 
 
 def test_not_a_torch_file_and_truncated(tmp_path):
     (tmp_path / "text.pt").write_text("hello, I am not a checkpoint")
-    _one_line_error(lambda: load_checkpoint(tmp_path / "text.pt"), "not a readable PyTorch checkpoint")
+    one_line_error(lambda: load_checkpoint(tmp_path / "text.pt"), "not a readable PyTorch checkpoint")
     save_checkpoint(tmp_path / "full.pt", _lenet(), {})
     data = (tmp_path / "full.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    _one_line_error(lambda: load_checkpoint(tmp_path / "cut.pt"), "corrupt")
+    one_line_error(lambda: load_checkpoint(tmp_path / "cut.pt"), "corrupt")
     (tmp_path / "empty.pt").write_bytes(b"")
-    _one_line_error(lambda: load_checkpoint(tmp_path / "empty.pt"), "not a readable")
+    one_line_error(lambda: load_checkpoint(tmp_path / "empty.pt"), "not a readable")
 
 
 class _Payload:
@@ -110,17 +100,17 @@ class _Payload:
 def test_pickled_code_is_refused_without_running_it(tmp_path):
     marker = str(tmp_path / "payload_ran")
     torch.save({"state_dict": _lenet().state_dict(), "meta": {"x": _Payload(marker)}}, tmp_path / "evil.pt")
-    _one_line_error(lambda: load_checkpoint(tmp_path / "evil.pt"), "pickled code", "refused")
+    one_line_error(lambda: load_checkpoint(tmp_path / "evil.pt"), "pickled code", "refused")
     data = (tmp_path / "evil.pt").read_bytes()
-    _one_line_error(lambda: load_state_dict_bytes(data, "lenet5"), "pickled code")
+    one_line_error(lambda: load_state_dict_bytes(data, "lenet5"), "pickled code")
     assert not os.path.exists(marker)
 
 
 def test_not_a_state_dict(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pt")
-    _one_line_error(lambda: load_checkpoint(tmp_path / "list.pt"), "neither a state dict")
+    one_line_error(lambda: load_checkpoint(tmp_path / "list.pt"), "neither a state dict")
     torch.save({"state_dict": {"w": torch.zeros(1)}, "meta": [1]}, tmp_path / "badmeta.pt")
-    _one_line_error(lambda: load_checkpoint(tmp_path / "badmeta.pt"), "'meta'")
+    one_line_error(lambda: load_checkpoint(tmp_path / "badmeta.pt"), "'meta'")
 
 
 def test_plain_state_dict_without_meta_is_accepted(tmp_path):
@@ -151,20 +141,18 @@ def test_shape_mismatch_names_key_and_both_shapes(tmp_path):
     state = _lenet().state_dict()
     state["classifier.4.weight"] = torch.zeros(5, 84)
     torch.save(state, tmp_path / "bad.pt")
-    _one_line_error(
-        lambda: load_model("lenet5", checkpoint=tmp_path / "bad.pt"), "classifier.4.weight", "5×84", "10×84"
-    )
+    one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "bad.pt"), "classifier.4.weight", "5×84", "10×84")
 
 
 def test_missing_and_unexpected_keys(tmp_path):
     state = _lenet().state_dict()
     del state["features.3.bias"]
     torch.save(state, tmp_path / "missing.pt")
-    _one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "missing.pt"), "lacks features.3.bias")
+    one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "missing.pt"), "lacks features.3.bias")
     state = _lenet().state_dict()
     state["extra.weight"] = torch.zeros(1)
     torch.save(state, tmp_path / "extra.pt")
-    _one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "extra.pt"), "unexpected key extra.weight")
+    one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "extra.pt"), "unexpected key extra.weight")
 
 
 def test_wrong_model_or_dataset(tmp_path):
@@ -172,18 +160,18 @@ def test_wrong_model_or_dataset(tmp_path):
     save_checkpoint(
         path, _lenet(), {"model": "lenet5", "in_shape": [1, 28, 28], "num_classes": 10, "dataset": "mnist5k"}
     )
-    _one_line_error(lambda: load_model("vgg16", checkpoint=path), "holds model lenet5, not vgg16")
-    _one_line_error(lambda: load_model("lenet5", "cifar10", checkpoint=path), "3×32×32", "mnist5k")
+    one_line_error(lambda: load_model("vgg16", checkpoint=path), "holds model lenet5, not vgg16")
+    one_line_error(lambda: load_model("lenet5", "cifar10", checkpoint=path), "3×32×32", "mnist5k")
     # A plain state dict of another architecture: the first mismatching key is named.
     torch.save(_lenet().state_dict(), tmp_path / "plain.pt")
-    _one_line_error(lambda: load_model("alexnet", checkpoint=tmp_path / "plain.pt"), "does not fit")
+    one_line_error(lambda: load_model("alexnet", checkpoint=tmp_path / "plain.pt"), "does not fit")
 
 
 def test_malformed_meta(tmp_path):
     save_checkpoint(tmp_path / "m.pt", _lenet(), {"in_shape": "abc"})
-    _one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "m.pt"), "malformed meta")
+    one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "m.pt"), "malformed meta")
     save_checkpoint(tmp_path / "w.pt", _lenet(), {"width": 2.0})
-    _one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "w.pt"), "features.0.weight", "12×1×5×5")
+    one_line_error(lambda: load_model("lenet5", checkpoint=tmp_path / "w.pt"), "features.0.weight", "12×1×5×5")
 
 
 def test_load_from_bytes_and_size_limit(tmp_path):
@@ -192,20 +180,20 @@ def test_load_from_bytes_and_size_limit(tmp_path):
     data = (tmp_path / "m.pt").read_bytes()
     loaded, meta = load_state_dict_bytes(data, "lenet5", device="cpu", name="my.pt")
     assert _same_outputs(model, loaded) and meta["file"] == "my.pt"
-    _one_line_error(lambda: load_state_dict_bytes(data, "lenet5", max_bytes=1000), "limit")
-    _one_line_error(lambda: load_state_dict_bytes(b"garbage", "lenet5"), "not a readable")
+    one_line_error(lambda: load_state_dict_bytes(data, "lenet5", max_bytes=1000), "limit")
+    one_line_error(lambda: load_state_dict_bytes(b"garbage", "lenet5"), "not a readable")
 
 
 def test_names_are_checked():
-    _one_line_error(lambda: shipped_checkpoint("resnet", "mnist5k"), "unknown model")
-    _one_line_error(lambda: shipped_checkpoint("lenet5", "../x"), "unknown dataset")
-    _one_line_error(lambda: load_model("lenet5", "imagenet"), "unknown dataset")
+    one_line_error(lambda: shipped_checkpoint("resnet", "mnist5k"), "unknown model")
+    one_line_error(lambda: shipped_checkpoint("lenet5", "../x"), "unknown dataset")
+    one_line_error(lambda: load_model("lenet5", "imagenet"), "unknown dataset")
 
 
 def test_no_shipped_checkpoint_says_how_to_train(monkeypatch, tmp_path):
     monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", tmp_path)
     assert shipped_checkpoint("lenet5", "mnist5k") is None
-    _one_line_error(lambda: load_model("lenet5"), "python -m xtmr_core train --model lenet5 --dataset mnist5k")
+    one_line_error(lambda: load_model("lenet5"), "python -m xtmr_core train --model lenet5 --dataset mnist5k")
 
 
 # --- the shipped checkpoints -----------------------------------------------------------------------

@@ -6,9 +6,9 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from conftest import one_line_error
 from PIL import Image
 
-from xtmr_core.errors import XtmrError
 from xtmr_core.image_folder import IMAGENET_MEAN, IMAGENET_STD, ImageFolderSpec, load_image_folder
 
 #: Created in unsorted order: labels must follow the sorted folder names, not creation order.
@@ -53,16 +53,6 @@ def _reference(root, size=SIZE, channels=3):
 
 def _key(row) -> bytes:
     return np.asarray(row, dtype=np.float32).tobytes()
-
-
-def _one_line_error(call, *fragments) -> str:
-    with pytest.raises(XtmrError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message and "Traceback" not in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 # --- what is read ----------------------------------------------------------------------------------
@@ -200,14 +190,14 @@ def test_split_file_hash_is_the_files_own_with_crlf_lines(folder, tmp_path):
 def test_split_file_naming_a_missing_image(folder, tmp_path):
     split = tmp_path / "test.txt"
     split.write_text("ant/img_00.png\nant/nope.png\n")
-    _one_line_error(
+    one_line_error(
         lambda: load_image_folder(ImageFolderSpec(str(folder), split_file=str(split))), "'ant/nope.png'", str(folder)
     )
 
 
 def test_missing_split_file(folder, tmp_path):
     missing = tmp_path / "absent.txt"
-    _one_line_error(
+    one_line_error(
         lambda: load_image_folder(ImageFolderSpec(str(folder), split_file=str(missing))),
         f"split file {missing} not found",
     )
@@ -216,37 +206,37 @@ def test_missing_split_file(folder, tmp_path):
 def test_split_file_naming_every_image_leaves_no_training_data(folder, tmp_path):
     split = tmp_path / "all.txt"
     split.write_text("\n".join(_reference(folder)))
-    _one_line_error(
+    one_line_error(
         lambda: load_image_folder(ImageFolderSpec(str(folder), split_file=str(split))), "0 training and 30 test"
     )
 
 
 def test_test_fraction_too_small_for_the_classes_leaves_no_test_data(folder):
     # round(10 * 0.01) = 0 test images per class
-    _one_line_error(
+    one_line_error(
         lambda: load_image_folder(ImageFolderSpec(str(folder), test_fraction=0.01)), "30 training and 0 test"
     )
 
 
 def test_missing_folder(tmp_path):
-    _one_line_error(lambda: load_image_folder(ImageFolderSpec(str(tmp_path / "nowhere"))), "nowhere", "not found")
+    one_line_error(lambda: load_image_folder(ImageFolderSpec(str(tmp_path / "nowhere"))), "nowhere", "not found")
 
 
 def test_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
-    _one_line_error(lambda: load_image_folder(ImageFolderSpec(str(tmp_path / "empty"))), "no class sub-folders")
+    one_line_error(lambda: load_image_folder(ImageFolderSpec(str(tmp_path / "empty"))), "no class sub-folders")
 
 
 def test_class_folders_without_images(tmp_path):
     for c in ("a", "b"):
         (tmp_path / "d" / c).mkdir(parents=True)
         (tmp_path / "d" / c / "notes.txt").write_text("not an image")
-    _one_line_error(lambda: load_image_folder(ImageFolderSpec(str(tmp_path / "d"))), "no class sub-folders")
+    one_line_error(lambda: load_image_folder(ImageFolderSpec(str(tmp_path / "d"))), "no class sub-folders")
 
 
 def test_one_class_is_not_a_classifier(tmp_path):
     root = _write_folder(tmp_path / "one", classes=("only",), per_class=4)
-    _one_line_error(lambda: load_image_folder(ImageFolderSpec(str(root))), "has 1 class", "at least 2")
+    one_line_error(lambda: load_image_folder(ImageFolderSpec(str(root))), "has 1 class", "at least 2")
 
 
 @pytest.mark.parametrize(
@@ -257,14 +247,14 @@ def test_one_class_is_not_a_classifier(tmp_path):
 def test_corrupt_image_is_named(folder, content):
     bad = folder / "bee" / "img_99.png"
     bad.write_bytes(content)
-    _one_line_error(lambda: load_image_folder(ImageFolderSpec(str(folder))), f"cannot read image {bad}")
+    one_line_error(lambda: load_image_folder(ImageFolderSpec(str(folder))), f"cannot read image {bad}")
 
 
 def test_truncated_image_is_named(folder):
     good = (folder / "ant" / "img_00.png").read_bytes()
     bad = folder / "ant" / "img_50.png"
     bad.write_bytes(good[: len(good) // 2])
-    _one_line_error(lambda: load_image_folder(ImageFolderSpec(str(folder))), f"cannot read image {bad}")
+    one_line_error(lambda: load_image_folder(ImageFolderSpec(str(folder))), f"cannot read image {bad}")
 
 
 @pytest.mark.parametrize(
@@ -280,8 +270,8 @@ def test_truncated_image_is_named(folder):
 )
 def test_bad_options_are_refused_before_reading(options, fragment, tmp_path):
     spec = ImageFolderSpec(str(tmp_path / "never-read"), **options)
-    _one_line_error(spec.check, fragment)
-    _one_line_error(lambda: load_image_folder(spec), fragment)  # the option, not the missing folder, is named
+    one_line_error(spec.check, fragment)
+    one_line_error(lambda: load_image_folder(spec), fragment)  # the option, not the missing folder, is named
 
 
 def test_a_split_file_makes_the_test_fraction_irrelevant(tmp_path):

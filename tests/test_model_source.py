@@ -10,12 +10,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import same_state, state_bytes
+from conftest import one_line_error, same_state, state_bytes
 from PIL import Image
 
 from xtmr_core.cli import main
 from xtmr_core.data import DataSplits
-from xtmr_core.errors import XtmrError
 from xtmr_core.model_source import build_from_source, load_from_source
 from xtmr_core.models import build_model
 
@@ -99,16 +98,6 @@ def nets(tmp_path):
     path = tmp_path / "nets.py"
     path.write_text(NETS)
     return path
-
-
-def _one_line_error(call, *fragments) -> str:
-    with pytest.raises(XtmrError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message and "Traceback" not in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 def _splits(channels=1, classes=3, seed=0) -> DataSplits:
@@ -219,9 +208,9 @@ def test_user_file_is_refused_unless_allowed_and_not_run(tmp_path):
     path = tmp_path / "evil.py"
     path.write_text(_writes_marker(marker) + NETS)
     ref = f"{path}:build"
-    _one_line_error(lambda: build_from_source(ref, IN_SHAPE, 3), "user code", "command line")
+    one_line_error(lambda: build_from_source(ref, IN_SHAPE, 3), "user code", "command line")
     splits = _splits()
-    _one_line_error(lambda: load_from_source(ref, splits), "user code")
+    one_line_error(lambda: load_from_source(ref, splits), "user code")
     assert not marker.exists()
     build_from_source(ref, IN_SHAPE, 3, allow_code=True)
     assert marker.exists()  # the marker works: allowed, the file does run
@@ -232,7 +221,7 @@ def test_user_package_is_refused_unless_allowed_and_not_imported(tmp_path, monke
     (tmp_path / "xtmr_test_evil").mkdir()
     (tmp_path / "xtmr_test_evil" / "__init__.py").write_text(_writes_marker(marker) + NETS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    _one_line_error(lambda: build_from_source("xtmr_test_evil:build", IN_SHAPE, 3), "user code")
+    one_line_error(lambda: build_from_source("xtmr_test_evil:build", IN_SHAPE, 3), "user code")
     assert not marker.exists() and "xtmr_test_evil" not in sys.modules
 
 
@@ -240,19 +229,19 @@ def test_user_package_is_refused_unless_allowed_and_not_imported(tmp_path, monke
 
 
 def test_unknown_torchvision_architecture():
-    _one_line_error(
+    one_line_error(
         lambda: build_from_source("torchvision:resnet999", (3, 32, 32), 3), "no classification architecture 'resnet999'"
     )
 
 
 def test_missing_model_file(tmp_path):
-    _one_line_error(
+    one_line_error(
         lambda: build_from_source(f"{tmp_path}/absent.py:build", IN_SHAPE, 3, allow_code=True), "absent.py not found"
     )
 
 
 def test_missing_module(tmp_path):
-    _one_line_error(
+    one_line_error(
         lambda: build_from_source("xtmr_no_such_pkg.nets:build", IN_SHAPE, 3, allow_code=True),
         "cannot import module xtmr_no_such_pkg.nets",
     )
@@ -261,7 +250,7 @@ def test_missing_module(tmp_path):
 def test_file_that_does_not_import(tmp_path):
     path = tmp_path / "broken.py"
     path.write_text("def build(:\n")
-    _one_line_error(lambda: build_from_source(f"{path}:build", IN_SHAPE, 3, allow_code=True), "SyntaxError")
+    one_line_error(lambda: build_from_source(f"{path}:build", IN_SHAPE, 3, allow_code=True), "SyntaxError")
 
 
 @pytest.mark.parametrize(
@@ -276,7 +265,7 @@ def test_file_that_does_not_import(tmp_path):
     ],
 )
 def test_factory_failures(nets, factory, fragments):
-    _one_line_error(lambda: build_from_source(f"{nets}:{factory}", IN_SHAPE, 3, allow_code=True), *fragments)
+    one_line_error(lambda: build_from_source(f"{nets}:{factory}", IN_SHAPE, 3, allow_code=True), *fragments)
 
 
 # --- load_from_source ---------------------------------------------------------------------------------
@@ -310,7 +299,7 @@ def test_state_dict_of_another_shape_is_refused(nets, tmp_path):
     ref = f"{nets}:build"
     path = tmp_path / "four.pt"
     torch.save(build_from_source(ref, IN_SHAPE, 4, allow_code=True).state_dict(), path)
-    _one_line_error(
+    one_line_error(
         lambda: load_from_source(ref, _splits(), path, allow_code=True), "does not fit", "fc.weight", "4×16", "3×16"
     )
 
@@ -328,7 +317,7 @@ def test_more_outputs_than_classes_are_allowed(nets):
 
 
 def test_fewer_outputs_than_classes_are_refused(nets):
-    _one_line_error(
+    one_line_error(
         lambda: load_from_source(f"{nets}:build", _splits(), num_classes=2, allow_code=True),
         "--num-classes 2 is fewer than the 3 classes",
     )
@@ -347,7 +336,7 @@ class _Payload:
 def test_pickled_code_checkpoint_is_refused_without_running_it(nets, tmp_path):
     marker = tmp_path / "payload_ran"
     torch.save({"conv.weight": _Payload(str(marker))}, tmp_path / "evil.pt")
-    _one_line_error(
+    one_line_error(
         lambda: load_from_source(f"{nets}:build", _splits(), tmp_path / "evil.pt", allow_code=True),
         "pickled code",
         "refused",
