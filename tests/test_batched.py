@@ -6,10 +6,10 @@ import torch
 from conftest import same_state, state_bytes
 
 from xtmr_core.batched import evaluate_many, run_trials, trials_per_pass, weight_sets
-from xtmr_core.campaign import run_trial, trial_faults
+from xtmr_core.campaign import run_trial
 from xtmr_core.evaluation import predict
 from xtmr_core.faults import FaultModel
-from xtmr_core.injection import FaultInjector
+from xtmr_core.injection import FaultInjector, trial_faults
 from xtmr_core.protection import make_plan
 from xtmr_core.vocabulary import FORMATS, WORD_BITS
 

@@ -8,9 +8,9 @@ import torch
 from conftest import same_state, state_bytes
 
 from xtmr_core import campaign as campaign_mod
-from xtmr_core.campaign import run_campaign, run_point, trial_faults
+from xtmr_core.campaign import run_campaign, run_point
 from xtmr_core.faults import FaultModel
-from xtmr_core.injection import FaultInjector
+from xtmr_core.injection import FaultInjector, trial_faults
 from xtmr_core.protection import make_plan
 from xtmr_core.stats import mean_interval, paired_interval, ratio_interval
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from xtmr_core.distributed import GridRunner, RayRunner, make_runner, serial_runner
+from xtmr_core.distributed import RayRunner, make_runner, serial_runner
+from xtmr_core.report.grid import GridRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,8 @@ def test_ray_is_not_imported_without_ray():
     code = (
         "import sys\n"
         "import xtmr_core.cli, xtmr_core.sweep, xtmr_core.experiment, xtmr_core.batched, xtmr_core.report\n"
-        "from xtmr_core.distributed import GridRunner, RayRunner, make_runner, serial_runner\n"
+        "from xtmr_core.distributed import RayRunner, make_runner, serial_runner\n"
+        "from xtmr_core.report.grid import GridRunner\n"
         "assert make_runner(None) is serial_runner\n"
         "GridRunner(RayRunner('auto'))\n"
         "a = xtmr_core.cli.build_parser().parse_args(['sweep', '--ray'])\n"

@@ -5,9 +5,9 @@ import pytest
 import torch
 from scipy import stats
 
-from xtmr_core.campaign import run_point, trial_rng
+from xtmr_core.campaign import run_point
 from xtmr_core.faults import FaultModel
-from xtmr_core.injection import FaultInjector
+from xtmr_core.injection import FaultInjector, trial_rng
 from xtmr_core.protection import make_plan
 from xtmr_core.strata import allocate, interleave, make_strata, stratified_faults
 

@@ -27,7 +27,7 @@ from torch.func import functional_call, vmap
 
 from xtmr_core.device import eval_batch_size, faithful_fp32
 from xtmr_core.faults import FaultModel, FaultSet
-from xtmr_core.injection import FaultInjector
+from xtmr_core.injection import FaultInjector, trial_faults
 from xtmr_core.models import without_layout_changes
 from xtmr_core.protection import ProtectionPlan
 
@@ -183,7 +183,6 @@ def outcomes(
         One ``(accuracy, mismatch, faulty_bits, correct)`` per job, ``correct`` the per-image correctness
         (bool numpy array), as ``campaign.trial_outcome`` returns them.
     """
-    from xtmr_core.campaign import trial_faults  # campaign calls this module: import on use, not at load
 
     step = trials_per_pass(injector, x, per_pass)
     clean_words = injector.clean_values.view(np.uint32)

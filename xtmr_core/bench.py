@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from xtmr_core.batched import run_trials, trials_per_pass
-from xtmr_core.campaign import run_trial, trial_rng
+from xtmr_core.campaign import run_trial
 from xtmr_core.evaluation import predict
 from xtmr_core.experiment import Experiment
 from xtmr_core.faults import FaultModel
+from xtmr_core.injection import trial_rng
 from xtmr_core.models import weight_layers
 from xtmr_core.protection import make_plan
 

@@ -17,22 +17,11 @@ import torch
 from xtmr_core.batched import Job, outcomes, trials_per_pass
 from xtmr_core.evaluation import accuracy, mismatch, predict
 from xtmr_core.faults import FaultModel, FaultSet
-from xtmr_core.injection import FaultInjector
+from xtmr_core.injection import FaultInjector, trial_faults, trial_rng
 from xtmr_core.protection import Overhead, ProtectionPlan, make_plan, overhead
 from xtmr_core.stats import Interval, mean_interval, paired_interval, ratio_interval, verdict
 from xtmr_core.stats import matching_budget as stats_matching_budget
 from xtmr_core.strata import Strata, stratified_faults
-
-
-def trial_rng(seed: int, trial: int) -> np.random.Generator:
-    """The random generator of one trial: trial ``t`` of seed ``s`` draws the same faults every time,
-    whatever other trials ran before it."""
-    return np.random.default_rng([int(seed), int(trial)])
-
-
-def trial_faults(injector: FaultInjector, plan: ProtectionPlan, fault: FaultModel, seed: int, trial: int) -> FaultSet:
-    """The exact faults of trial ``trial`` of a campaign with ``seed`` (for export and inspection)."""
-    return injector.sample(plan, fault, trial_rng(seed, trial))
 
 
 @dataclass

@@ -573,8 +573,9 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from xtmr_core.distributed import GridRunner, make_runner
+    from xtmr_core.distributed import make_runner
     from xtmr_core.report import run_report
+    from xtmr_core.report.grid import GridRunner
 
     device = _device(a.device)
     # --ray or --device: the grid's points through a GridRunner (Ray tasks, or here on that device)

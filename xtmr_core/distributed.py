@@ -170,43 +170,6 @@ class RayRunner:
         return results
 
 
-class GridRunner:
-    """The report's grid runner (``runner(points, dataset, checkpoints, progress) -> rows``) on top of a
-    ``Runner``: one ``Experiment`` per model, built here (scores computed once, here), its points run by
-    ``runner`` (e.g. as Ray tasks), the rows returned in the order of ``points``.
-
-    Args:
-        runner: runs one model's points (``serial_runner``, a ``RayRunner``).
-        device: where the driver's experiments load (``None`` = default); workers choose their own.
-    """
-
-    def __init__(self, runner: Runner, device: Any = None) -> None:
-        self.runner, self.device = runner, device
-
-    def __call__(self, points: Sequence[Any], dataset: str, checkpoints: dict, progress: Callable) -> list[dict]:
-        """Run every grid point (``report.grid.GridPoint``); ``progress(n, label)`` after each point."""
-        from xtmr_core.experiment import Experiment
-        from xtmr_core.report.grid import point_rows
-
-        rows_of: dict[int, list[dict]] = {}
-        for model in dict.fromkeys(p.model for p in points):
-            mine = [i for i, p in enumerate(points) if p.model == model]
-            exp = Experiment(model, dataset, checkpoints.get(model), self.device)
-            for i in mine:
-                for spec in points[i].specs():
-                    exp.plan(spec)  # the scores are computed once, here, and travel with exp
-
-            def tick(done: int, total: int, point: Any) -> None:
-                progress(1, f"{point.model} {point.fmt} @ {point.ber:g} ({len(point.plans)} plans)")
-
-            rows_of.update(zip(mine, self.runner(exp, point_rows, [points[i] for i in mine], progress=tick)))
-        return [row for i in range(len(points)) for row in rows_of[i]]
-
-    def shutdown(self) -> None:
-        """Stop the runner's Ray, if it started one."""
-        getattr(self.runner, "shutdown", lambda: None)()
-
-
 def make_runner(ray_address: str | None, device: str | None = None) -> Runner:
     """The runner for a ``--ray`` option: ``None`` = ``serial_runner``, else a ``RayRunner`` at that address
     (asking for no GPU when ``device`` is ``cpu``)."""

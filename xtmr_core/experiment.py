@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xtmr_core.campaign import CampaignResult, PointResult, run_campaign, run_point, trial_faults
+from xtmr_core.campaign import CampaignResult, PointResult, run_campaign, run_point
 from xtmr_core.canonize import deployed_model, lrp_ready
 from xtmr_core.checkpoints import load_model
 from xtmr_core.damage import damage_plan, delta_harm, scan_harm
@@ -28,7 +28,7 @@ from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
 from xtmr_core.evaluation import accuracy, predict
 from xtmr_core.faults import FaultModel, FaultSet
-from xtmr_core.injection import FaultInjector
+from xtmr_core.injection import FaultInjector, trial_faults
 from xtmr_core.memory import layout_of
 from xtmr_core.protection import ProtectionPlan, make_plan
 from xtmr_core.scoring import score_weights

@@ -241,3 +241,14 @@ class FaultInjector:
         """Whether the worker holds exactly the clean weights (a check for tests and the app)."""
         with self._lock:
             return bool(torch.equal(self._flat, self._clean))
+
+
+def trial_rng(seed: int, trial: int) -> np.random.Generator:
+    """The random generator of one trial: trial ``t`` of seed ``s`` draws the same faults every time,
+    whatever other trials ran before it."""
+    return np.random.default_rng([int(seed), int(trial)])
+
+
+def trial_faults(injector: FaultInjector, plan: ProtectionPlan, fault: FaultModel, seed: int, trial: int) -> FaultSet:
+    """The exact faults of trial ``trial`` of a campaign with ``seed`` (for export and inspection)."""
+    return injector.sample(plan, fault, trial_rng(seed, trial))

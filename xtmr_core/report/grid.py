@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
 from xtmr_core.checkpoints import shipped_checkpoint
+from xtmr_core.distributed import Runner as PointRunner
 from xtmr_core.errors import XtmrError
 from xtmr_core.formats import WORD_BITS, sign_exponent_bits
 from xtmr_core.spec import CampaignSpec
@@ -384,6 +385,44 @@ def n_points(grid: Grid) -> int:
         per_model += len(point_plans(grid, fmt, False)) * (len(grid.bers) - n_front)
         per_model += len(point_plans(grid, fmt, True)) * n_front
     return per_model * len(grid.models)
+
+
+class GridRunner:
+    """The report's grid runner (``runner(points, dataset, checkpoints, progress) -> rows``) on top of a
+    ``Runner``: one ``Experiment`` per model, built here (scores computed once, here), its points run by
+    ``runner`` (e.g. as Ray tasks), the rows returned in the order of ``points``.
+
+    Args:
+        runner: runs one model's points (``serial_runner``, a ``RayRunner``).
+        device: where the driver's experiments load (``None`` = default); workers choose their own.
+    """
+
+    def __init__(self, runner: PointRunner, device: Any = None) -> None:
+        self.runner, self.device = runner, device
+
+    def __call__(
+        self, points: Sequence[GridPoint], dataset: str, checkpoints: dict, progress: Callable[[int, str], None]
+    ) -> list[dict]:
+        """Run every grid point; ``progress(n, label)`` after each point."""
+        from xtmr_core.experiment import Experiment
+
+        rows_of: dict[int, list[dict]] = {}
+        for model in dict.fromkeys(p.model for p in points):
+            mine = [i for i, p in enumerate(points) if p.model == model]
+            exp = Experiment(model, dataset, checkpoints.get(model), self.device)
+            for i in mine:
+                for spec in points[i].specs():
+                    exp.plan(spec)  # the scores are computed once, here, and travel with exp
+
+            def tick(done: int, total: int, point: GridPoint) -> None:
+                progress(1, f"{point.model} {point.fmt} @ {point.ber:g} ({len(point.plans)} plans)")
+
+            rows_of.update(zip(mine, self.runner(exp, point_rows, [points[i] for i in mine], progress=tick)))
+        return [row for i in range(len(points)) for row in rows_of[i]]
+
+    def shutdown(self) -> None:
+        """Stop the runner's Ray, if it started one."""
+        getattr(self.runner, "shutdown", lambda: None)()
 
 
 def run_grid(
