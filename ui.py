@@ -204,9 +204,16 @@ def _parse(key: str, raw: str):
 
 def init_settings() -> None:
     """Give every shared setting its session value once per session: from the URL when it carries a valid one,
-    else the default. Widgets then take their value from the session (they pass no default of their own)."""
+    else the default. Widgets then take their value from the session (they pass no default of their own).
+
+    A setting already set is written back to itself at the start of every run: without that, a page switch that
+    interrupts a run lost the widgets' values of the page left (measured in Chromium: resnet20, int8, BER 1e-2,
+    then Model, and the format fell back to fp32). Writing a widget's key is Streamlit's documented way to keep
+    its state across pages."""
     for param, key in URL_SETTINGS.items():
-        if key not in st.session_state:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+        else:
             raw = st.query_params.get(param)
             value = None if raw is None else _parse(key, raw)
             st.session_state[key] = DEFAULTS[key] if value is None else value
