@@ -285,27 +285,33 @@ def train_weights(model: str, dataset: str, folder: ImageFolderSpec | None, **kw
     return train_checkpoint(model, dataset, splits=splits, **kwargs)  # type: ignore[arg-type]
 
 
-def require_experiment() -> tuple[ModelChoice, Experiment]:
-    """The active choice and its experiment; on failure explain in one sentence and stop the page."""
+def require_experiment(on_model_page: bool = False) -> tuple[ModelChoice, Experiment]:
+    """The active choice and its experiment; on failure explain in one sentence and stop the page.
+
+    Args:
+        on_model_page: the caller is the Model page, whose controls are right above: the hint says so instead of
+            sending the reader to the page they are on.
+    """
     choice = current_choice()
+    where = "Above" if on_model_page else "On the **Model** page"
     try:
         return choice, experiment(choice)
     except XtmrError as e:
         if str(e).startswith("no shipped weights for"):
             st.error(str(e))
             st.info(
-                "On the **Model** page, choose *Upload a .pt file* under Weights (a state dict of this "
-                "architecture) or *Train one here*."
+                f"{where}, choose *Upload a .pt file* under Weights (a state dict of this architecture) or "
+                "*Train one here*."
             )
         elif choice.source == "shipped" and str(e).startswith("no shipped checkpoint"):
             st.error(f"No weights are shipped for {choice.model} on {choice.dataset}.")
             st.info(
-                "On the **Model** page, choose *Train one here* under Weights (a minute or two on a CPU) or "
-                "upload a .pt file; or pick lenet5, alexnet or vgg16 on mnist5k, which are shipped."
+                f"{where}, choose *Train one here* under Weights (a minute or two on a CPU) or upload a .pt file; "
+                "or pick mnist5k, for which every built-in architecture but mlp is shipped."
             )
         else:
             st.error(str(e))
-            st.info("Pick another dataset or architecture on the **Model** page, or train / upload weights there.")
+            st.info(f"{where}, pick another dataset or architecture, or train / upload weights.")
         st.stop()
         raise  # unreachable: st.stop() ends the run
 

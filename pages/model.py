@@ -268,7 +268,7 @@ elif source == "upload":
 
 if source != "shipped" and app_state.current_choice().ckpt_id == "missing":
     st.stop()  # nothing trained or uploaded yet and no shipped weights: the note above says what to do
-choice, exp = app_state.require_experiment()
+choice, exp = app_state.require_experiment(on_model_page=True)
 custom = app_state.custom_checkpoint()
 st.subheader(f"{choice.model} on {choice.dataset} ({choice.label})")
 if choice.source == "custom" and custom:
