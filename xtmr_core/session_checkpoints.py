@@ -13,10 +13,8 @@ from collections.abc import Callable
 import torch
 
 from xtmr_core.checkpoints import checkpoint_bytes
-from xtmr_core.data import DataSplits, load_dataset
-from xtmr_core.model_source import build_from_source
+from xtmr_core.data import DataSplits
 from xtmr_core.training import recipe_meta, seeded_model, train_model
-from xtmr_core.vocabulary import model_kind
 
 __all__ = ["checkpoint_bytes", "digest", "train_checkpoint"]
 
@@ -42,9 +40,8 @@ def train_checkpoint(
 ) -> tuple[bytes, list[dict]]:
     """Build and train a model (``training.train_model``) and return it as checkpoint bytes.
 
-    A built-in model on a built-in dataset is initialised by ``training.seeded_model``, exactly as
-    ``training.train_and_save`` does; a torchvision architecture or an image folder by
-    ``model_source.build_from_source`` under the same seed (never user code: this is the app's path).
+    The model is initialised by ``training.seeded_model``, exactly as ``training.train_and_save`` does (a
+    torchvision architecture too; never user code: this is the app's path).
 
     Args:
         model, dataset: a name from ``models.MODELS`` or ``torchvision:NAME`` / a name from ``data.DATASETS``.
@@ -60,11 +57,7 @@ def train_checkpoint(
         XtmrError: as ``train_model`` (bad settings, a model that does not fit, divergence) or
             ``load_dataset``.
     """
-    if splits is None and model_kind(model) == "builtin":
-        splits, net, width = seeded_model(model, dataset, seed, width)
-    else:
-        splits = load_dataset(dataset) if splits is None else splits
-        net = build_from_source(model, splits.in_shape, splits.num_classes, seed=seed)
+    splits, net, width = seeded_model(model, dataset, seed, width, splits=splits)  # never user code: the app's path
     history = train_model(
         net,
         splits,

@@ -217,25 +217,41 @@ def recipe_meta(
 
 
 def seeded_model(
-    model: str, dataset: str, seed: int = 0, width: float | None = None
-) -> tuple[DataSplits, nn.Module, float]:
+    model: str,
+    dataset: str,
+    seed: int = 0,
+    width: float | None = None,
+    *,
+    splits: DataSplits | None = None,
+    num_classes: int | None = None,
+    allow_code: bool = False,
+) -> tuple[DataSplits, nn.Module, float | None]:
     """Load a dataset and build an untrained model for it, initialised from ``seed``.
 
     The seed is applied inside ``fork_rng``, so the caller's random state is left alone and the same
     seed always gives the same initial weights.
 
     Args:
-        model: one of ``models.MODELS``. dataset: one of ``data.DATASETS``.
-        seed: initialisation seed. width: width multiplier; ``None`` = ``default_width(model)``.
+        model: one of ``models.MODELS``, or a model from outside the zoo (``model_source``).
+        dataset: one of ``data.DATASETS`` (only a name when ``splits`` is given).
+        seed: initialisation seed. width: a built-in model's width multiplier; ``None`` = ``default_width(model)``.
+        splits: already loaded data (an image folder) instead of loading ``dataset``.
+        num_classes: outputs (default: the data's class count).
+        allow_code: allow a model from user code (``model_source.build_from_source``).
 
     Returns:
-        ``(splits, model, width)``.
+        ``(splits, model, width)``; ``width`` is ``None`` for a model from outside the zoo.
     """
-    splits = load_dataset(dataset)
+    splits = load_dataset(dataset) if splits is None else splits
+    classes = splits.num_classes if num_classes is None else int(num_classes)
+    if model_kind(model) != "builtin":
+        from xtmr_core.model_source import build_from_source
+
+        return splits, build_from_source(model, splits.in_shape, classes, seed=seed, allow_code=allow_code), None
     width = default_width(model) if width is None else float(width)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        net = build_model(model, splits.in_shape, splits.num_classes, width)
+        net = build_model(model, splits.in_shape, classes, width)
     return splits, net, width
 
 
@@ -285,22 +301,10 @@ def train_and_save(
         "seed", "epochs", "lr", "batch_size", "test_accuracy", "params", "bytes", "sha256",
         "command", "torch"}``.
     """
-    if splits is None and model_kind(model) == "builtin" and num_classes is None:
-        splits, net, width_used = seeded_model(model, dataset, seed, width)
-        classes = splits.num_classes
-    else:
-        from xtmr_core.model_source import build_from_source
-
-        splits = load_dataset(dataset) if splits is None else splits
-        classes = splits.num_classes if num_classes is None else int(num_classes)
-        if model_kind(model) == "builtin":
-            width_used = default_width(model) if width is None else float(width)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(seed))
-                net = build_model(model, splits.in_shape, classes, width_used)
-        else:
-            width_used = None
-            net = build_from_source(model, splits.in_shape, classes, seed=seed, allow_code=allow_code)
+    splits, net, width_used = seeded_model(
+        model, dataset, seed, width, splits=splits, num_classes=num_classes, allow_code=allow_code
+    )
+    classes = splits.num_classes if num_classes is None else int(num_classes)
 
     bar = None
     callback = None
