@@ -15,6 +15,7 @@ from torch import nn
 from xtmr_core.memory import WeightLayout
 from xtmr_core.models import weight_layers
 from xtmr_core.protection import ProtectionPlan
+from xtmr_core.relevance import block_factors, block_sum
 from xtmr_core.vocabulary import WORD_BITS, check_format
 
 __all__ = [
@@ -197,26 +198,6 @@ class LayerMap:
     tile: tuple[int, int] | None
 
 
-def _factors(rows: int, cols: int, max_cells: int) -> tuple[int, int]:
-    """Block sizes (rows, cols) that bring a rows×cols grid to at most ``max_cells`` cells (longer axis first)."""
-    fr = fc = 1
-    while math.ceil(rows / fr) * math.ceil(cols / fc) > max_cells:
-        if math.ceil(cols / fc) >= math.ceil(rows / fr):
-            fc += 1
-        else:
-            fr += 1
-    return fr, fc
-
-
-def _block_sum(m: np.ndarray, fr: int, fc: int) -> np.ndarray:
-    """Sum ``m`` over fr×fc blocks (zero-padded at the far edges, so signed totals are kept)."""
-    rows, cols = m.shape
-    out_r, out_c = math.ceil(rows / fr), math.ceil(cols / fc)
-    padded = np.zeros((out_r * fr, out_c * fc), dtype=np.float64)
-    padded[:rows, :cols] = m
-    return padded.reshape(out_r, fr, out_c, fc).sum(axis=(1, 3))
-
-
 def _ticks(n_cells: int, block: int, total: int, tile: int = 1) -> tuple[tuple[float, ...], tuple[str, ...]]:
     """Up to ~12 ticks over ``n_cells`` cells; a cell holds ``block`` units (tiles of ``tile`` cells hold one)."""
     units = math.ceil(n_cells / tile)
@@ -296,8 +277,8 @@ def _texts(z: np.ndarray, name, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
 
 def _matrix_map(m: np.ndarray, max_cells: int, row_name: str, col_name: str, unit: str) -> LayerMap:
     rows, cols = m.shape
-    fr, fc = _factors(rows, cols, max_cells)
-    z = _block_sum(m, fr, fc) if (fr, fc) != (1, 1) else m
+    fr, fc = block_factors(rows, cols, max_cells)
+    z = block_sum(m, fr, fc) if (fr, fc) != (1, 1) else m
     r, c = np.indices(z.shape)
     hover = _texts(z, lambda a, b: f"{_span(row_name, a * fr, fr, rows)} × {_span(col_name, b * fc, fc, cols)}", r, c)
     summed = unit != "weight"

@@ -45,6 +45,8 @@ __all__ = [
     "layer_relevance_shares",
     "relevance_map",
     "input_relevance",
+    "block_factors",
+    "block_sum",
 ]
 
 #: Default epsilon of the epsilon rule (Captum's default). In a ReLU network ``R_j`` is proportional to
@@ -338,21 +340,30 @@ def layer_relevance_shares(rel: dict[str, Tensor]) -> dict[str, float]:
     return {name: s / total for name, s in sums.items()}
 
 
-def _block_sum(m: np.ndarray, max_cells: int) -> np.ndarray:
-    """Sum m over rectangular blocks until it has at most max_cells cells (the longer axis first)."""
-    rows, cols = m.shape
+def block_factors(rows: int, cols: int, max_cells: int) -> tuple[int, int]:
+    """Block sizes (rows, cols) that bring a rows×cols grid to at most ``max_cells`` cells (longer axis first)."""
     fr = fc = 1
     while math.ceil(rows / fr) * math.ceil(cols / fc) > max_cells:
         if math.ceil(cols / fc) >= math.ceil(rows / fr):
             fc += 1
         else:
             fr += 1
-    if fr == 1 and fc == 1:
-        return m
+    return fr, fc
+
+
+def block_sum(m: np.ndarray, fr: int, fc: int) -> np.ndarray:
+    """Sum ``m`` over fr×fc blocks in float64 (zero-padded at the far edges, so signed totals are kept)."""
+    rows, cols = m.shape
     out_r, out_c = math.ceil(rows / fr), math.ceil(cols / fc)
-    padded = np.zeros((out_r * fr, out_c * fc), dtype=m.dtype)
+    padded = np.zeros((out_r * fr, out_c * fc), dtype=np.float64)
     padded[:rows, :cols] = m
     return padded.reshape(out_r, fr, out_c, fc).sum(axis=(1, 3))
+
+
+def _block_sum(m: np.ndarray, max_cells: int) -> np.ndarray:
+    """Sum m over rectangular blocks until it has at most max_cells cells (the longer axis first)."""
+    fr, fc = block_factors(*m.shape, max_cells)
+    return m if (fr, fc) == (1, 1) else block_sum(m, fr, fc)
 
 
 def relevance_map(weight_rel: Tensor, max_cells: int = 4096) -> np.ndarray:
