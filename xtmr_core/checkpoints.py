@@ -94,7 +94,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         XtmrError: missing file, not a PyTorch file, corrupt or truncated, pickled code, or content
             that is not a state dict.
     """
-    return _parse(_read_file(path), str(path))
+    return _parse(read_checkpoint_file(path), str(path))
 
 
 def shipped_checkpoint(model: str, dataset: str) -> Path | None:
@@ -140,7 +140,7 @@ def load_model(
                 f"xtmr_core train --model {model} --dataset {dataset} "
                 f"--out checkpoints/{model}_{dataset}.pt"
             )
-    data = _read_file(checkpoint)
+    data = read_checkpoint_file(checkpoint)
     return _build(model, dataset, data, str(checkpoint), device)
 
 
@@ -173,14 +173,16 @@ def load_state_dict_bytes(
 
 
 def read_checkpoint_bytes(
-    data: bytes, name: str = "uploaded file", max_bytes: int = MAX_UPLOAD_BYTES
+    data: bytes, name: str = "uploaded file", max_bytes: int | None = MAX_UPLOAD_BYTES
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """``load_checkpoint`` for a file held in memory (an upload), refused above ``max_bytes``.
+    """``load_checkpoint`` for a file held in memory (an upload), refused above ``max_bytes`` (``None``: no limit,
+    for a file the command line named, already read by ``read_checkpoint_file``).
 
     Raises:
         XtmrError: too large, unreadable, pickled code, or not a state dict.
     """
-    _check_size(data, name, max_bytes)
+    if max_bytes is not None:
+        _check_size(data, name, max_bytes)
     return _parse(bytes(data), name)
 
 
@@ -216,7 +218,8 @@ def _check_plain(value, where: str) -> None:
     )
 
 
-def _read_file(path: str | Path) -> bytes:
+def read_checkpoint_file(path: str | Path) -> bytes:
+    """A checkpoint file's bytes, or ``XtmrError`` naming the path when there is no such file."""
     path = Path(path)
     if not path.is_file():
         raise XtmrError(f"checkpoint {path} not found; check the path or train one with python -m xtmr_core train")

@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from xtmr_core.checkpoints import (
-    load_checkpoint,
     load_model,
     load_state_dict_bytes,
     read_checkpoint_bytes,
+    read_checkpoint_file,
     state_mismatch,
 )
 from xtmr_core.data import DataSplits
@@ -43,7 +43,13 @@ def torchvision_architectures() -> tuple[str, ...]:
 
 
 def build_from_source(
-    ref: str, in_shape: tuple[int, int, int], num_classes: int, *, seed: int = 0, allow_code: bool = False
+    ref: str,
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    seed: int = 0,
+    allow_code: bool = False,
+    width: float | None = None,
 ) -> nn.Module:
     """Build an untrained model of any kind, initialised under ``seed`` (the caller's RNG is left alone).
 
@@ -53,6 +59,7 @@ def build_from_source(
         num_classes: outputs.
         seed: initialisation seed.
         allow_code: allow ``FILE.py:FACTORY`` and ``PACKAGE.MODULE:FACTORY`` (imports and runs user code).
+        width: a built-in model's width multiplier (``None``: its default); ignored by the other kinds.
 
     Returns:
         The model in eval mode on the CPU.
@@ -67,7 +74,7 @@ def build_from_source(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         if kind == "builtin":
-            net = build_model(ref, in_shape, num_classes)
+            net = build_model(ref, in_shape, num_classes, width)
         elif kind == "torchvision":
             net = _torchvision(ref[len(TORCHVISION_PREFIX) :], in_shape[0], num_classes)
         else:
@@ -115,41 +122,31 @@ def load_from_source(
     classes = splits.num_classes if num_classes is None else int(num_classes)
     if classes < splits.num_classes:
         raise XtmrError(f"--num-classes {classes} is fewer than the {splits.num_classes} classes of {splits.name}")
-    if isinstance(checkpoint, (bytes, bytearray)):
-        label = name or "uploaded file"
-        data: bytes | None = bytes(checkpoint)
-        if kind == "builtin" and not splits.info and num_classes in (None, splits.num_classes):
-            net, meta = load_state_dict_bytes(data, ref, splits.name, device, name=label)
-            return net, {**meta, "weights": "file"}
-        state, meta = read_checkpoint_bytes(data, label)
-    elif checkpoint is not None:
-        label = name or str(checkpoint)
-        if kind == "builtin" and not splits.info and num_classes in (None, splits.num_classes):
+    if kind == "builtin" and not splits.info and num_classes in (None, splits.num_classes):
+        # a built-in model on a built-in dataset: the zoo's own loading (its shipped weights when none given)
+        if isinstance(checkpoint, (bytes, bytearray)):
+            net, meta = load_state_dict_bytes(bytes(checkpoint), ref, splits.name, device, name=name or "uploaded file")
+        else:
             net, meta = load_model(ref, splits.name, checkpoint, device)
-            return net, {**meta, "weights": "file"}
-        data = Path(checkpoint).read_bytes() if Path(checkpoint).is_file() else None
-        state, meta = load_checkpoint(checkpoint)
-    else:
-        if kind == "builtin" and not splits.info and num_classes in (None, splits.num_classes):
-            net, meta = load_model(ref, splits.name, None, device)
-            return net, {**meta, "weights": "file"}
-        label, data, state, meta = "", None, {}, {}
+        return net, {**meta, "weights": "file"}
+    label, data, state, meta = "", b"", {}, {}
+    if isinstance(checkpoint, (bytes, bytearray)):  # an upload: size-limited
+        label, data = name or "uploaded file", bytes(checkpoint)
+        state, meta = read_checkpoint_bytes(data, label)
+    elif checkpoint is not None:  # a file the command line named: read once, hashed and parsed from these bytes
+        label, data = name or str(checkpoint), read_checkpoint_file(checkpoint)
+        state, meta = read_checkpoint_bytes(data, label, max_bytes=None)
     if kind == "builtin":
-        # meta of an app-trained image-folder model records width None (= the default the model was built with)
-        width = float(meta["width"]) if meta.get("width") is not None else default_width(ref)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            net = build_model(ref, splits.in_shape, classes, width).eval()
-        meta = {**meta, "width": width}
-    else:
-        net = build_from_source(ref, splits.in_shape, classes, seed=seed, allow_code=allow_code)
+        # a checkpoint without a width (a bare state dict) was built with the default
+        meta = {**meta, "width": float(meta["width"]) if meta.get("width") is not None else default_width(ref)}
+    net = build_from_source(ref, splits.in_shape, classes, seed=seed, allow_code=allow_code, width=meta.get("width"))
     out = {**meta, "model": ref, "in_shape": list(splits.in_shape), "num_classes": classes, "weights": "random"}
     if checkpoint is not None:
         error = state_mismatch(net, state, label)
         if error is not None:
             raise XtmrError(error)
         net.load_state_dict(state)
-        out.update(weights="file", file=label, sha256=hashlib.sha256(data or b"").hexdigest())
+        out.update(weights="file", file=label, sha256=hashlib.sha256(data).hexdigest())
     else:
         out["seed"] = int(seed)
     out.setdefault("dataset", splits.name)

@@ -16,7 +16,8 @@ from xtmr_core.checkpoints import CHECKPOINT_DIR, MANIFEST_NAME, save_checkpoint
 from xtmr_core.data import DataSplits, load_dataset
 from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
-from xtmr_core.models import build_model, default_width
+from xtmr_core.model_source import build_from_source
+from xtmr_core.models import default_width
 from xtmr_core.vocabulary import model_kind
 
 #: Learning-rate schedules of ``train_model``.
@@ -244,14 +245,11 @@ def seeded_model(
     """
     splits = load_dataset(dataset) if splits is None else splits
     classes = splits.num_classes if num_classes is None else int(num_classes)
-    if model_kind(model) != "builtin":
-        from xtmr_core.model_source import build_from_source
-
-        return splits, build_from_source(model, splits.in_shape, classes, seed=seed, allow_code=allow_code), None
-    width = default_width(model) if width is None else float(width)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        net = build_model(model, splits.in_shape, classes, width)
+    if model_kind(model) == "builtin":
+        width = default_width(model) if width is None else float(width)
+    else:
+        width = None
+    net = build_from_source(model, splits.in_shape, classes, seed=seed, allow_code=allow_code, width=width)
     return splits, net, width
 
 
