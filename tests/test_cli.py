@@ -100,6 +100,8 @@ def test_model_and_dataset_take_the_vocabulary_and_outside_sources(command):
         ("evaluate", "--int8-granularity", vocabulary.INT8_GRANULARITIES),
         ("evaluate", "--device", vocabulary.DEVICES),
         ("report", "--dataset", vocabulary.DATASETS),
+        ("train", "--optimizer", vocabulary.OPTIMIZERS),
+        ("train", "--lr-schedule", vocabulary.LR_SCHEDULES),
     ],
 )
 def test_the_choices_are_the_vocabulary(command, flag, names):

@@ -25,9 +25,11 @@ from xtmr_core.vocabulary import (
     HARMS,
     IMAGEFOLDER_PREFIX,
     INT8_GRANULARITIES,
+    LR_SCHEDULES,
     MODELS,
     MODES,
     NORMALIZATIONS,
+    OPTIMIZERS,
     PLAN_NAMES,
     RULES,
     SCORERS,
@@ -191,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(t)
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant", help="learning-rate schedule")
-    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="adam, or sgd (Nesterov momentum 0.9)")
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant", help="learning-rate schedule")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adam, or sgd (Nesterov momentum 0.9)")
     t.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (default 0)")
     t.add_argument("--augment", type=int, default=0, metavar="PIXELS", help="random shifts of up to PIXELS (default 0)")
     t.add_argument("--batch-size", type=int, default=64)

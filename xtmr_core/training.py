@@ -18,13 +18,7 @@ from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
 from xtmr_core.model_source import build_from_source
 from xtmr_core.models import default_width
-from xtmr_core.vocabulary import model_kind
-
-#: Learning-rate schedules of ``train_model``.
-LR_SCHEDULES = ("constant", "cosine")
-#: Optimisers of ``train_model``: Adam, or SGD with Nesterov momentum 0.9 (which trains the depthwise,
-#: BatchNorm MobileNetV2 to 95% on mnist5k where Adam stalls near 55%).
-OPTIMIZERS = ("adam", "sgd")
+from xtmr_core.vocabulary import LR_SCHEDULES, OPTIMIZERS, model_kind
 
 
 def train_model(

