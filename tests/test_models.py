@@ -26,6 +26,8 @@ LAYERS = {
     "vgg16": (13, 3),
     "resnet20": (21, 1),
     "mobilenetv2": (52, 1),
+    "mobilenetv3": (52, 2),  # 11 blocks, 9 with squeeze-excitation (2 convs each), stem, last conv; 2 linear
+    "vit": (1, 17),  # patch embedding; qkv, proj, fc1, fc2 per block ×4, head
 }
 
 
@@ -175,3 +177,41 @@ def test_bad_arguments(kwargs, match):
         build_model(**kwargs)
     with pytest.raises(XtmrError):
         default_width("resnet")
+
+
+def test_mobilenetv3_structure():
+    from xtmr_core.models import InvertedResidualSE, SqueezeExcite
+
+    model = _build("mobilenetv3", width=1.0)
+    blocks = [m for m in model.modules() if isinstance(m, InvertedResidualSE)]
+    assert len(blocks) == 11
+    assert sum(isinstance(m, SqueezeExcite) for m in model.modules()) == 9
+    assert sum(isinstance(m, nn.Hardswish) for m in model.modules()) == 1 + 2 * 8 + 2  # stem, blocks, last, head
+    assert sum(b.add is not None for b in blocks) == 7  # stride 1 and equal widths
+    depthwise = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert len(depthwise) == 11 and {m.kernel_size for m in depthwise} == {(3, 3), (5, 5)}
+    x = torch.rand(2, 1, 28, 28)
+    se = next(m for m in model.modules() if isinstance(m, SqueezeExcite)).eval()
+    h = torch.rand(2, se.fc1.in_channels, 5, 5)
+    gate = se.gate(se.fc2(se.relu(se.fc1(h.mean((2, 3), keepdim=True)))))
+    torch.testing.assert_close(se(h), h * gate)  # the gate scales each channel
+    assert model.eval()(x).shape == (2, 10)
+
+
+def test_vit_structure():
+    from xtmr_core.models import Attention, TransformerBlock, VisionTransformer
+
+    model = _build("vit").eval()
+    assert isinstance(model, VisionTransformer) and model.patch.stride == (4, 4)
+    assert model.pos.shape == (1, 49, 64)
+    assert len([m for m in model.modules() if isinstance(m, TransformerBlock)]) == 4
+    attn = next(m for m in model.modules() if isinstance(m, Attention))
+    # the attention against a slow per-head loop
+    x = torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(0))
+    qkv = attn.qkv(x)
+    want = torch.zeros(2, 5, 64)
+    for h in range(4):
+        q, k, v = (qkv[..., i * 64 + h * 16 : i * 64 + (h + 1) * 16] for i in range(3))
+        a = torch.softmax(q @ k.transpose(1, 2) / 4.0, dim=-1)
+        want[..., h * 16 : (h + 1) * 16] = a @ v
+    torch.testing.assert_close(attn(x), attn.proj(want), rtol=1e-5, atol=1e-5)

@@ -19,41 +19,167 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from xtmr_core.errors import XtmrError
+from xtmr_core.lrp_rules import (
+    RULE_MODULES,
+    AddConstRule,
+    ConstRouteRule,
+    EpsilonRule,
+    GateRule,
+    IdentityRule,
+    LrpSelfAttention,
+    NormRule,
+    ProductRule,
+    Sink,
+    SoftmaxRule,
+    lrp_attention_swap,
+)
 from xtmr_core.models import Add, to_channels_last
 
-__all__ = ["has_batchnorm", "fold_batchnorm", "deployed_model", "lrp_ready", "LRP_LAYERS", "LRP_PASS", "LRP_POOLS"]
+__all__ = [
+    "has_batchnorm",
+    "fold_batchnorm",
+    "deployed_model",
+    "lrp_ready",
+    "LRP_LAYERS",
+    "LRP_PASS",
+    "LRP_POOLS",
+    "LRP_ROUTE",
+]
 
 #: Layers that carry an LRP rule on their weights (a BatchNorm that could not be folded is an elementwise layer).
 LRP_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear, _BatchNorm)
-#: Elementwise activations and no-ops: relevance passes through unchanged.
-LRP_PASS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Dropout, nn.Identity, nn.Flatten)
+#: Elementwise activations and no-ops: relevance passes through unchanged (the identity rule).
+LRP_PASS: tuple[type[nn.Module], ...] = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.SiLU,
+    nn.GELU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardtanh,
+    nn.ELU,
+    nn.Mish,
+    nn.Softplus,
+    nn.modules.dropout._DropoutNd,
+)
+#: Layers that only route their input (reshape, no-op): no hook, the gradient routes relevance exactly.
+LRP_ROUTE: tuple[type[nn.Module], ...] = (nn.Identity, nn.Flatten, nn.Unflatten)
 #: Pooling layers: relevance is redistributed in proportion to the contributions (the epsilon rule).
-LRP_POOLS: tuple[type[nn.Module], ...] = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+LRP_POOLS: tuple[type[nn.Module], ...] = (
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+)
 
-# Functions and tensor methods in a traced graph that route relevance correctly by their gradient alone
-# (reshapes, concatenation, shape queries, memory layout).
-# ReLU and max-pooling as functions too: their gradient passes relevance where the output is non-zero, and a
-# zero output carries no relevance.
-_PASS_FUNCTIONS = {
+F = nn.functional
+# Operations whose gradient routes relevance exactly (reshapes, permutations, selections, concatenation,
+# padding with zeros, memory layout; ReLU and max-pooling: the gradient passes relevance where the output is
+# the input, and a zero output carries no relevance).
+_ROUTE_FUNCTIONS = {
     torch.flatten,
     torch.cat,
+    torch.concat,
+    torch.stack,
+    torch.reshape,
+    torch.permute,
+    torch.transpose,
+    torch.swapaxes,
+    torch.chunk,
+    torch.split,
+    torch.unbind,
+    torch.roll,
+    torch.squeeze,
+    torch.unsqueeze,
+    torch.narrow,
+    torch.flip,
+    torch.channel_shuffle,
     operator.getitem,
-    getattr,
+    F.pad,
     torch.relu,
-    nn.functional.relu,
-    nn.functional.max_pool2d,
-    nn.functional.dropout,
+    F.relu,
+    F.max_pool2d,
+    F.adaptive_max_pool2d,
+    F.dropout,
+    F.dropout2d,
     to_channels_last,
 }
-_PASS_METHODS = {"view", "reshape", "flatten", "size", "contiguous", "to", "squeeze", "unsqueeze", "dim"}
-_ADDS = {operator.add, operator.iadd, torch.add}
+_ROUTE_METHODS = {
+    "view",
+    "view_as",
+    "reshape",
+    "reshape_as",
+    "flatten",
+    "unflatten",
+    "contiguous",
+    "to",
+    "type_as",
+    "float",
+    "double",
+    "clone",
+    "squeeze",
+    "unsqueeze",
+    "permute",
+    "transpose",
+    "swapaxes",
+    "chunk",
+    "split",
+    "unbind",
+    "expand",
+    "expand_as",
+    "repeat",
+    "flip",
+    "roll",
+    "narrow",
+    "relu",
+}
+# Route functions of torchvision, known by qualified name (torchvision is not imported here).
+_ROUTE_NAMED = {"torchvision.models.swin_transformer._patch_merging_pad"}
+# Element-wise non-linearities and normalisations: the identity rule.
+_IDENTITY_FUNCTIONS = {
+    F.gelu,
+    F.silu,
+    F.hardswish,
+    F.hardsigmoid,
+    torch.sigmoid,
+    F.sigmoid,
+    torch.tanh,
+    F.tanh,
+    F.relu6,
+    F.hardtanh,
+    F.leaky_relu,
+    F.elu,
+    F.mish,
+    F.softplus,
+    F.normalize,
+    torch.neg,
+    operator.neg,
+}
+_IDENTITY_METHODS = {"sigmoid", "tanh", "neg"}
+_GATES = {torch.sigmoid, F.sigmoid, F.hardsigmoid, "sigmoid"}
+# Parameter-free linear maps: the epsilon rule.
+_EPSILON_FUNCTIONS = {torch.mean, torch.sum, F.avg_pool2d, F.avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool1d}
+_EPSILON_METHODS = {"mean", "sum"}
+_ADDS = {operator.add, operator.iadd, torch.add, "add"}
+_SUBS = {operator.sub, operator.isub, torch.sub, "sub"}
+_MULS = {operator.mul, operator.imul, torch.mul, "mul"}
+_DIVS = {operator.truediv, torch.div, "div"}
+_PRODUCTS = {operator.matmul, torch.matmul, torch.bmm, torch.einsum, "matmul", "bmm"}
+_SOFTMAX = {F.softmax, torch.softmax, "softmax"}
+# Calls whose result does not depend on the input's values (shapes, constant tensors shaped like it).
+_CONSTANT_METHODS = {"size", "dim", "numel", "ndimension", "new_zeros", "new_ones", "new_full", "new_empty"}
+_CONSTANT_FUNCTIONS = {getattr, len, torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like}
 
 
 class _Tracer(fx.Tracer):
     """fx tracer that keeps ``Add`` modules as leaves (the residual adds LRP must see)."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, Add) or super().is_leaf_module(m, module_qualified_name)
+        leaf = isinstance(m, (Add, nn.LayerNorm, nn.GroupNorm, LrpSelfAttention, *RULE_MODULES))
+        return leaf or getattr(m, "_xtmr_leaf", False) or super().is_leaf_module(m, module_qualified_name)
 
 
 def has_batchnorm(model: nn.Module) -> bool:
@@ -76,9 +202,10 @@ def _set_module(root: nn.Module, qualname: str, module: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, name, module)
 
 
-def _fold(model: nn.Module) -> tuple[nn.Module, dict[str, str]]:
-    """Fold on a private eval copy; returns (folded model, {layer name: name of the BatchNorm folded into it})."""
-    work = copy.deepcopy(model).eval()
+def _fold(model: nn.Module, private: bool = False) -> tuple[nn.Module, dict[str, str]]:
+    """Fold on a private eval copy (``model`` itself when ``private``); returns (folded model, {layer name: name
+    of the BatchNorm folded into it})."""
+    work = (model if private else copy.deepcopy(model)).eval()
     if not has_batchnorm(work):
         return work, {}
     gm = _trace(work, "fold its BatchNorm layers")
@@ -147,70 +274,186 @@ def deployed_model(model: nn.Module, keep_batchnorm: bool = False) -> nn.Module:
 
 
 def lrp_ready(model: nn.Module) -> tuple[nn.Module, dict[str, str]]:
-    """The canonical form LRP runs on: a private eval copy with BatchNorm folded and every residual add an
-    ``Add`` module, checked to hold only layers and operations the LRP rules cover.
-
-    Models built only from modules (the plain ones here) are used as they are; models with BatchNorm or
-    functional adds (``a + b`` in ``forward``, as torchvision's ResNet) are traced with ``torch.fx``.
+    """The canonical form LRP runs on: a private eval copy, traced with ``torch.fx``, BatchNorm folded, every
+    residual add an ``Add`` module and every other operation on the input's path replaced by its LRP rule
+    (``lrp_rules``); attention modules get eager versions with the rules inside.
 
     Args:
         model: the network (not changed).
 
     Returns:
-        ``(canonical copy, {layer name: name of the BatchNorm folded into it})``.
+        ``(canonical copy, {layer name: name of the BatchNorm folded into it})``. The copy's ``lrp_sink``
+        attribute (a ``lrp_rules.Sink``) collects the bias shares of the rules during a pass.
 
     Raises:
-        XtmrError: one line naming the first module type or operation LRP cannot handle.
+        XtmrError: one line naming the first module type or operation LRP cannot handle, and where it is.
     """
-    work, folded = _fold(model)
-    if not isinstance(work, fx.GraphModule) and _needs_trace(work):
+    sink = Sink()
+    base = copy.deepcopy(model).eval()
+    for m in base.modules():
+        if isinstance(getattr(m, "inplace", None), bool):
+            m.inplace = False  # Zennit's hooks and the rules keep the tensors they see
+    lrp_attention_swap(base, sink)
+    work, folded = _fold(base, private=True)
+    if not isinstance(work, fx.GraphModule):
         work = _trace(work, "canonize it for LRP")
-    if isinstance(work, fx.GraphModule):
-        _modules_for_functions(work)
-    _check_supported(work)
+    _rules_for_operations(work, sink)
     for p in work.parameters():
         p.requires_grad_(False)
+    work.lrp_sink = sink
     return work, folded
 
 
-def _needs_trace(model: nn.Module) -> bool:
-    """Whether the forward may hide adds or other functions: anything but the project's own model classes."""
-    from xtmr_core.models import Classifier
+def _flat_nodes(args: object) -> list[fx.Node]:
+    out: list[fx.Node] = []
+    fx.node.map_arg(args, lambda n: out.append(n) or n)  # type: ignore[func-returns-value]
+    return out
 
-    return not isinstance(model, Classifier)
+
+def _key(node: fx.Node) -> object:
+    """What a call node calls: the function object, or the method's name."""
+    return node.target
 
 
-def _modules_for_functions(gm: fx.GraphModule) -> None:
-    """Turn tensor adds into ``Add`` modules and functional adaptive average pooling into the module,
-    so each gets its LRP rule; refuse functions LRP has no rule for."""
+def _live_nodes(gm: fx.GraphModule) -> set[fx.Node]:
+    """Nodes whose value depends on the values of the network's input (the path relevance flows along)."""
+    live: set[fx.Node] = set()
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            live.add(node)
+        elif node.op in ("call_function", "call_method", "call_module"):
+            if not any(a in live for a in _flat_nodes((node.args, node.kwargs))):
+                continue
+            if node.op == "call_method" and node.target in _CONSTANT_METHODS:
+                continue
+            if node.op == "call_function" and node.target in _CONSTANT_FUNCTIONS:
+                continue
+            if node.op == "call_function" and node.target is operator.getitem and node.args[0] not in live:
+                continue
+            live.add(node)
+    return live
+
+
+class _Method:
+    """``x.name(*args, **kwargs)`` as a function (a graph's method call handed to a rule)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, x: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        return getattr(x, self.name)(*args, **kwargs)
+
+
+def _label(node: fx.Node) -> str:
+    if node.op == "call_method":
+        return f".{node.target}()"
+    return getattr(node.target, "__name__", str(node.target))
+
+
+def _qualname(target: object) -> str:
+    return f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"
+
+
+def _rules_for_operations(gm: fx.GraphModule, sink: Sink) -> None:
+    """Replace every operation on the input's path by its LRP rule; refuse the ones no rule covers."""
+    live = _live_nodes(gm)
+    modules = dict(gm.named_modules())
+    gates: set[fx.Node] = set()
     count = 0
+
+    def put(node: fx.Node, module: nn.Module, kind: str) -> None:
+        nonlocal count
+        name = f"lrp_{kind}_{count}"
+        count += 1
+        gm.add_submodule(name, module)
+        with gm.graph.inserting_after(node):
+            call = gm.graph.call_module(name, tuple(node.args), dict(node.kwargs))
+        live.add(call)
+        if node in gates:
+            gates.add(call)
+        node.replace_all_uses_with(call)
+        gm.graph.erase_node(node)
+
     for node in list(gm.graph.nodes):
-        if node.op == "call_function" and node.target in _ADDS:
-            tensors = [a for a in node.args if isinstance(a, fx.Node)]
-            if len(tensors) != 2 or node.kwargs:
-                raise XtmrError("LRP cannot handle an add of a tensor and a constant in this model")
-            new = _add_module(gm, f"lrp_add_{count}", Add())
-            count += 1
-            with gm.graph.inserting_after(node):
-                call = gm.graph.call_module(new, tuple(node.args))
-            node.replace_all_uses_with(call)
+        if node not in live or node.op == "placeholder":
+            continue
+        if node.op == "call_module":
+            m = modules[node.target]
+            if isinstance(m, (nn.Sigmoid, nn.Hardsigmoid)):
+                gates.add(node)
+            if isinstance(m, (nn.LayerNorm, nn.GroupNorm)):
+                _set_module(gm, node.target, NormRule(m, sink))
+            elif isinstance(m, nn.Softmax):
+                _set_module(gm, node.target, SoftmaxRule(m.dim if m.dim is not None else -1, sink))
+            elif not isinstance(
+                m, (*LRP_LAYERS, *LRP_PASS, *LRP_POOLS, *LRP_ROUTE, Add, *RULE_MODULES, LrpSelfAttention)
+            ) and not (getattr(m, "_xtmr_leaf", False)):
+                raise XtmrError(
+                    f"LRP cannot handle {type(m).__name__} layers (module {node.target}); use another scorer{_OTHERS}"
+                )
+            continue
+        key = _key(node)
+        is_method = node.op == "call_method"
+        fn = _Method(str(key)) if is_method else key
+        positions = [i for i, a in enumerate(node.args) if isinstance(a, fx.Node) and a in live]
+        label = _label(node)
+        if key in _GATES and (is_method or node.op == "call_function"):
+            gates.add(node)
+        if (is_method and key in _ROUTE_METHODS) or (not is_method and key in _ROUTE_FUNCTIONS):
+            if key in (torch.cat, torch.concat, torch.stack):
+                parts = node.args[0] if node.args else node.kwargs.get("tensors")
+                frozen = [
+                    (0, j)
+                    for j, a in enumerate(parts)
+                    if isinstance(a, fx.Node) and a not in live  # type: ignore[arg-type]
+                ]
+                if frozen and node.args:
+                    moving = [(0, j) for j, a in enumerate(node.args[0]) if isinstance(a, fx.Node) and a in live]
+                    put(node, ConstRouteRule(fn, tuple(frozen), tuple(moving), sink=sink, label=label), "route")
+            if node.args and node.args[0] in gates:
+                gates.add(node)
+            continue
+        if not is_method and _qualname(key) in _ROUTE_NAMED:
+            continue
+        if (
+            not is_method
+            and _qualname(key).endswith("stochastic_depth")
+            and node.kwargs.get("training", node.args[3] if len(node.args) > 3 else True) is False
+        ):
+            node.replace_all_uses_with(node.args[0])  # an identity at evaluation
             gm.graph.erase_node(node)
-        elif node.op == "call_function" and node.target is nn.functional.adaptive_avg_pool2d:
-            size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
-            new = _add_module(gm, f"lrp_pool_{count}", nn.AdaptiveAvgPool2d(size))
-            count += 1
-            with gm.graph.inserting_after(node):
-                call = gm.graph.call_module(new, (node.args[0],))
-            node.replace_all_uses_with(call)
-            gm.graph.erase_node(node)
-        elif node.op == "call_function" and node.target not in _PASS_FUNCTIONS:
-            name = getattr(node.target, "__name__", str(node.target))
-            raise XtmrError(f"LRP cannot handle the operation {name}{_where(node)}; use another scorer{_OTHERS}")
-        elif node.op == "call_method" and node.target not in _PASS_METHODS:
-            raise XtmrError(
-                f"LRP cannot handle the tensor method .{node.target}(){_where(node)}; use another scorer{_OTHERS}"
-            )
+            continue
+        if (is_method and key in _IDENTITY_METHODS) or (not is_method and key in _IDENTITY_FUNCTIONS):
+            put(node, IdentityRule(fn, (positions[0],), sink, label), "identity")
+        elif (is_method and key in _EPSILON_METHODS) or (not is_method and key in _EPSILON_FUNCTIONS):
+            put(node, EpsilonRule(fn, (positions[0],), sink, label), "epsilon")
+        elif key in _SOFTMAX:
+            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+            if not isinstance(dim, int):
+                raise XtmrError(f"LRP needs the softmax dimension as a number{_where(node)}")
+            put(node, SoftmaxRule(dim, sink), "softmax")
+        elif key in _ADDS and len(positions) == 2 and not node.kwargs:
+            put(node, Add(), "add")
+        elif key in (_ADDS | _SUBS) and len(positions) == 1 and len(node.args) == 2 and not node.kwargs:
+            put(node, AddConstRule(positions[0], -1.0 if key in _SUBS else 1.0, sink, label), "addconst")
+        elif key in (_MULS | _DIVS) and positions == [0] or (key in _MULS and positions == [1]):
+            put(node, IdentityRule(fn, (positions[0],), sink, label), "identity")
+        elif key in _MULS and len(positions) == 2:
+            a, b = node.args[0], node.args[1]
+            if (a in gates) != (b in gates):
+                signal, gate = (1, 0) if a in gates else (0, 1)
+                put(node, GateRule(fn, signal, gate, sink, label), "gate")
+            else:
+                put(node, ProductRule(fn, tuple(positions), sink, label), "product")
+        elif key in _PRODUCTS and len(positions) == 2:
+            put(node, ProductRule(fn, tuple(positions), sink, label), "product")
+        elif key in _PRODUCTS and len(positions) == 1:
+            put(node, IdentityRule(fn, (positions[0],), sink, label), "identity")
+        else:
+            what = f"the tensor method {label}" if is_method else f"the operation {label}"
+            raise XtmrError(f"LRP cannot handle {what}{_where(node)}; use another scorer{_OTHERS}")
     gm.graph.lint()
+    gm.delete_all_unused_submodules()
     gm.recompile()
 
 
@@ -221,18 +464,7 @@ def _where(node: fx.Node) -> str:
     """`` in <module type> <qualified name>``: the innermost module an fx node was traced in, if known."""
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
-        return " in this model"
+        owner = node.graph.owning_module
+        return f" in {type(owner).__name__} (its forward)" if owner is not None else " in this model"
     qualname, kind = list(stack.values())[-1]
     return f" in {getattr(kind, '__name__', kind)} {qualname}"
-
-
-def _add_module(gm: fx.GraphModule, name: str, module: nn.Module) -> str:
-    gm.add_submodule(name, module)
-    return name
-
-
-def _check_supported(model: nn.Module) -> None:
-    known = (*LRP_LAYERS, *LRP_PASS, *LRP_POOLS, Add)
-    for name, m in model.named_modules():
-        if next(m.children(), None) is None and name and not isinstance(m, known):
-            raise XtmrError(f"LRP cannot handle {type(m).__name__} layers (module {name}); use another scorer{_OTHERS}")

@@ -261,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--models", type=_names(MODELS), help="default: lenet5,alexnet,vgg16")
     r.add_argument("--device", choices=DEVICES, help="default: cuda if present, else cpu")
     _add_ray_arg(r)
+
+    z = sub.add_parser("zoo", help="LRP weight relevance and its float64 balance over torchvision's classifiers")
+    z.add_argument("--image-folder", required=True, help="folder of class sub-folders (written if it does not exist)")
+    z.add_argument("--out", default="zoo.csv", help="CSV file to write")
+    z.add_argument("--names", type=lambda t: [n for n in t.split(",") if n], help="architectures (default: all)")
+    z.add_argument("--max-params", type=float, default=100e6, help="largest parameter count (default 100e6)")
+    z.add_argument("--images", type=int, default=4, help="reference images per architecture (default 4)")
     return parser
 
 
@@ -591,7 +598,31 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zoo(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if a.images < 1:
+        raise XtmrError(f"--images must be at least 1, got {a.images}")
+    from xtmr_core.zoo import run_zoo, write_csv, write_image_folder
+
+    folder = Path(a.image_folder)
+    if not folder.exists():
+        write_image_folder(folder)
+        print(f"wrote a 3-class image folder to {folder}", file=sys.stderr)
+
+    def show(row) -> None:
+        err = "" if row.balance_error is None else f" balance {row.balance_error:.2e}"
+        print(f"{row.name:24s} {row.status:6s} {row.size:4d}px {row.seconds:6.1f}s{err} {row.operation}", flush=True)
+
+    rows = run_zoo(folder, a.names, max_params=a.max_params, images=a.images, progress=show)
+    write_csv(rows, a.out)
+    counts = {s: sum(r.status == s for r in rows) for s in ("pass", "refuse", "crash")}
+    print(f"{counts['pass']}/{len(rows)} pass, {counts['refuse']} refuse, {counts['crash']} crash; wrote {a.out}")
+    return 0
+
+
 _COMMANDS = {
+    "zoo": _cmd_zoo,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "sweep": _cmd_sweep,

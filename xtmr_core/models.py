@@ -25,7 +25,16 @@ PLAIN_MODELS = ("mlp", "lenet5", "alexnet", "vgg16")
 
 # Chosen so a clean pass over 1,000 28×28 images stays well under 0.15 s on 2 CPU cores and each
 # model reaches >= 95% on mnist5k in a few CPU minutes (measured numbers in checkpoints/MANIFEST.json).
-_DEFAULT_WIDTH = {"mlp": 0.5, "lenet5": 1.0, "alexnet": 0.125, "vgg16": 0.125, "resnet20": 0.375, "mobilenetv2": 0.5}
+_DEFAULT_WIDTH = {
+    "mlp": 0.5,
+    "lenet5": 1.0,
+    "alexnet": 0.125,
+    "vgg16": 0.125,
+    "resnet20": 0.375,
+    "mobilenetv2": 0.5,
+    "mobilenetv3": 0.5,
+    "vit": 1.0,
+}
 
 # Channel / hidden counts at width 1 (the original architectures; "M" = 2×2 max-pool).
 _MLP_HIDDEN = (512, 256)
@@ -52,6 +61,31 @@ _MBV2_SETTINGS = (
     (6, 320, 1, 1),
 )
 _MBV2_LAST = 1280
+# MobileNetV3-Small (Howard et al. 2019, table 2): (kernel, expanded, out, squeeze-excite, Hardswish, stride).
+# The first block keeps stride 1 here (the original's is 2): on 28×28 digits the net then ends at 2×2, not 1×1.
+_MBV3_STEM = 16
+_MBV3_SETTINGS = (
+    (3, 16, 16, True, False, 1),
+    (3, 72, 24, False, False, 2),
+    (3, 88, 24, False, False, 1),
+    (5, 96, 40, True, True, 2),
+    (5, 240, 40, True, True, 1),
+    (5, 240, 40, True, True, 1),
+    (5, 120, 48, True, True, 1),
+    (5, 144, 48, True, True, 1),
+    (5, 288, 96, True, True, 2),
+    (5, 576, 96, True, True, 1),
+    (5, 576, 96, True, True, 1),
+)
+_MBV3_LAST = 576
+_MBV3_HEAD = 1024
+# A small vision transformer (Dosovitskiy et al. 2021): 4×4 patches, pre-norm blocks, mean-pooled tokens
+# (no class token: better on a few thousand images). Embedding width is scaled by the width multiplier.
+_VIT_PATCH = 4
+_VIT_DIM = 64
+_VIT_DEPTH = 4
+_VIT_HEADS = 4
+_VIT_MLP = 2
 
 
 def default_width(name: str) -> float:
@@ -216,6 +250,121 @@ class InvertedResidual(nn.Module):
         return out if self.add is None else self.add(x, out)
 
 
+def _divisible(channels: float, divisor: int = 8) -> int:
+    """``channels`` rounded to a multiple of ``divisor`` (MobileNet's rule: never below 90% of the value)."""
+    out = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * channels else out
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-excitation (Hu et al. 2018, as in MobileNetV3): ``x * hardsigmoid(fc2(relu(fc1(mean_hw x))))``.
+
+    The gate is a per-channel factor; LRP treats it as a constant (relevance follows ``x``; ``fc1`` and
+    ``fc2`` get none)."""
+
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x`` scaled per channel by its gate."""
+        return x * self.gate(self.fc2(self.relu(self.fc1(self.pool(x)))))
+
+
+class InvertedResidualSE(nn.Module):
+    """MobileNetV3 block: 1×1 expand + BN + act (when expanding), k×k depthwise + BN + act, optional
+    squeeze-excitation, 1×1 project + BN (linear), and the input added when the shapes agree."""
+
+    def __init__(self, c_in: int, hidden: int, c_out: int, kernel: int, stride: int, se: bool, hardswish: bool) -> None:
+        super().__init__()
+
+        def act() -> nn.Module:
+            return nn.Hardswish() if hardswish else nn.ReLU()
+
+        layers: list[nn.Module] = []
+        if hidden != c_in:
+            layers += [nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden), act()]
+        layers += [
+            nn.Conv2d(hidden, hidden, kernel, stride=stride, padding=kernel // 2, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            act(),
+        ]
+        if se:
+            layers.append(SqueezeExcite(hidden, _divisible(hidden / 4)))
+        layers += [nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out)]
+        self.conv = nn.Sequential(*layers)
+        self.add = Add() if stride == 1 and c_in == c_out else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the block's output."""
+        out = self.conv(x)
+        return out if self.add is None else self.add(x, out)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with its projections as ``nn.Linear`` layers (so every weight is faultable):
+    ``proj(softmax(q k^T / sqrt(d)) v)`` per head, ``q, k, v`` from one ``qkv`` layer."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the attention output for tokens ``x`` (N × tokens × dim)."""
+        n, t = x.shape[0], x.shape[1]
+        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(n, t, -1))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: ``x + attn(LN x)``, then ``x + fc2(GELU(fc1(LN x)))``."""
+
+    def __init__(self, dim: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.add1 = Add()
+        self.norm2 = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.add2 = Add()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the block's output tokens."""
+        x = self.add1(x, self.attn(self.norm1(x)))
+        return self.add2(x, self.fc2(self.act(self.fc1(self.norm2(x)))))
+
+
+class VisionTransformer(nn.Module):
+    """A small ViT: a conv patch embedding, learned position embeddings, pre-norm blocks, a final LayerNorm,
+    the mean over tokens and a linear head."""
+
+    def __init__(self, in_shape: tuple[int, int, int], num_classes: int, dim: int, depth: int, heads: int) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        patch = _VIT_PATCH if min(h, w) >= 2 * _VIT_PATCH else 1
+        self.patch = nn.Conv2d(c, dim, patch, stride=patch)
+        tokens = (h // patch) * (w // patch)
+        self.pos = nn.Parameter(torch.zeros(1, tokens, dim))
+        self.blocks = nn.Sequential(*(TransformerBlock(dim, heads, _VIT_MLP * dim) for _ in range(depth)))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the logits of a batch N×C×H×W."""
+        tokens = self.patch(x).flatten(2).transpose(1, 2) + self.pos
+        return self.head(self.norm(self.blocks(tokens)).mean(dim=1))
+
+
 class Classifier(nn.Module):
     """``features`` (convolutions; none for the MLP), flattened in ``forward``, then ``classifier``."""
 
@@ -343,6 +492,33 @@ def _mobilenetv2(in_shape, num_classes, width) -> nn.Module:
     return Classifier(nn.Sequential(*layers), nn.Sequential(nn.Linear(last, num_classes)), channels_last=True)
 
 
+def _mobilenetv3(in_shape, num_classes, width) -> nn.Module:
+    c, _, _ = in_shape
+    stem = _divisible(_MBV3_STEM * width)
+    layers: list[nn.Module] = [
+        nn.Conv2d(c, stem, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(stem),
+        nn.Hardswish(),
+    ]
+    c = stem
+    for kernel, expanded, channels, se, hardswish, stride in _MBV3_SETTINGS:
+        hidden, out = _divisible(expanded * width), _divisible(channels * width)
+        layers.append(InvertedResidualSE(c, hidden, out, kernel, stride, se, hardswish))
+        c = out
+    last = _divisible(_MBV3_LAST * width)
+    layers += [nn.Conv2d(c, last, 1, bias=False), nn.BatchNorm2d(last), nn.Hardswish(), nn.AdaptiveAvgPool2d(1)]
+    head = _divisible(_MBV3_HEAD * width)
+    classifier = nn.Sequential(nn.Linear(last, head), nn.Hardswish(), nn.Dropout(0.2), nn.Linear(head, num_classes))
+    return Classifier(nn.Sequential(*layers), classifier, channels_last=True)
+
+
+def _vit(in_shape, num_classes, width) -> nn.Module:
+    dim = max(_VIT_HEADS, int(round(_VIT_DIM * width / _VIT_HEADS)) * _VIT_HEADS)
+    model = VisionTransformer(in_shape, num_classes, dim, _VIT_DEPTH, _VIT_HEADS)
+    nn.init.trunc_normal_(model.pos, std=0.02)
+    return model
+
+
 _BUILDERS = {
     "mlp": _mlp,
     "lenet5": _lenet5,
@@ -350,12 +526,22 @@ _BUILDERS = {
     "vgg16": _vgg16,
     "resnet20": _resnet20,
     "mobilenetv2": _mobilenetv2,
+    "mobilenetv3": _mobilenetv3,
+    "vit": _vit,
 }
 
 
 def _init_weights(model: nn.Module) -> None:
     # He initialisation keeps activations at scale through 16 ReLU layers without BatchNorm;
     # PyTorch's default init shrinks them layer by layer and VGG16 would not start learning.
+    if isinstance(model, VisionTransformer):
+        # Transformers train from small weights (truncated normal, std 0.02, as ViT and timm do).
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        return
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")

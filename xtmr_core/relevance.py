@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,6 +43,8 @@ __all__ = [
     "RULES",
     "DEFAULT_EPSILON",
     "lrp_weight_relevance",
+    "lrp_balance",
+    "Balance",
     "layer_relevance_shares",
     "relevance_map",
     "input_relevance",
@@ -81,10 +84,6 @@ def _layer_forward(module: nn.Module, a: Tensor, weight: Tensor, bias: Tensor | 
     """The layer's output for input ``a`` with the given weight and bias."""
     if isinstance(module, nn.Conv2d):
         return module._conv_forward(a, weight, bias)
-    if isinstance(module, _BatchNorm):
-        return nn.functional.batch_norm(
-            a, module.running_mean, module.running_var, weight, bias, False, 0.0, module.eps
-        )
     return nn.functional.linear(a, weight, bias)
 
 
@@ -158,9 +157,14 @@ def _check_params(rule: str, epsilon: float, gamma: float, batch_size: int) -> N
 
 
 def _lrp_pass(
-    work: nn.Module, composite: Composite, layers: list[nn.Module], xb: Tensor, target: Tensor
+    work: nn.Module,
+    composite: Composite,
+    layers: list[nn.Module],
+    xb: Tensor,
+    target: Tensor,
+    logits: list[Tensor] | None = None,
 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-    """One LRP pass started at each input's ``target`` logit.
+    """One LRP pass started at each input's ``target`` logit (appended to ``logits`` when given).
 
     Returns:
         ``(input relevance, inputs of each layer, relevance at each layer's output)``.
@@ -169,8 +173,9 @@ def _lrp_pass(
     r_out: dict[int, Tensor] = {}
 
     def make_hook(k: int) -> Callable:
-        def keep(g: Tensor) -> None:
-            r_out[k] = g.detach()
+        def keep(g: Tensor | None) -> None:
+            if g is not None:  # None: the output feeds only a gate, which gets no relevance
+                r_out[k] = g.detach()
 
         def hook(_module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
             acts[k] = inputs[0].detach()
@@ -188,6 +193,8 @@ def _lrp_pass(
             start = torch.zeros_like(out)
             rows = torch.arange(out.shape[0], device=out.device)
             start[rows, target] = out[rows, target].detach()
+            if logits is not None:
+                logits.append(start[rows, target])
             (r_in,) = torch.autograd.grad(out, inputs, grad_outputs=start)
         finally:
             for h in handles:
@@ -246,52 +253,10 @@ def lrp_weight_relevance(
     wanted = weight_layers(model)
     if not wanted:
         raise XtmrError("the model has no Conv2d or Linear layer to score")
-
-    work, folded = lrp_ready(model)
-    named = [(n, m) for n, m in work.named_modules() if isinstance(m, LRP_LAYERS)]
-    names = [n for n, _ in named]
-    modules = [m for _, m in named]
-    device, dtype = _model_device(work)
-    composite = _composite(rule, epsilon, gamma)
-    stab = _stabiliser(rule, epsilon)
-
-    acc_w = [torch.zeros(m.weight.shape, dtype=torch.float64, device=device) for m in modules]
-    acc_b = [torch.zeros(m.weight.shape[0], dtype=torch.float64, device=device) for m in modules]
-    # Per output channel of each folded layer: sum z' * R / stab(z') and sum R / stab(z').
-    acc_zr = {n: torch.zeros(dict(named)[n].weight.shape[0], dtype=torch.float64, device=device) for n in folded}
-    acc_r = {n: torch.zeros_like(v) for n, v in acc_zr.items()}
-
-    for start in range(0, x.shape[0], int(batch_size)):
-        xb = x[start : start + int(batch_size)].detach().to(device=device, dtype=dtype)
-        yb = y[start : start + int(batch_size)].to(device=device, dtype=torch.long)
-        _, acts, r_out = _lrp_pass(work, composite, modules, xb, yb)
-
-        # Weight messages: rho(w) * d/d rho(w) sum_j z'_j * stopgrad(R_j / stab(z'_j)).
-        leaves: list[Tensor] = []
-        total = torch.zeros((), device=device, dtype=dtype)
-        for k, m in enumerate(modules):
-            rho_w = _modified_weight(rule, m.weight.detach(), gamma).clone().requires_grad_(True)
-            bias = None
-            if m.bias is not None:
-                bias = m.bias.detach().clone().requires_grad_(return_bias)
-            z = _layer_forward(m, acts[k], rho_w, bias)
-            ratio = r_out[k].detach() / stabilize(z.detach(), stab)
-            total = total + (z * ratio).sum()
-            leaves.append(rho_w)
-            if return_bias and bias is not None:
-                leaves.append(bias)
-            if names[k] in folded:
-                dims = [d for d in range(z.ndim) if d != 1]
-                acc_zr[names[k]] += (z.detach() * ratio).sum(dim=dims).double()
-                acc_r[names[k]] += ratio.sum(dim=dims).double()
-        grads = torch.autograd.grad(total, leaves)
-        messages = iter(leaf.detach() * grad for leaf, grad in zip(leaves, grads))
-        for k, m in enumerate(modules):  # same order as the leaves were appended
-            acc_w[k] += next(messages).double()
-            if return_bias and m.bias is not None:
-                acc_b[k] += next(messages).double()
-
-    found = {n: (acc_w[k], acc_b[k]) for k, n in enumerate(names)}
+    sums = _relevance_sums(model, x, y, rule, epsilon, gamma, int(batch_size), return_bias)
+    folded, acc_zr, acc_r = sums.folded, sums.acc_zr, sums.acc_r
+    device = sums.device
+    found = {n: (sums.acc_w[k], sums.acc_b[k]) for k, n in enumerate(sums.names)}
     # Layers of the given model whose BatchNorm was folded into them, and the BatchNorm layers themselves.
     given = dict(model.named_modules())
     bn_of = {bn: layer for layer, bn in folded.items()}
@@ -314,6 +279,171 @@ def lrp_weight_relevance(
     if return_bias:
         result.update({f"{name}.bias": t.float().cpu() for name, t in biases.items()})
     return result
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The network balance of one LRP run: ``input + bias shares`` against the start logits (all summed over inputs).
+
+    ``bias`` counts every relevance that reached a constant instead of the input: the layers' biases (folded
+    BatchNorm shifts included), an unfoldable BatchNorm's shift, LayerNorm's beta, added constants (position
+    embeddings, attention biases, class tokens) and the softmax rule's bias term. ``error`` is
+    ``|logits - input - bias| / sum |logit|``: only the stabilisers' leaks should remain.
+    """
+
+    logits: float
+    input: float
+    bias: float
+    error: float
+
+
+def lrp_balance(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    rule: str = "epsilon",
+    *,
+    epsilon: float = DEFAULT_EPSILON,
+    gamma: float = 0.25,
+    batch_size: int = 64,
+) -> Balance:
+    """Run LRP as ``lrp_weight_relevance`` does and check that relevance is conserved through the whole network.
+
+    Args:
+        model: the network (not changed); pass a float64 copy for a check that rounding does not blur.
+        x: reference inputs N × ...; y: their labels (relevance starts at each input's logit of that class).
+        rule, epsilon, gamma, batch_size: as in ``lrp_weight_relevance``.
+
+    Returns:
+        The ``Balance``.
+
+    Raises:
+        XtmrError: as ``lrp_weight_relevance``.
+    """
+    _check_params(rule, epsilon, gamma, batch_size)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise XtmrError("the reference set is empty: give at least one input")
+    y = torch.as_tensor(y)
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise XtmrError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+    sums = _relevance_sums(model, x, y, rule, epsilon, gamma, int(batch_size), True)
+    bias = sum(float(b.sum()) for b in sums.acc_b) + sums.absorbed
+    error = abs(sums.logits - sums.input - bias) / max(sums.logits_abs, 1e-30)
+    return Balance(logits=sums.logits, input=sums.input, bias=bias, error=error)
+
+
+@dataclass
+class _Sums:
+    """What one LRP run over a reference set accumulates (float64)."""
+
+    folded: dict[str, str]
+    names: list[str]
+    device: torch.device
+    acc_w: list[Tensor]
+    acc_b: list[Tensor]
+    acc_zr: dict[str, Tensor]
+    acc_r: dict[str, Tensor]
+    input: float = 0.0
+    logits: float = 0.0
+    logits_abs: float = 0.0
+    absorbed: float = 0.0
+
+
+def _bn_affine(m: _BatchNorm, weight: Tensor | None) -> tuple[Tensor, Tensor]:
+    """An evaluation BatchNorm as ``a * s + t`` per channel: ``s = w / sqrt(var + eps)``, ``t = beta - mean * s``."""
+    std = torch.sqrt(m.running_var + m.eps)
+    s = (weight if weight is not None else torch.ones_like(std)) / std
+    beta = m.bias.detach() if m.bias is not None else torch.zeros_like(std)
+    return s, beta - m.running_mean * s
+
+
+def _relevance_sums(
+    model: nn.Module, x: Tensor, y: Tensor, rule: str, epsilon: float, gamma: float, batch_size: int, with_bias: bool
+) -> _Sums:
+    work, folded = lrp_ready(model)
+    named = [(n, m) for n, m in work.named_modules() if isinstance(m, LRP_LAYERS)]
+    names = [n for n, _ in named]
+    modules = [m for _, m in named]
+    for name, m in named:
+        if isinstance(m, _BatchNorm) and (not m.track_running_stats or m.running_mean is None):
+            raise XtmrError(f"LRP needs BatchNorm with running statistics (module {name}); use another scorer")
+    device, dtype = _model_device(work)
+    composite = _composite(rule, epsilon, gamma)
+    stab = _stabiliser(rule, epsilon)
+    sink = work.lrp_sink
+
+    def channels(m: nn.Module) -> int:
+        return m.num_features if isinstance(m, _BatchNorm) else m.weight.shape[0]
+
+    sums = _Sums(
+        folded=folded,
+        names=names,
+        device=device,
+        acc_w=[
+            torch.zeros(m.weight.shape if m.weight is not None else (channels(m),), dtype=torch.float64, device=device)
+            for m in modules
+        ],
+        acc_b=[torch.zeros(channels(m), dtype=torch.float64, device=device) for m in modules],
+        # Per output channel of each folded layer: sum z' * R / stab(z') and sum R / stab(z').
+        acc_zr={n: torch.zeros(dict(named)[n].weight.shape[0], dtype=torch.float64, device=device) for n in folded},
+        acc_r={},
+    )
+    sums.acc_r = {n: torch.zeros_like(v) for n, v in sums.acc_zr.items()}
+    sink.total = 0.0
+
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size].detach().to(device=device, dtype=dtype)
+        yb = y[start : start + batch_size].to(device=device, dtype=torch.long)
+        logits: list[Tensor] = []
+        r_in, acts, r_out = _lrp_pass(work, composite, modules, xb, yb, logits)
+        sums.input += float(r_in.double().sum())
+        sums.logits += float(logits[0].double().sum())
+        sums.logits_abs += float(logits[0].double().abs().sum())
+
+        # Weight messages: rho(w) * d/d rho(w) sum_j z'_j * stopgrad(R_j / stab(z'_j)).
+        leaves: list[Tensor] = []
+        owners: list[tuple[int, str]] = []
+        total = torch.zeros((), device=device, dtype=dtype)
+        for k, m in enumerate(modules):
+            weight = None if m.weight is None else _modified_weight(rule, m.weight.detach(), gamma)
+            if isinstance(m, _BatchNorm):
+                # z' = a * s + t: the weight's message is a * s * R / z' (what reaches the input), t's a bias share.
+                s, t = _bn_affine(m, weight)
+                shape = (1, -1) + (1,) * (acts[k].ndim - 2)
+                z = acts[k] * s.reshape(shape) + t.reshape(shape)
+                ratio = r_out[k].detach() / stabilize(z.detach(), stab)
+                dims = [d for d in range(z.ndim) if d != 1]
+                sums.acc_w[k] += (acts[k] * s.reshape(shape) * ratio).sum(dim=dims).double()
+                sums.acc_b[k] += (t.reshape(shape) * ratio).sum(dim=dims).double()
+                continue
+            rho_w = weight.clone().requires_grad_(True)
+            bias = None
+            if m.bias is not None:
+                bias = m.bias.detach().clone().requires_grad_(with_bias)
+            z = _layer_forward(m, acts[k], rho_w, bias)
+            ratio = r_out[k].detach() / stabilize(z.detach(), stab)
+            total = total + (z * ratio).sum()
+            leaves.append(rho_w)
+            owners.append((k, "w"))
+            if with_bias and bias is not None:
+                leaves.append(bias)
+                owners.append((k, "b"))
+            if names[k] in folded:
+                dims = [d for d in range(z.ndim) if d != 1]
+                sums.acc_zr[names[k]] += (z.detach() * ratio).sum(dim=dims).double()
+                sums.acc_r[names[k]] += ratio.sum(dim=dims).double()
+        if leaves:
+            grads = torch.autograd.grad(total, leaves, allow_unused=True)
+            for (k, what), leaf, grad in zip(owners, leaves, grads):
+                if grad is None:
+                    continue
+                message = (leaf.detach() * grad).double()
+                if what == "w":
+                    sums.acc_w[k] += message
+                else:
+                    sums.acc_b[k] += message
+    sums.absorbed = sink.total
+    return sums
 
 
 def _param64(param: Tensor | None, like: Tensor) -> Tensor:

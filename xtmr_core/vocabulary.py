@@ -12,7 +12,7 @@ import math
 from xtmr_core.errors import XtmrError
 
 #: Built-in architectures (``models.build_model``).
-MODELS: tuple[str, ...] = ("mlp", "lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2")
+MODELS: tuple[str, ...] = ("mlp", "lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2", "mobilenetv3", "vit")
 #: Built-in datasets (``data.load_dataset``); ``mnist5k`` ships offline.
 DATASETS: tuple[str, ...] = ("mnist5k", "digits", "mnist", "fashion_mnist", "cifar10")
 #: A model from outside the zoo (``model_source``): ``torchvision:NAME`` (any torchvision classification
