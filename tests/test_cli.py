@@ -9,6 +9,7 @@ import pytest
 
 from xtmr_core import vocabulary
 from xtmr_core.cli import build_parser, main
+from xtmr_core.vocabulary import VERDICTS
 
 BAD = [
     (["evaluate", "--ber", "1.5"], "BER must be"),
@@ -122,7 +123,7 @@ def test_bad_checkpoint_file_is_refused_in_one_line(tmp_path, capsys):
 
 
 def test_evaluate_json_has_the_documented_keys(capsys):
-    assert main(["evaluate", "--protect", "lrp", "--budget", "1", "--ber", "1e-4", "--trials", "3", "--json"]) == 0
+    assert main(["evaluate", "--protect", "lrp", "--budget", "1", "--ber", "1e-4", "--trials", "8", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     for key in (
         "clean_accuracy",
@@ -139,9 +140,27 @@ def test_evaluate_json_has_the_documented_keys(capsys):
         "budget",
     ):
         assert key in d
-    assert d["trials"] == 3 and d["protect"] == "lrp" and d["budget"] == 1 and d["format"] == "fp32"
+    assert d["trials"] == 8 and d["protect"] == "lrp" and d["budget"] == 1 and d["format"] == "fp32"
     assert d["overhead_pct"] == pytest.approx(2.0, rel=0.01) and d["clean_accuracy"] >= 0.95
     assert d["ci95"][0] <= d["mean_accuracy"] <= d["ci95"][1]
+    # fp32 at a low BER runs the stratified design by default, and says so with its strata
+    assert d["design"] == "stratified" and sum(r["trials"] for r in d["strata"]) == 8
+    assert sum(r["weight"] for r in d["strata"]) == pytest.approx(1.0)
+    assert d["paired"]["verdict"] in VERDICTS and d["paired"]["difference"]["half_width"] > 0
+
+
+def test_evaluate_says_not_enough_trials_instead_of_a_zero_width_interval(capsys):
+    argv = ["evaluate", "--protect", "lrp", "--budget", "1", "--ber", "1e-5", "--trials", "3", "--json"]
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["paired"]["verdict"] == "not enough trials" and d["paired"]["judgement"]["needed"] == 8
+    assert d["paired"]["difference"]["low"] is None and d["ci95"] == [None, None]
+    # plain sampling at the same point: no trial yet in which the plans differ, so no interval either
+    assert main([*argv[:-3], "--trials", "6", "--design", "plain", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["design"] == "plain" and d["strata"] is None
+    diff = d["paired"]["difference"]
+    assert diff["half_width"] is None or diff["half_width"] > 0  # never a zero-width interval
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,13 @@ from xtmr_core.stats import (
     expanded_level,
     image_variance,
     iso_reliability_cost,
+    judge,
     matching_budget,
     mean_ci,
     mean_interval,
     paired_difference,
     paired_interval,
+    practical_threshold,
     ratio_interval,
     reliability_improvement,
     verdict,
@@ -120,11 +122,22 @@ def test_reliability_improvement_both_ways():
 
 
 def test_the_verdict_rule():
-    helps, hurts, noise = VERDICTS
+    helps, hurts, noise, same, unknown, nothing = VERDICTS
     assert verdict(Interval(0.02, 0.01, 0.03)) == helps
     assert verdict(Interval(-0.02, -0.03, -0.01)) == hurts
     assert verdict(Interval(0.0, -0.01, 0.01)) == noise
-    assert verdict(Interval(0.1, math.nan, math.nan)) == noise
+    assert verdict(Interval(0.1, math.nan, math.nan)) == unknown  # no interval: never "within noise"
+    # an interval inside the practical threshold (0.5 pt) is no practical difference, excluding 0 or not
+    assert verdict(Interval(0.001, 0.0002, 0.002)) == same
+    assert verdict(Interval(0.0, -0.004, 0.004)) == same
+    assert verdict(Interval(0.004, 0.001, 0.006)) == helps  # reaches past 0.5 pt
+    # the threshold is a tenth of the loss where that is smaller; a negligible loss leaves nothing to protect
+    assert judge(Interval(0.004, 0.003, 0.0045), loss=0.2).verdict == same
+    assert judge(Interval(0.004, 0.003, 0.0045), loss=0.02).verdict == helps
+    assert judge(Interval(0.001, 0.0005, 0.0015), loss=0.002).verdict == nothing
+    assert judge(Interval(0.0, math.nan, math.nan), loss=0.002, needed=8).needed == 8
+    assert practical_threshold(0.2) == pytest.approx(0.005) and practical_threshold(0.02) == pytest.approx(0.002)
+    assert judge(Interval(0.02, 0.01, 0.03)).decided and not judge(Interval(0.0, -0.01, 0.01)).decided
 
 
 def test_matching_budget_is_the_smallest_budget_not_worse_than_the_target():

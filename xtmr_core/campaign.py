@@ -19,7 +19,7 @@ from xtmr_core.evaluation import accuracy, mismatch, predict
 from xtmr_core.faults import FaultModel, FaultSet
 from xtmr_core.injection import FaultInjector, trial_faults, trial_rng
 from xtmr_core.protection import Overhead, ProtectionPlan, make_plan, overhead
-from xtmr_core.stats import Interval, mean_interval, paired_interval, ratio_interval, verdict
+from xtmr_core.stats import Interval, Judgement, judge, mean_interval, paired_interval, ratio_interval
 from xtmr_core.stats import matching_budget as stats_matching_budget
 from xtmr_core.strata import Strata, stratified_faults
 
@@ -39,9 +39,9 @@ class CampaignResult:
         clean_correct: the clean model's per-image correctness (for the recovered share's image term).
         overhead: the plan's memory overhead.
         seed: the campaign seed.
-        strata, stratum_weights: for a stratified campaign (``strata.py``), each trial's stratum and the
-            strata's exact probabilities; the mean is then ``sum_s w_s mean_s``, not the plain mean.
-            ``None`` for plain Monte Carlo.
+        strata, stratum_weights, stratum_rare: for a stratified campaign (``strata.py``), each trial's
+            stratum, the strata's exact probabilities and which hold a rare fault; the mean is then
+            ``sum_s w_s mean_s``, not the plain mean. ``None`` for plain Monte Carlo.
     """
 
     protect: str
@@ -60,6 +60,7 @@ class CampaignResult:
     clean_correct: np.ndarray | None = field(default=None, repr=False)
     strata: list[int] | None = None
     stratum_weights: tuple[float, ...] | None = None
+    stratum_rare: tuple[bool, ...] | None = None
 
     @property
     def trials(self) -> int:
@@ -76,11 +77,11 @@ class CampaignResult:
         return float(np.mean(self.accuracies)) if self.accuracies else math.nan
 
     def design(self, k: int | None = None) -> dict:
-        """The ``strata``/``weights`` keywords of the ``stats`` interval functions for the first ``k`` trials."""
+        """The ``strata``/``weights``/``rare`` keywords of the ``stats`` interval functions (first ``k`` trials)."""
         if self.strata is None:
             return {}
         k = self.trials if k is None else k
-        return {"strata": self.strata[:k], "weights": self.stratum_weights}
+        return {"strata": self.strata[:k], "weights": self.stratum_weights, "rare": self.stratum_rare}
 
     def correct_matrix(self, k: int | None = None) -> np.ndarray | None:
         """Per-image correctness of the first ``k`` trials as an ``k x images`` array (``None`` if not kept)."""
@@ -160,6 +161,7 @@ class CampaignResult:
             "flips": list(self.flips),
             "strata": None if self.strata is None else list(self.strata),
             "stratum_weights": None if self.stratum_weights is None else list(self.stratum_weights),
+            "design": "plain" if self.strata is None else "stratified",
         }
 
 
@@ -351,6 +353,14 @@ class PointResult:
         n = self.trials if k is None else min(int(k), self.trials)
         return ra, rb, n
 
+    def _paired_design(self, result: CampaignResult, n: int) -> dict:
+        """The design keywords of a paired statistic: a stratum is rare for a pair only where a fault fell
+        in the ``differ`` region (elsewhere plans differ by non-deciding faults alone)."""
+        design = result.design(n)
+        if self.strata is not None:
+            design["rare"] = self.strata.differs
+        return design
+
     def accuracy(self, plan: int | str | CampaignResult, k: int | None = None) -> Interval:
         """A plan's mean accuracy with its interval (first ``k`` trials)."""
         n = self.trials if k is None else min(int(k), self.trials)
@@ -362,14 +372,33 @@ class PointResult:
         """Mean paired difference ``plan - other`` (accuracy; default ``other`` = the baseline)."""
         a, b, n = self._pair(plan, other, k)
         return paired_interval(
-            a.accuracies[:n], b.accuracies[:n], a.correct_matrix(n), b.correct_matrix(n), **a.design(n)
+            a.accuracies[:n], b.accuracies[:n], a.correct_matrix(n), b.correct_matrix(n), **self._paired_design(a, n)
         )
+
+    def loss(self, k: int | None = None) -> float:
+        """The fault-induced loss of the point: clean accuracy minus the unprotected baseline's mean."""
+        n = self.trials if k is None else min(int(k), self.trials)
+        return self.clean_accuracy - self.results[0].interval(n).estimate if n else math.nan
+
+    @property
+    def design(self) -> str:
+        """``stratified`` or ``plain``: how the point's trials were drawn."""
+        return "plain" if self.strata is None else "stratified"
+
+    def judge(
+        self, plan: int | str | CampaignResult, other: int | str | CampaignResult = 0, k: int | None = None
+    ) -> Judgement:
+        """``stats.judge`` of ``difference(plan, other)`` against the point's loss: helps / hurts / within
+        noise / no practical difference / not enough trials (with the trials needed) / nothing to protect."""
+        n = self.trials if k is None else min(int(k), self.trials)
+        needed = self.strata.min_trials if self.strata is not None and n < self.strata.min_trials else 0
+        return judge(self.difference(plan, other, k), self.loss(k), needed if needed else (2 if n < 2 else 0))
 
     def verdict(
         self, plan: int | str | CampaignResult, other: int | str | CampaignResult = 0, k: int | None = None
     ) -> str:
-        """``stats.verdict`` of ``difference(plan, other)``: helps / hurts / within noise."""
-        return verdict(self.difference(plan, other, k))
+        """The verdict word of ``judge(plan, other, k)``."""
+        return self.judge(plan, other, k).verdict
 
     def recovered(self, plan: int | str | CampaignResult, k: int | None = None) -> Interval:
         """Share of the fault-induced loss the plan recovers, ``(acc_plan - acc_none) / (acc_clean -
@@ -383,7 +412,7 @@ class PointResult:
             a.correct_matrix(n),
             b.correct_matrix(n),
             a.clean_correct,
-            **a.design(n),
+            **self._paired_design(a, n),
         )
 
     def relative_gain(self, plan: int | str | CampaignResult, k: int | None = None) -> Interval:
@@ -396,7 +425,7 @@ class PointResult:
             None,
             a.correct_matrix(n),
             b.correct_matrix(n),
-            **a.design(n),
+            **self._paired_design(a, n),
         )
 
     def matching_budget(self, scorer: str, target: int | str | CampaignResult) -> tuple[float, Interval | None]:
@@ -424,8 +453,10 @@ class PointResult:
         for i, r in enumerate(self.results):
             d = r.to_dict()
             if i > 0:
+                judged = self.judge(i)
                 d["difference"] = self.difference(i).to_dict()
-                d["verdict"] = self.verdict(i)
+                d["verdict"] = judged.verdict
+                d["judgement"] = judged.to_dict()
                 d["recovered"] = self.recovered(i).to_dict()
                 d["relative_gain"] = self.relative_gain(i).to_dict()
             plans.append(d)
@@ -433,6 +464,9 @@ class PointResult:
             "trials": self.trials,
             "clean_accuracy": self.clean_accuracy,
             "stratified": self.strata is not None,
+            "design": self.design,
+            "strata": None if self.strata is None else self.strata.describe(self.trials),
+            "loss": self.loss() if self.trials else None,
             "plans": plans,
         }
 
@@ -471,8 +505,8 @@ def run_point(
         on_trial: called after each trial with the partial ``PointResult`` so far (streaming display:
             ``point.difference(1)`` on it is the live paired interval).
         baseline: prepend the ``none`` plan unless ``plans[0]`` already is one.
-        strata: stratified sampling (``strata.make_strata``; its trial count replaces ``trials``):
-            trial ``t`` belongs to stratum ``strata.schedule[t]`` and draws its faults conditionally;
+        strata: stratified sampling (``strata.make_strata``): trial ``t`` belongs to stratum
+            ``strata.stratum_of(t)`` (whatever ``trials`` is) and draws its faults conditionally;
             every result then carries the strata and their exact weights, and every estimate and
             interval is the stratified one.
         per_pass: weight sets evaluated per forward pass (``batched.trials_per_pass``; ``None`` = chosen per
@@ -490,9 +524,8 @@ def run_point(
     clean_pred = _clean_pred(injector, x, clean_pred)
     point = PointResult([empty_result(injector, p, fault, y, clean_pred, seed) for p in plans], strata)
     if strata is not None:
-        trials = strata.trials
         for result in point.results:
-            result.strata, result.stratum_weights = [], strata.weights
+            result.strata, result.stratum_weights, result.stratum_rare = [], strata.weights, strata.rare
     # Batched (a GPU): several trials' weight sets per forward pass, the same faults, the same outcomes.
     step = trials_per_pass(injector, x, per_pass)
     chunk = max(1, step // len(plans)) if step > 1 else 1
@@ -504,7 +537,7 @@ def run_point(
             for plan in plans:
                 faults, stratum = None, None
                 if strata is not None:
-                    stratum = strata.schedule[tt]
+                    stratum = strata.stratum_of(tt)
                     faults = stratified_faults(
                         injector.regions(plan, fault), fault, strata, stratum, trial_rng(seed, tt)
                     )

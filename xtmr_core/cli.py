@@ -19,6 +19,7 @@ from xtmr_core.errors import XtmrError
 from xtmr_core.spec import CampaignSpec, grid, split_plan_name
 from xtmr_core.vocabulary import (
     DATASETS,
+    DESIGNS,
     DEVICES,
     ECC_DOUBLE,
     FORMATS,
@@ -33,6 +34,7 @@ from xtmr_core.vocabulary import (
     PLAN_NAMES,
     RULES,
     SCORERS,
+    VERDICTS,
     check_accuracy_target,
     check_ber,
     check_budget,
@@ -45,7 +47,8 @@ from xtmr_core.vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from xtmr_core.stats import Interval
+    from xtmr_core.campaign import PointResult
+    from xtmr_core.stats import Interval, Judgement
 
 
 class _Parser(argparse.ArgumentParser):
@@ -167,9 +170,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--fault-biases", action="store_true", help="biases are faultable too (default: weights only)")
     p.add_argument(
-        "--stratify",
-        action="store_true",
-        help="stratify trials by the number of faults on the deciding bit (fp32: 30), where that pays",
+        "--design",
+        choices=DESIGNS,
+        default="auto",
+        help="sampling design: auto (default) stratifies trials on the faults that decide where that pays "
+        "(the float formats at a low BER), plain is plain Monte Carlo",
     )
 
 
@@ -253,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="time LRP weight scores on 256 reference images per model instead of fault trials",
     )
+
+    c = sub.add_parser("coverage", help="measure the intervals' coverage on held-out pools of real trials")
+    c.add_argument("--quick", action="store_true", help="small pools and few resamples (a smoke test)")
+    c.add_argument("--pool-trials", type=int, default=400, help="trials per pool (default 400)")
+    c.add_argument("--reps", type=int, default=1000, help="resampled campaigns per n (default 1000)")
+    c.add_argument("--out", help="also write the table as CSV")
 
     r = sub.add_parser("report", help="reproduce the paper's experiment into docs/REPRODUCTION.md")
     r.add_argument("--quick", action="store_true", help="a reduced grid (under a minute)")
@@ -470,11 +481,11 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     bar = _Progress(spec.trials, f"{spec.protect} @ BER {spec.ber:g}")
     try:
         # the plan and the unprotected baseline on the same trials, so the comparison is paired
-        point = exp.evaluate_point([spec], progress=lambda done, total: bar.step(), stratify=a.stratify)
+        point = exp.evaluate_point([spec], progress=lambda done, total: bar.step(), design=a.design)
     finally:
         bar.close()
     if a.export_faults:
-        exp.faults_of_trial(spec, 0).to_frame(exp.layout).to_csv(a.export_faults, index=False)
+        exp.faults_of_trial(spec, 0, design=a.design).to_frame(exp.layout).to_csv(a.export_faults, index=False)
     r = point.results[-1]
     d = r.to_dict()
     d.update(model=exp.model_name, dataset=exp.dataset, checkpoint=exp.meta.get("file"))
@@ -482,13 +493,17 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     if exp.splits.info:
         d["data"] = exp.splits.info
     d["stratified"] = point.strata is not None
+    d["design"] = point.design
+    d["strata"] = None if point.strata is None else point.strata.describe(point.trials)
     if len(point.results) > 1:
+        judged = point.judge(1)
         d["baseline"] = point.baseline.to_dict()
         d["paired"] = {
             "difference": point.difference(1).to_dict(),
             "recovered": point.recovered(1).to_dict(),
             "relative_gain": point.relative_gain(1).to_dict(),
-            "verdict": point.verdict(1),
+            "verdict": judged.verdict,
+            "judgement": judged.to_dict(),
         }
     if a.json:
         print(json.dumps(d))
@@ -496,7 +511,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     iv = r.interval()
     print(
         f"{exp.model_name} on {exp.dataset}, {r.format}, BER {r.ber:g}, {r.plan}, {r.trials} trials"
-        f"{' (stratified)' if point.strata is not None else ''}\n"
+        f"{' (stratified: ' + _strata_text(point) + ')' if point.strata is not None else ''}\n"
         f"  clean accuracy     {r.clean_accuracy:.4f}\n"
         f"  mean accuracy      {r.mean_accuracy:.4f}  95% CI {_iv(iv)}  min {r.min_accuracy:.4f}\n"
         f"  mismatch vs clean  {r.mismatch_rate:.4f}\n"
@@ -508,11 +523,27 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         b = point.baseline
         print(
             f"  paired with no protection on the same trials ({b.mean_accuracy:.4f}, CI {_iv(b.interval())}):\n"
-            f"    difference       {_iv(point.difference(1), True)}  {point.verdict(1)}\n"
+            f"    difference       {_iv(point.difference(1), True)}  {_verdict_text(point.judge(1))}\n"
             f"    recovered        {_iv(point.recovered(1), True)}\n"
             f"    relative gain    {_iv(point.relative_gain(1), True)}"
         )
     return 0
+
+
+def _strata_text(point: PointResult) -> str:
+    """The strata of a point in one line: label, exact weight, trials."""
+    assert point.strata is not None
+    rows = point.strata.describe(point.trials)
+    return "; ".join(f"{r['stratum']} p={r['weight']:.3g} n={r['trials']}" for r in rows)
+
+
+def _verdict_text(judged: Judgement) -> str:
+    """A verdict with what a reader needs beside it: the trials needed, or the practical threshold."""
+    if judged.verdict == VERDICTS[4]:
+        return judged.verdict + (f" (an interval needs {judged.needed} trials)" if judged.needed else "")
+    if judged.verdict == VERDICTS[3]:
+        return f"{judged.verdict} (|difference| < {100 * judged.threshold:.2g} pt)"
+    return judged.verdict
 
 
 def _iv(iv: Interval, estimate: bool = False) -> str:
@@ -540,7 +571,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
             a.bers,
             a.formats,
             progress=lambda done, total, label: bar.step(label),
-            stratify=a.stratify,
+            design=a.design,
             runner=runner,
             **_common(a),
         )
@@ -578,6 +609,28 @@ def _cmd_bench(a: argparse.Namespace) -> int:
         return 0
     table = run_bench(a.models, a.bers, repeats=a.repeats, per_pass=a.per_pass, device=_device(a.device))
     print(format_table(table))
+    return 0
+
+
+def _cmd_coverage(a: argparse.Namespace) -> int:
+    if a.pool_trials < 20 or a.reps < 10:
+        raise XtmrError(f"--pool-trials must be at least 20 and --reps at least 10, got {a.pool_trials}, {a.reps}")
+    from xtmr_core.coverage import POINTS, format_table, reduction, run_coverage
+
+    points = POINTS[:2] if a.quick else POINTS
+    pool, reps, ns = (60, 40, (10, 25)) if a.quick else (a.pool_trials, a.reps, (10, 25, 40))
+    table = run_coverage(points, pool_trials=pool, ns=ns, reps=reps, log=lambda s: print(s, file=sys.stderr))
+    if a.out:
+        table.to_csv(a.out, index=False)
+    print(format_table(table))
+    red = reduction(table)
+    print("\nvariance reduction of the stratified design (plain campaigns of the same population):")
+    for r in red.itertuples():
+        print(
+            f"  {r.point} {r.quantity} n={r.n}: VRF {r.vrf:.1f}; |error| q95 plain {100 * r.q95_plain:.3f} pt, "
+            f"stratified {100 * r.q95_strat:.3f} pt ({r.q95_ratio:.1f}x); stratified half-width "
+            f"{100 * r.half_width_strat:.3f} pt"
+        )
     return 0
 
 
@@ -627,6 +680,7 @@ _COMMANDS = {
     "evaluate": _cmd_evaluate,
     "sweep": _cmd_sweep,
     "bench": _cmd_bench,
+    "coverage": _cmd_coverage,
     "report": _cmd_report,
 }
 

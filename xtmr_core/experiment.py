@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xtmr_core.campaign import CampaignResult, PointResult, run_campaign, run_point
+from xtmr_core.campaign import CampaignResult, PointResult, run_point
 from xtmr_core.canonize import deployed_model, lrp_ready
 from xtmr_core.checkpoints import load_model
 from xtmr_core.damage import damage_plan, delta_harm, scan_harm
@@ -28,14 +28,14 @@ from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
 from xtmr_core.evaluation import accuracy, predict
 from xtmr_core.faults import FaultModel, FaultSet
-from xtmr_core.injection import FaultInjector, trial_faults
+from xtmr_core.injection import FaultInjector, trial_faults, trial_rng
 from xtmr_core.memory import layout_of
 from xtmr_core.protection import ProtectionPlan, make_plan
 from xtmr_core.scoring import score_weights
 from xtmr_core.sensitivity import bit_sensitivity
 from xtmr_core.spec import CampaignSpec
-from xtmr_core.strata import DECIDING_BITS, make_strata
-from xtmr_core.vocabulary import SCORERS, WORD_BITS, check_format
+from xtmr_core.strata import Strata, make_strata, stratified_faults
+from xtmr_core.vocabulary import DESIGNS, SCORERS, WORD_BITS, check_choice, check_format
 
 
 class Experiment:
@@ -269,19 +269,28 @@ class Experiment:
         *,
         progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        design: str = "auto",
     ) -> CampaignResult:
-        """Run the fault campaign ``spec`` (already checked: a ``CampaignSpec`` cannot be invalid).
+        """Run the fault campaign ``spec`` alone (already checked: a ``CampaignSpec`` cannot be invalid).
+
+        Its trials are the trials of the same plan in ``evaluate_point([spec])``: the same sampling design
+        (the point's, from the plan and its unprotected baseline), the same faults, without running the
+        baseline.
 
         Args:
             spec: the campaign: plan, fault model, format, trials and seed.
-            progress, should_stop: as in ``campaign.run_campaign`` (a fixed number of trials).
+            progress, should_stop: as in ``campaign.run_point`` (a fixed number of trials).
+            design: ``auto`` or ``plain`` (``evaluate_point``).
 
         Returns:
             The ``CampaignResult``.
         """
-        return run_campaign(
+        plan = self.plan(spec)
+        base = spec.point
+        plans = [self.plan(s) for s in dict.fromkeys([base, spec])]
+        return run_point(
             self.injector(spec.fmt, spec.int8_granularity),
-            self.plan(spec),
+            [plan],
             _fault_model(spec),
             self.x_test,
             self.y_test,
@@ -290,8 +299,10 @@ class Experiment:
             clean_pred=self.clean_predictions(spec.fmt, spec.int8_granularity),
             progress=progress,
             should_stop=should_stop,
+            baseline=False,
+            strata=self.design(base, plans, design),
             per_pass=self.trials_per_pass,
-        )
+        ).results[0]
 
     def evaluate_point(
         self,
@@ -300,7 +311,7 @@ class Experiment:
         progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_trial: Callable[[PointResult], None] | None = None,
-        stratify: bool | tuple[int, ...] = False,
+        design: str = "auto",
     ) -> PointResult:
         """Run several plans of ONE grid point on the same trials: the paired comparison.
 
@@ -314,9 +325,9 @@ class Experiment:
             specs: the campaigns of the point (at least one).
             progress, should_stop, on_trial: as in ``campaign.run_point`` (``on_trial`` gets the
                 partial ``PointResult`` after each trial, for a live display).
-            stratify: stratify the trials by the number of primary faults on the deciding bits
-                (``strata.py``): ``True`` = the format's default (fp32: bit 30), or the bit positions.
-                Used only where it pays (``strata.make_strata``); ``point.strata`` says whether it was.
+            design: ``auto`` stratifies the trials by the faults on the deciding bits where that pays
+                (``strata.make_strata``: the float formats at a BER where such a fault is rare), ``plain``
+                never does; ``point.strata`` says which design ran.
 
         Returns:
             The ``PointResult``: ``results[0]`` is the baseline, then one result per distinct spec in
@@ -332,13 +343,11 @@ class Experiment:
             raise XtmrError("all campaigns of a grid point must share format, BER, fault mode/bits, trials and seed")
         unique = list(dict.fromkeys([base, *specs]))
         fault = _fault_model(base)
-        strata = None
-        if stratify:
-            bits = DECIDING_BITS[base.fmt] if stratify is True else tuple(stratify)
-            strata = make_strata(self.n_weights, fault, WORD_BITS[base.fmt], bits, base.trials)
+        plans = [self.plan(s) for s in unique]
+        strata = self.design(base, plans, design)
         return run_point(
             self.injector(base.fmt, base.int8_granularity),
-            [self.plan(s) for s in unique],
+            plans,
             fault,
             self.x_test,
             self.y_test,
@@ -353,10 +362,30 @@ class Experiment:
             per_pass=self.trials_per_pass,
         )
 
-    def faults_of_trial(self, spec: CampaignSpec, trial: int = 0) -> FaultSet:
-        """The exact faults of trial ``trial`` of campaign ``spec`` (same spec, same trial = same faults)."""
+    def design(self, base: CampaignSpec, plans: Sequence[ProtectionPlan], design: str = "auto") -> Strata | None:
+        """The sampling design of a grid point (``base``: its unprotected spec) with these plans: the
+        stratified ``Strata`` where ``design`` is ``auto`` and stratifying pays, else ``None`` (plain)."""
+        check_choice("sampling design", design, DESIGNS)
+        if design == "plain":
+            return None
+        inj = self.injector(base.fmt, base.int8_granularity)
+        return make_strata(inj.stored, inj.layout, list(plans), _fault_model(base))
+
+    def faults_of_trial(
+        self, spec: CampaignSpec, trial: int = 0, *, specs: Sequence[CampaignSpec] | None = None, design: str = "auto"
+    ) -> FaultSet:
+        """The exact faults of trial ``trial`` of campaign ``spec`` as ``evaluate_point(specs, design=design)``
+        ran it (``specs`` default ``[spec]``): the point's plans decide its sampling design, and a stratified
+        trial draws its faults from its stratum. Same point, same trial = same faults."""
         injector = self.injector(spec.fmt, spec.int8_granularity)
-        return trial_faults(injector, self.plan(spec), _fault_model(spec), spec.seed, trial)
+        fault = _fault_model(spec)
+        base = spec.point
+        plans = [self.plan(s) for s in dict.fromkeys([base, *(specs or [spec])])]
+        strata = self.design(base, plans, design)
+        if strata is None:
+            return trial_faults(injector, self.plan(spec), fault, spec.seed, trial)
+        regions = injector.regions(self.plan(spec), fault)
+        return stratified_faults(regions, fault, strata, strata.stratum_of(trial), trial_rng(spec.seed, trial))
 
     def weights_checksum(self) -> str:
         """SHA-256 of the clean model's tensors, to check that nothing ever changed them."""

@@ -51,6 +51,9 @@ from xtmr_core.vocabulary import VERDICTS
 N_RESAMPLES = 999
 #: The bootstrap's own seed: the same trials always give the same interval.
 BOOT_SEED = 20250708
+#: The prior spread of one trial's value in a rare stratum of a stratified design (a coin between wrecked
+#: and fine has spread 0.5): one pseudo-trial of it enters the stratum's variance (``_t_bounds``).
+RARE_SPREAD = 0.5
 
 
 @dataclass(frozen=True)
@@ -170,14 +173,19 @@ class _Design:
 
     groups: tuple[np.ndarray, ...]  # trial indices of each stratum
     weights: np.ndarray  # stratum weights
+    rare: np.ndarray  # per stratum: a stratum with a rare fault, where no spread seen is no proof of none
+    plain: bool
 
     @staticmethod
-    def of(n: int, strata: Sequence[int] | None, weights: Sequence[float] | None) -> _Design:
+    def of(
+        n: int, strata: Sequence[int] | None, weights: Sequence[float] | None, rare: Sequence[bool] | None = None
+    ) -> _Design:
         if strata is None:
-            return _Design((np.arange(n),), np.ones(1))
+            return _Design((np.arange(n),), np.ones(1), np.ones(1, dtype=bool), True)
         st = np.asarray(strata[:n], dtype=np.int64)
         w = np.asarray(weights, dtype=np.float64)
-        return _Design(tuple(np.flatnonzero(st == s) for s in range(w.size)), w)
+        flags = np.ones(w.size, dtype=bool) if rare is None else np.asarray(rare, dtype=bool)
+        return _Design(tuple(np.flatnonzero(st == s) for s in range(w.size)), w, flags, False)
 
     @property
     def complete(self) -> bool:
@@ -194,6 +202,11 @@ class _Design:
     def means(self, data: np.ndarray) -> np.ndarray:
         """Weighted means of the rows of ``data`` (``rows x n``)."""
         return sum(w * data[:, g].mean(axis=1) for g, w in zip(self.groups, self.weights) if g.size)
+
+    def flat_plain(self, data: np.ndarray) -> bool:
+        """A plain sample of paired differences that were 0 in every trial: the plans never differed in
+        the trials seen, so how often and how much they differ cannot be estimated."""
+        return self.plain and not np.any(data)
 
     def effective_n(self, lin: np.ndarray) -> int:
         """Trials an equally precise plain sample would have (Welch-Satterthwaite), for the expansion."""
@@ -243,6 +256,38 @@ def _bca(data: np.ndarray, of_means: Callable, design: _Design, confidence: floa
     return (math.nan, math.nan)
 
 
+def _t_bounds(lin: np.ndarray, design: _Design, confidence: float, est: float) -> tuple[float, float]:
+    """The normal-theory interval ``est -+ t_df * se`` of a linear(ised) statistic, ``se^2 = sum w_s^2 v_s /
+    n_s`` with ``df`` by Welch-Satterthwaite. A rare stratum's variance ``v_s`` is estimated with one
+    pseudo-trial of spread ``RARE_SPREAD`` (``(RARE_SPREAD^2 + (n_s - 1) s_s^2) / n_s``, one more degree of
+    freedom): two or three trials that all fell on the same side of a coin cannot show its spread, and a
+    bootstrap cannot reach past the values they showed. The reported interval is the union of this one and
+    the bootstrap's (``_union``)."""
+    a, dfs = [], []
+    for g, w, rare in zip(design.groups, design.weights, design.rare):
+        if g.size < 2:
+            continue
+        x = lin[g]
+        ss = float(np.var(x, ddof=0)) * x.size
+        if rare:
+            a.append(w * w * (RARE_SPREAD**2 + ss) / x.size / x.size)
+            dfs.append(float(x.size))
+        else:
+            a.append(w * w * ss / (x.size - 1) / x.size)
+            dfs.append(float(x.size - 1))
+    va, vd = np.array(a), np.array(dfs)
+    if design.plain or va.size == 0 or va.sum() <= 0:
+        return est, est  # plain trials: the expanded BCa alone (measured to cover, int8 at BER 1e-2)
+    df = va.sum() ** 2 / np.sum(va * va / vd)
+    half = float(_st.t.ppf(0.5 + confidence / 2, max(df, 1.0))) * math.sqrt(va.sum())
+    return est - half, est + half
+
+
+def _union(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """The smallest interval holding both (a ``nan`` end of one is ignored)."""
+    return float(np.nanmin([a[0], b[0]])), float(np.nanmax([a[1], b[1]]))
+
+
 def _matrix(correct: Sequence[np.ndarray] | np.ndarray | None, n: int) -> np.ndarray | None:
     """Per-image correctness as a float ``n x m`` matrix, or ``None`` when not given."""
     if correct is None or len(correct) < n or n == 0:
@@ -258,6 +303,8 @@ def mean_interval(
     *,
     strata: Sequence[int] | None = None,
     weights: Sequence[float] | None = None,
+    rare: Sequence[bool] | None = None,
+    flat: str = "point",
 ) -> Interval:
     """The mean of per-trial values with an interval that counts trials and, given ``correct``, images.
 
@@ -268,20 +315,31 @@ def mean_interval(
         confidence: nominal level.
         strata, weights: for stratified trials (``strata``): each trial's stratum and the strata's
             exact probabilities; the estimate is then ``sum_s w_s mean_s``.
+        rare: per stratum, whether it holds a rare fault: its spread gets a prior pseudo-trial
+            (``_t_bounds``; default: every stratum).
+        flat: what a plain sample without any spread gives: ``point`` (a zero-width interval: every trial
+            gave the same value) or ``unknown`` (paired differences: plans that never differed in the trials
+            seen may differ in the next).
 
     Returns:
-        The ``Interval``; ends ``nan`` with fewer than two trials (or a stratum with fewer than two).
+        The ``Interval``; ends ``nan`` with fewer than two trials (or a stratum with fewer than two), or a
+        flat plain sample with ``flat="unknown"``. A stratified sample never shrinks to zero width while
+        a rare stratum has weight.
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, confidence, 0)
-    design = _Design.of(n, strata, weights)
+    design = _Design.of(n, strata, weights, rare)
     data = v[None, :]
     est = float(design.means(data)[0])
     if n < 2 or not design.complete:
         return Interval(est, math.nan, math.nan, confidence, n)
-    lo, hi = _bca(data, lambda m: m[0], design, confidence, design.effective_n(v))
+    if flat == "unknown" and design.flat_plain(data):
+        return Interval(est, math.nan, math.nan, confidence, n)
+    lo, hi = _union(
+        _bca(data, lambda m: m[0], design, confidence, design.effective_n(v)), _t_bounds(v, design, confidence, est)
+    )
     c = _matrix(correct, n)
     tw = None if strata is None else design.trial_weights(n)
     return _combine(est, lo, hi, image_variance(c, tw) if c is not None else 0.0, confidence, n)
@@ -296,6 +354,7 @@ def paired_interval(
     *,
     strata: Sequence[int] | None = None,
     weights: Sequence[float] | None = None,
+    rare: Sequence[bool] | None = None,
 ) -> Interval:
     """The mean per-trial difference ``plan - base`` of two paired campaigns, with its interval.
 
@@ -305,12 +364,17 @@ def paired_interval(
     Args:
         plan, base: per-trial values, paired by index (extra trials of the longer one are ignored).
         correct_plan, correct_base: their per-image correctness, or ``None``.
-        confidence: nominal level. strata, weights: as in ``mean_interval``.
+        confidence: nominal level. strata, weights, rare: as in ``mean_interval``.
+
+    Returns:
+        The ``Interval``; unknown (``nan`` ends) where ``mean_interval`` cannot estimate one, including
+        plain trials in which the two plans never differed (a rare difference not yet seen).
     """
     n = min(len(plan), len(base))
     d = np.asarray(plan[:n], dtype=np.float64) - np.asarray(base[:n], dtype=np.float64)
     cp, cb = _matrix(correct_plan, n), _matrix(correct_base, n)
-    return mean_interval(d, None if cp is None or cb is None else cp - cb, confidence, strata=strata, weights=weights)
+    c = None if cp is None or cb is None else cp - cb
+    return mean_interval(d, c, confidence, strata=strata, weights=weights, rare=rare, flat="unknown")
 
 
 def ratio_interval(
@@ -325,6 +389,7 @@ def ratio_interval(
     *,
     strata: Sequence[int] | None = None,
     weights: Sequence[float] | None = None,
+    rare: Sequence[bool] | None = None,
 ) -> Interval:
     """A paired ratio with its interval: ``recovered`` share or ``relative_gain`` of a plan over ``base``.
 
@@ -336,7 +401,7 @@ def ratio_interval(
         kind: ``recovered`` or ``relative_gain``.
         plan, base: paired per-trial accuracies. clean: the clean accuracy (for ``recovered``).
         correct_plan, correct_base: per-image correctness of the trials; clean_correct: of the clean model.
-        confidence: nominal level. strata, weights: as in ``mean_interval``.
+        confidence: nominal level. strata, weights, rare: as in ``mean_interval``.
 
     Returns:
         The ``Interval``; estimate ``nan`` where the denominator is 0 (no loss to recover; base accuracy 0).
@@ -349,7 +414,7 @@ def ratio_interval(
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, confidence, 0)
     data = np.stack([np.asarray(plan[:n], dtype=np.float64), np.asarray(base[:n], dtype=np.float64)])
-    design = _Design.of(n, strata, weights)
+    design = _Design.of(n, strata, weights, rare)
     ref = float(clean) if kind == "recovered" else 0.0
     sign = 1.0 if kind == "recovered" else -1.0  # denominator: clean - base, or base
 
@@ -365,7 +430,13 @@ def ratio_interval(
     est = float(of_means(np.array([mp, mb])))
     if n < 2 or not design.complete:
         return Interval(est, math.nan, math.nan, confidence, n)
-    lo, hi = _bca(data, of_means, design, confidence, design.effective_n(data[0] - data[1]))
+    if design.flat_plain(data[:1] - data[1:]):
+        return Interval(est, math.nan, math.nan, confidence, n)
+    lin = (data[0] - data[1] + sign * est * data[1]) / denom  # the ratio linearised at the estimate
+    lo, hi = _union(
+        _bca(data, of_means, design, confidence, design.effective_n(data[0] - data[1])),
+        _t_bounds(lin, design, confidence, est),
+    )
     cp, cb = _matrix(correct_plan, n), _matrix(correct_base, n)
     tw = None if strata is None else design.trial_weights(n)
     var = 0.0
@@ -379,19 +450,88 @@ def ratio_interval(
     return _combine(est, lo, hi, var, confidence, n)
 
 
-def verdict(diff: Interval) -> str:
-    """THE paired-verdict rule (report and Fault lab): ``helps`` / ``hurts`` / ``within noise``.
+#: The unprotected loss (clean - unprotected accuracy) below which there is nothing to protect: 0.5 point.
+NEGLIGIBLE_LOSS = 0.005
+#: A difference smaller than this is of no practical consequence: 0.5 point, or a tenth of the
+#: fault-induced loss where that is smaller (``practical_threshold``).
+PRACTICAL_DIFFERENCE = 0.005
 
-    A plan helps when the interval of its mean paired difference against the other plan (usually the
-    unprotected baseline) lies above 0, hurts when it lies below, else the difference is within noise.
-    An interval that cannot be estimated (one trial) is ``within noise``.
+
+def practical_threshold(loss: float | None = None) -> float:
+    """The practical threshold of a paired difference: ``min(0.5 pt, loss / 10)`` (0.5 pt without a loss)."""
+    if loss is None or not math.isfinite(loss):
+        return PRACTICAL_DIFFERENCE
+    return min(PRACTICAL_DIFFERENCE, max(loss, 0.0) / 10.0)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict of a paired difference, with what it rests on (``judge``).
+
+    Attributes:
+        verdict: one of ``VERDICTS``.
+        difference: the paired difference's interval.
+        threshold: the practical threshold used (accuracy units).
+        loss: the unprotected loss it was judged against (``nan`` when not given).
+        needed: for ``not enough trials``: the trial count at which an interval can first be estimated
+            (0 when unknown or not applicable).
     """
-    helps, hurts, noise = VERDICTS
-    if math.isfinite(diff.low) and diff.low > 0:
-        return helps
-    if math.isfinite(diff.high) and diff.high < 0:
-        return hurts
-    return noise
+
+    verdict: str
+    difference: Interval
+    threshold: float
+    loss: float = math.nan
+    needed: int = 0
+
+    @property
+    def decided(self) -> bool:
+        """Whether the data show a difference of practical size (``helps`` or ``hurts``)."""
+        return self.verdict in VERDICTS[:2]
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``verdict``, ``threshold``, ``loss``, ``needed``."""
+        return {
+            "verdict": self.verdict,
+            "threshold": self.threshold,
+            "loss": self.loss if math.isfinite(self.loss) else None,
+            "needed": self.needed or None,
+        }
+
+
+def judge(diff: Interval, loss: float | None = None, needed: int = 0) -> Judgement:
+    """THE paired-verdict rule (report, Fault lab, CLI, sweeps), in this order:
+
+    1. ``not enough trials`` when the interval cannot be estimated (fewer than two trials, a stratum of
+       positive probability with fewer than two, or no spread where one must exist);
+    2. ``nothing to protect`` when ``loss`` (clean minus unprotected accuracy) is under ``NEGLIGIBLE_LOSS``;
+    3. ``no practical difference`` when the whole interval lies within the practical threshold
+       (``practical_threshold(loss)``), whether or not it excludes 0;
+    4. ``helps`` when the interval lies above 0, ``hurts`` below, else ``within noise``.
+
+    Args:
+        diff: the paired difference ``plan - other`` (accuracy units).
+        loss: the unprotected loss at the point (``None`` = not known: rule 2 is skipped).
+        needed: the trials at which an interval can first be estimated (reported with rule 1).
+    """
+    helps, hurts, noise, same, unknown, nothing = VERDICTS
+    threshold = practical_threshold(loss)
+    lost = math.nan if loss is None else float(loss)
+    if not (math.isfinite(diff.low) and math.isfinite(diff.high)):
+        return Judgement(unknown, diff, threshold, lost, int(needed))
+    if loss is not None and math.isfinite(loss) and loss < NEGLIGIBLE_LOSS:
+        return Judgement(nothing, diff, threshold, lost)
+    if -threshold < diff.low and diff.high < threshold:
+        return Judgement(same, diff, threshold, lost)
+    if diff.low > 0:
+        return Judgement(helps, diff, threshold, lost)
+    if diff.high < 0:
+        return Judgement(hurts, diff, threshold, lost)
+    return Judgement(noise, diff, threshold, lost)
+
+
+def verdict(diff: Interval, loss: float | None = None) -> str:
+    """``judge(diff, loss).verdict``: the verdict word alone."""
+    return judge(diff, loss).verdict
 
 
 # ---- compatibility wrappers: the old tuple-returning API, now on the BCa interval -----------------
@@ -457,10 +597,9 @@ def matching_budget(
     Returns:
         ``(budget, difference interval)``; ``(nan, None)`` when no tested budget matches.
     """
-    hurts = VERDICTS[1]
     for budget in sorted(candidates):
         diff = paired_interval(candidates[budget], target, confidence=confidence, strata=strata, weights=weights)
-        if verdict(diff) != hurts:
+        if math.isfinite(diff.low) and not diff.high < 0:
             return float(budget), diff
     return math.nan, None
 

@@ -1,175 +1,350 @@
-"""Stratified trials for rare catastrophes: split a point's trials by the number of deciding faults.
+"""Stratified trials for rare catastrophes: sample where the plans of a point differ, weigh by exact law.
 
-In fp32 one flip of the top exponent bit (30) of almost any weight ruins a network; at a low BER such a
-flip reaches only a few trials in a hundred, so plain Monte Carlo at 40 trials either misses it (a
-mean that looks clean, with a zero-width interval) or sees one or two (a wide interval). The number of
-primary-copy faults on the deciding bits, ``K``, is exactly ``Binomial(n_weights * |bits|, ber)`` and
-independent of every other stored bit. Stratifying on it is exact variance reduction:
+In fp32 one fault on a *deciding* bit (a flip that blows a weight up, e.g. exponent bit 30) can wreck a
+network, and at a low BER such a fault reaches only a few trials in a hundred. Plain Monte Carlo then
+either misses it (a mean that looks clean, a paired difference of exactly 0 with a zero-width interval)
+or sees one or two (a wide interval). Which stored bits decide is known before any trial runs, and so is
+the exact probability of a fault among them. This module turns that into a sampling design:
 
-* stratum ``s`` holds the trials with ``K == s`` (the last one ``K >= s``), its weight is the exact
-  binomial probability of that event;
-* a trial of stratum ``s`` draws ``K`` from the stratum's conditional law, places those ``K`` faults
-  uniformly on the deciding bits, and samples every other stored bit (other bit positions, TMR copies)
-  as usual;
-* the estimate is ``sum_s w_s * mean(stratum s)``: unbiased for any allocation fixed in advance.
-
-Allocation is fixed before the first trial (``n_s`` proportional to ``sqrt(w_s)``, at least 2 per
-stratum), so no stopping or allocation decision looks at results. Trials are interleaved across strata
-(trial ``t``'s stratum is ``Strata.schedule[t]``), so the first ``k`` trials of a streaming run already
-cover every stratum. Stratification is offered only where it pays: when ``P(K = 0) >= 5%`` (the
-catastrophe is rare enough for plain sampling to miss); otherwise ``make_strata`` returns ``None``.
-
-Pairing is kept: trial ``t`` of every plan of a stratified point draws the same primary faults.
+* **Deciding pairs** (``deciding_pairs``): the (weight, bit) pairs of the primary copy where a fault of the
+  point's mode reads a value that is non-finite or more than ``DECIDING_FACTOR`` times the largest clean
+  magnitude of the weight's layer, upwards. Taken from the format's encoding, exact per weight: in fp32
+  that is bit 30 of every positive weight (x 2^128) and of every weight of magnitude 1 or more (inf/NaN);
+  in int8 no fault can leave ``[-128, 127] x scale``, so there are none and int8 stays plain.
+* **Two rare regions**: the deciding pairs that some plan of the point protects (``differ``: a paired
+  difference exists only in a trial with a fault here) and those no plan protects (``shared``: they
+  decide the plans' means alike). Each region's fault count ``K`` is exactly ``Binomial(size, ber)``,
+  independent of every other stored bit.
+* **Strata** over the two counts (``0`` or ``>= 1`` each; a region is split only where that is rare
+  enough to pay, see ``make_strata``), each with its exact probability as weight. A trial of a stratum
+  draws each region's ``K`` from its conditional law, places the faults uniformly in the region, and
+  samples every other stored bit (other primary bits, TMR copies, ECC check bits) as usual. The estimate
+  ``sum_s w_s mean_s`` is unbiased for any allocation fixed in advance.
+* **Allocation by value, not probability**: every stratum gets two trials first (round robin, so a spread
+  can be estimated as soon as possible), then trials go to the strata in fixed shares: the mean of two
+  Neyman allocations (``n_s`` proportional to ``w_s sigma_s``), one for the plans' means (prior spread
+  ``SPREAD_RARE`` where a rare fault fell, ``SPREAD_CALM`` elsewhere) and one for the paired differences
+  (spread only where a ``differ`` fault fell). At lenet5 fp32, BER 1e-5 a ``differ`` stratum of
+  probability 0.6% gets about a quarter of the trials.
+* **Replayable**: trial ``t``'s stratum is ``Strata.stratum_of(t)``, a fixed sequence of the design alone
+  (never of the trial count), and its faults come from ``(seed, t)``: a stored trial stays valid for any
+  later trial count. Pairing is kept: every plan of the point draws the same primary faults in trial ``t``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats as _st
 
-from xtmr_core.faults import FaultModel, FaultSet, sample_positions
+from xtmr_core.faults import FaultModel, FaultSet, Region, sample_positions
+from xtmr_core.formats import StoredWeights
+from xtmr_core.memory import WeightLayout
+from xtmr_core.protection import ProtectionPlan
 
-#: The deciding bit positions of each format by default: the top exponent bit of the float formats,
-#: the top (sign) bit of int8.
-DECIDING_BITS: dict[str, tuple[int, ...]] = {"fp32": (30,), "fp16": (14,), "bf16": (14,), "int8": (7,)}
-#: Stratify only when at least this share of trials has no deciding fault.
-MIN_CLEAN_SHARE = 0.05
-#: Stratify only points of at least this many trials: smaller strata cannot estimate their own spread
-#: (measured on the lenet5 fp32 BER 1e-5 pool: at 10 trials stratified intervals covered 0.84, plain 0.91;
-#: at 20 and 40 both covered >= 0.95 and the stratified ones were 18-23% narrower).
-MIN_TRIALS = 20
+#: A fault decides when the value read exceeds this many times the layer's largest clean magnitude
+#: (or is not finite): far outside anything the layer was trained with.
+DECIDING_FACTOR = 16.0
+#: Split on the ``differ`` region only while a fault there is rare, ``P(K >= 1) <= SPLIT_DIFFER``.
+SPLIT_DIFFER = 0.5
+#: Split on the ``shared`` region only while a trial without a fault there is common enough to matter.
+MIN_CLEAN_SHARE = 0.01
+#: Trials each stratum gets before any gets a third (the least that estimates a spread).
+FIRST_ROUNDS = 2
+#: Prior spreads of a trial's accuracy (for the allocation only; any allocation fixed in advance is
+#: unbiased): a stratum with a rare fault is a coin between wrecked and fine (0.5), one without barely
+#: varies (0.05).
+SPREAD_RARE, SPREAD_CALM = 0.5, 0.05
+#: The names of the rare regions, in the order strata list their counts.
+REGIONS = ("differ", "shared")
+
+
+def deciding_pairs(stored: StoredWeights, layout: WeightLayout, fault: FaultModel) -> tuple[np.ndarray, np.ndarray]:
+    """The (weight, bit) pairs of the primary copy where one fault of ``fault.mode`` decides.
+
+    A fault decides when the value read back is non-finite or ``v' > DECIDING_FACTOR * max |layer|``: blown up
+    *upwards*. A weight blown up negative mostly silences its neuron behind a ReLU (on lenet5, fp32 bit 30:
+    0 of 137 such single flips took accuracy below 50%, against 142 of 163 positive ones), so it is
+    sampled with the other bits; which pairs are called deciding changes only the variance, never the mean.
+    Only bit positions that can fail (``fault.bits``) are considered; ``stuck0``/``stuck1`` faults on a bit
+    that already holds that value change nothing and never decide.
+
+    Returns:
+        ``(weights, bits)``: int64 arrays, sorted by weight then bit.
+    """
+    wb = stored.bits
+    full = (1 << wb) - 1
+    unsigned = {8: np.uint8, 16: np.uint16, 32: np.uint32}[wb]
+    words = stored.words.astype(np.int64) & full
+    clean = np.abs(stored.values().astype(np.float64))
+    starts = layout.offsets[:-1]
+    layer_max = np.maximum.reduceat(clean, starts) if clean.size else np.zeros(0)
+    limit = DECIDING_FACTOR * layer_max[layout.layer_of(np.arange(clean.size))]
+    hits = []
+    for b in fault.positions(wb):
+        mask = 1 << int(b)
+        if fault.mode == "flip":
+            faulty, changed = words ^ mask, np.ones(words.size, dtype=bool)
+        elif fault.mode == "stuck1":
+            faulty, changed = words | mask, (words & mask) == 0
+        else:
+            faulty, changed = words & ~mask, (words & mask) != 0
+        value = stored.decode(faulty.astype(unsigned).view(stored.words.dtype)).astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            bad = changed & (~np.isfinite(value) | (value > limit))
+        hits.append(np.flatnonzero(bad) * wb + int(b))
+    keys = np.sort(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
+    return (keys // wb).astype(np.int64), (keys % wb).astype(np.int64)
+
+
+def protects(plan: ProtectionPlan, weights: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """Whether ``plan`` changes what a fault at each (weight, bit) pair reads: TMR on that bit, ECC on every
+    word, or the range guard (a deciding value always lies outside its layer's range)."""
+    if plan.protect == "ecc" or plan.guard:
+        return np.ones(weights.size, dtype=bool)
+    return ((plan.mask_of(weights) >> bits) & 1).astype(bool)
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """One stratum: a count range per rare region and its exact probability.
+
+    Attributes:
+        counts: per region of ``REGIONS``, ``(lo, hi)`` with ``hi = None`` for no upper bound.
+        weight: the exact probability of the stratum.
+        share: its long-run share of trials (relative).
+    """
+
+    counts: tuple[tuple[int, int | None], ...]
+    weight: float
+    share: float
+
+    @property
+    def rare(self) -> bool:
+        """Whether the stratum holds a fault in a rare region (its trials are few of their kind)."""
+        return any(lo > 0 for lo, _ in self.counts)
+
+    @property
+    def label(self) -> str:
+        """e.g. ``differ=0, shared>=1``; a region without bounds is left out."""
+        parts = []
+        for name, (lo, hi) in zip(REGIONS, self.counts):
+            if hi is None and lo == 0:
+                continue
+            parts.append(f"{name}={lo}" if hi == lo else f"{name}>={lo}" if hi is None else f"{name} {lo}..{hi}")
+        return ", ".join(parts) or "all"
 
 
 @dataclass(frozen=True)
 class Strata:
-    """A stratification of a point's trials by ``K``, the number of primary faults on the deciding bits.
+    """The sampling design of one stratified grid point.
 
     Attributes:
-        bits: the deciding bit positions. n_bits: how many such stored bits the primary copy has.
-        ber: the bit error rate. ks: stratum ``s`` holds ``K == ks[s]``; the last holds ``K >= ks[-1]``.
-        weights: the exact probabilities of the strata (they sum to 1).
-        allocation: trials per stratum. schedule: the stratum of each trial, interleaved.
+        ber: the bit error rate.
+        word_bits: bits per stored word.
+        regions: per region of ``REGIONS``, its ``(weights, bits)`` pairs.
+        strata: the strata, with their exact weights (they sum to 1).
     """
 
-    bits: tuple[int, ...]
-    n_bits: int
     ber: float
-    ks: tuple[int, ...]
-    weights: tuple[float, ...]
-    allocation: tuple[int, ...]
-    schedule: tuple[int, ...]
+    word_bits: int
+    regions: tuple[tuple[np.ndarray, np.ndarray], ...]
+    strata: tuple[Stratum, ...]
+    _schedule: list[int] = field(default_factory=list, compare=False, repr=False)
 
     @property
-    def trials(self) -> int:
-        """Total number of trials."""
-        return len(self.schedule)
+    def weights(self) -> tuple[float, ...]:
+        """The strata's exact probabilities."""
+        return tuple(s.weight for s in self.strata)
 
-    def draw_k(self, stratum: int, rng: np.random.Generator) -> int:
-        """``K`` for a trial of ``stratum``: fixed, or from the binomial tail law for the last stratum."""
-        k = self.ks[stratum]
-        if stratum < len(self.ks) - 1:
-            return k
-        lo = _st.binom.cdf(k - 1, self.n_bits, self.ber) if k > 0 else 0.0
-        u = lo + (1.0 - lo) * rng.random()
-        return max(k, int(_st.binom.ppf(min(u, 1.0 - 1e-16), self.n_bits, self.ber)))
+    @property
+    def rare(self) -> tuple[bool, ...]:
+        """Per stratum: whether it holds a rare fault (``stats`` bounds what such a stratum may hide)."""
+        return tuple(s.rare for s in self.strata)
+
+    @property
+    def differs(self) -> tuple[bool, ...]:
+        """Per stratum: whether it holds a fault in the ``differ`` region, the only place where paired plans
+        can differ by more than a non-deciding fault does (the rare strata of a paired difference)."""
+        return tuple(s.counts[0][0] > 0 for s in self.strata)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Stored bits per rare region."""
+        return tuple(int(w.size) for w, _ in self.regions)
+
+    @property
+    def min_trials(self) -> int:
+        """Trials before every stratum has two (fewer cannot estimate every spread)."""
+        return FIRST_ROUNDS * len(self.strata)
+
+    def stratum_of(self, t: int) -> int:
+        """The stratum of trial ``t``: a fixed sequence of the design, independent of the trial count."""
+        while len(self._schedule) <= t:
+            self._schedule.append(self._next(len(self._schedule)))
+        return self._schedule[t]
+
+    def schedule(self, n: int) -> tuple[int, ...]:
+        """The strata of trials ``0 .. n-1``."""
+        if n > 0:
+            self.stratum_of(n - 1)
+        return tuple(self._schedule[:n])
+
+    def _next(self, t: int) -> int:
+        s = len(self.strata)
+        if t < FIRST_ROUNDS * s:
+            return t % s
+        share = np.array([st.share for st in self.strata], dtype=np.float64)
+        target = share / share.sum() * (t + 1)
+        done = np.bincount(np.asarray(self._schedule[:t], dtype=np.int64), minlength=s)
+        return int(np.argmax(target - done))
+
+    def allocation(self, n: int) -> tuple[int, ...]:
+        """Trials per stratum among the first ``n``."""
+        return tuple(
+            int(c) for c in np.bincount(np.asarray(self.schedule(n), dtype=np.int64), minlength=len(self.strata))
+        )
+
+    def key(self) -> str:
+        """A fingerprint of the design (regions, BER, strata): equal keys give equal trials for equal seeds."""
+        h = hashlib.sha256(f"{self.ber!r}|{self.word_bits}".encode())
+        for w, b in self.regions:
+            h.update(np.asarray(w, dtype=np.int64).tobytes())
+            h.update(np.asarray(b, dtype=np.int64).tobytes())
+            h.update(b"|")
+        h.update(repr([(s.counts, s.share) for s in self.strata]).encode())
+        return h.hexdigest()[:16]
+
+    def describe(self, n: int | None = None) -> list[dict]:
+        """The strata as rows for JSON and CSV: label, exact weight, and trials among the first ``n``."""
+        alloc = self.allocation(n) if n is not None else (None,) * len(self.strata)
+        return [{"stratum": s.label, "weight": s.weight, "trials": a} for s, a in zip(self.strata, alloc)]
+
+    def text(self, n: int) -> str:
+        """The strata as one CSV cell, ``label:weight:trials`` joined by ``; `` (``parse_text`` reads it)."""
+        return "; ".join(f"{d['stratum']}:{d['weight']!r}:{d['trials']}" for d in self.describe(n))
+
+    def draw_count(self, region: int, stratum: int, rng: np.random.Generator) -> int:
+        """``K`` of a region for a trial of ``stratum``: from ``Binomial(size, ber)`` conditioned on the
+        stratum's range (exact; the tail is enumerated, never rounded away)."""
+        n, p = self.sizes[region], self.ber
+        lo, hi = self.strata[stratum].counts[region]
+        if lo == 0 and hi is None:
+            return int(rng.binomial(n, p)) if n else 0
+        if hi is not None and hi == lo:
+            return lo
+        mean = n * p
+        top = min(n, (hi if hi is not None else lo + int(math.ceil(mean + 12.0 * math.sqrt(mean + 1.0) + 30))))
+        ks = np.arange(lo, top + 1)
+        pmf = _st.binom.pmf(ks, n, p)
+        return int(rng.choice(ks, p=pmf / pmf.sum()))
 
 
-def allocate(weights: np.ndarray, trials: int, minimum: int = 2) -> np.ndarray:
-    """Trials per stratum: proportional to ``sqrt(weight)``, at least ``minimum`` each, summing to ``trials``."""
-    share = np.sqrt(np.asarray(weights, dtype=np.float64))
-    n = np.maximum(minimum, np.floor(trials * share / share.sum()).astype(int))
-    while n.sum() > trials:  # take from the largest stratum that can spare one
-        n[np.argmax(np.where(n > minimum, n, -1))] -= 1
-    order = np.argsort(-share)
-    i = 0
-    while n.sum() < trials:
-        n[order[i % order.size]] += 1
-        i += 1
-    return n
+def parse_text(text: str) -> tuple[tuple[float, ...], tuple[bool, ...]] | None:
+    """The weights and ``differs`` flags of the strata written by ``Strata.text`` (``None`` for ``""``)."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    cells = [part.rsplit(":", 2) for part in text.split("; ")]
+    return tuple(float(w) for _, w, _ in cells), tuple(label.startswith("differ>=") for label, _, _ in cells)
 
 
-def interleave(allocation: np.ndarray) -> tuple[int, ...]:
-    """The stratum of each trial, spread so that every prefix follows the allocation closely."""
-    total = int(allocation.sum())
-    target = allocation / total
-    done = np.zeros(allocation.size)
-    out = []
-    for t in range(total):
-        s = int(np.argmax(np.where(done < allocation, target * (t + 1) - done, -np.inf)))
-        done[s] += 1
-        out.append(s)
-    return tuple(out)
+def _law(n: int, p: float, lo: int, hi: int | None) -> float:
+    """``P(lo <= K <= hi)`` for ``K ~ Binomial(n, p)``, accurate for tiny probabilities."""
+    upper = 1.0 if hi is None else float(_st.binom.cdf(hi, n, p))
+    if hi is None:
+        return float(_st.binom.sf(lo - 1, n, p)) if lo > 0 else 1.0
+    return upper - (float(_st.binom.cdf(lo - 1, n, p)) if lo > 0 else 0.0)
 
 
 def make_strata(
-    n_weights: int, fault: FaultModel, word_bits: int, bits: tuple[int, ...], trials: int, max_strata: int = 4
+    stored: StoredWeights, layout: WeightLayout, plans: list[ProtectionPlan], fault: FaultModel
 ) -> Strata | None:
-    """The stratification of a point, or ``None`` where it does not pay (or cannot be used).
+    """The stratified design of a point, or ``None`` where it would not pay (plain Monte Carlo then).
+
+    The ``differ`` region is split (``0`` / ``>= 1`` faults) when it is non-empty and a fault there is rare
+    (``P(K >= 1) <= SPLIT_DIFFER``); the ``shared`` region when it is non-empty and a trial without a fault
+    there is common enough (``P(K = 0) >= MIN_CLEAN_SHARE``). With both split the strata are
+    ``differ=0, shared=0`` / ``differ=0, shared>=1`` / ``differ>=1, shared=0`` / ``differ>=1, shared>=1``.
 
     Args:
-        n_weights: faultable weights. fault: the fault model (mode, BER, which bits can fail).
-        word_bits: bits per stored word. bits: the deciding bit positions.
-        trials: the point's trial count (at least 2 per stratum).
-        max_strata: the most strata (values ``0 .. S-2`` and a tail ``>= S-1``).
-
-    Returns:
-        The ``Strata``; ``None`` when no deciding bit can fail, ``P(K = 0) < MIN_CLEAN_SHARE``, or
-        ``trials < MIN_TRIALS``.
+        stored, layout: the point's stored weights and their layout (the injector's).
+        plans: every plan of the point (the baseline included).
+        fault: the fault model.
     """
-    deciding = np.intersect1d(np.asarray(bits, dtype=np.int64), fault.positions(word_bits))
     p = float(fault.ber)
-    n_bits = int(n_weights) * int(deciding.size)
-    if n_bits == 0 or p <= 0.0 or trials < MIN_TRIALS:
+    if p <= 0.0:
         return None
-    if _st.binom.pmf(0, n_bits, p) < MIN_CLEAN_SHARE:
+    weights, bits = deciding_pairs(stored, layout, fault)
+    if weights.size == 0:
         return None
-    n_strata = max(2, min(max_strata, trials // 5))  # >= 5 trials per stratum on average: a bootstrap of 2 is blind
-    ks = tuple(range(n_strata))
-    w = [float(_st.binom.pmf(k, n_bits, p)) for k in ks[:-1]]
-    w.append(float(_st.binom.sf(ks[-1] - 1, n_bits, p)))
-    alloc = allocate(np.array(w), int(trials))
-    return Strata(
-        tuple(int(b) for b in deciding), n_bits, p, ks, tuple(w), tuple(int(a) for a in alloc), interleave(alloc)
+    prot = np.zeros(weights.size, dtype=bool)
+    for plan in plans:
+        prot |= protects(plan, weights, bits)
+    regions = ((weights[prot], bits[prot]), (weights[~prot], bits[~prot]))
+    n_differ, n_shared = (int(w.size) for w, _ in regions)
+    split = (
+        n_differ > 0 and _law(n_differ, p, 1, None) <= SPLIT_DIFFER,
+        n_shared > 0 and _law(n_shared, p, 0, 0) >= MIN_CLEAN_SHARE,
     )
+    if not any(split):
+        return None
+    levels = [((0, 0), (1, None)) if s else ((0, None),) for s in split]
+    counts = [(a, b) for a in levels[0] for b in levels[1]]
+    w = np.array([_law(n_differ, p, *a) * _law(n_shared, p, *b) for a, b in counts])
+    sizes = (n_differ, n_shared)
+    # a stratum may hold a rare fault where it asks for one, or leaves a non-empty region unsplit
+    wild = [any(lo > 0 or (hi is None and n > 0) for (lo, hi), n in zip(c, sizes)) for c in counts]
+    mean_value = w * np.where(wild, SPREAD_RARE, SPREAD_CALM)
+    diff_value = w * np.array([SPREAD_RARE if a[0] else 0.0 for a, _ in counts])
+    share = mean_value / mean_value.sum()
+    if diff_value.sum() > 0:
+        share = (share + diff_value / diff_value.sum()) / 2
+    strata = tuple(Stratum(c, float(wi), float(si)) for c, wi, si in zip(counts, w, share))
+    return Strata(p, stored.bits, regions, strata)
 
 
 def stratified_faults(
-    regions: list, fault: FaultModel, strata: Strata, stratum: int, rng: np.random.Generator
+    regions: list[Region], fault: FaultModel, strata: Strata, stratum: int, rng: np.random.Generator
 ) -> FaultSet:
     """One trial's faults conditional on its stratum.
 
     Args:
         regions: the injector's stored bit blocks for the plan (``FaultInjector.regions``): the primary
-            copy first (every weight), then any TMR copies.
-        fault: the fault model. strata: the stratification. stratum: this trial's stratum.
-        rng: the trial's generator (``campaign.trial_rng``); streams are spawned by role, so the primary
-            faults do not depend on the plan (pairing).
+            copy first (every weight), then any TMR copies or ECC check bits.
+        fault: the fault model. strata: the design. stratum: this trial's stratum.
+        rng: the trial's generator (``injection.trial_rng(seed, t)``); streams are spawned by role, so the
+            primary faults do not depend on the plan (pairing).
 
     Returns:
         The ``FaultSet``.
     """
     p = float(fault.ber)
-    # 0: K in the tail, 1: deciding positions, 2: other primary bits, 2 + c: copy c (3 = ECC check bits)
-    streams = rng.spawn(3 + max((r.copy for r in regions), default=0))
+    # streams: 0 other primary bits, 1/2 TMR copies, 3 ECC check bits, 4 + r rare region r
+    streams = rng.spawn(4 + len(strata.regions))
+    wb = strata.word_bits
+    weight, bit, copy = [], [], []
+    rare_keys = []
+    for r, (rw, rb) in enumerate(strata.regions):
+        k = strata.draw_count(r, stratum, streams[4 + r])
+        rare_keys.append(rw * wb + rb)
+        if k:
+            local = np.sort(streams[4 + r].choice(rw.size, size=k, replace=False))
+            weight.append(rw[local])
+            bit.append(rb[local])
+            copy.append(np.zeros(k, dtype=np.int8))
     primary = regions[0]
-    deciding = np.asarray(strata.bits, dtype=np.int64)
-    other = np.setdiff1d(primary.bits, deciding)
-    k = strata.draw_k(stratum, streams[0])
-    n_dec = primary.n_words * deciding.size
-    local = np.sort(streams[1].choice(n_dec, size=min(k, n_dec), replace=False)) if k else np.zeros(0, np.int64)
-    weight = [local // deciding.size]
-    bit = [deciding[local % deciding.size]]
-    copy = [np.zeros(local.size, dtype=np.int8)]
-    if other.size:
-        local = sample_positions(primary.n_words * other.size, p, streams[2])
-        weight.append(local // other.size)
-        bit.append(other[local % other.size])
-        copy.append(np.zeros(local.size, dtype=np.int8))
+    local = sample_positions(primary.size, p, streams[0])
+    w, b = primary.locate(local)
+    keep = ~np.isin(np.asarray(w, dtype=np.int64) * wb + b, np.concatenate(rare_keys))
+    weight.append(np.asarray(w)[keep])
+    bit.append(np.asarray(b)[keep])
+    copy.append(np.zeros(int(keep.sum()), dtype=np.int8))
     for region in regions[1:]:
-        local = sample_positions(region.size, p, streams[2 + region.copy])
-        w, b = region.locate(local)  # also paired (bit-aware) and ECC check-bit regions
+        local = sample_positions(region.size, p, streams[region.copy])
+        w, b = region.locate(local)
         weight.append(w)
         bit.append(b)
         copy.append(np.full(local.size, region.copy, dtype=np.int8))

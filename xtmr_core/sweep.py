@@ -44,8 +44,10 @@ COLUMNS = [
 
 #: The paired columns of a row against the unprotected baseline of its point (NaN on the baseline row):
 #: ``diff`` = mean per-trial accuracy difference, ``recovered``/``relative_gain`` as ratios, each with
-#: ``_low``/``_high`` interval ends (``stats``), the ``verdict`` (helps / hurts / within noise), and the
-#: per-trial accuracies as a space-separated string (for distributions and later paired comparisons).
+#: ``_low``/``_high`` interval ends (``stats``), the ``verdict`` (``stats.judge``), the sampling ``design``
+#: (``plain`` or ``stratified``) with its ``strata`` (``label:weight:trials`` joined by ``; ``) and each
+#: trial's stratum, and the per-trial accuracies as a space-separated string (for distributions and later
+#: paired comparisons; a stratified point's mean is ``sum_s weight_s mean_s``, not their plain mean).
 PAIRED_COLUMNS = [
     "diff",
     "diff_low",
@@ -57,6 +59,9 @@ PAIRED_COLUMNS = [
     "relative_gain_low",
     "relative_gain_high",
     "verdict",
+    "design",
+    "strata",
+    "trial_strata",
     "trial_accuracies",
 ]
 
@@ -67,8 +72,11 @@ def point_rows(exp: Experiment, point: PointResult) -> list[dict]:
     rows = []
     for i, r in enumerate(point.results):
         row = result_row(exp, r)
-        paired: dict[str, object] = dict.fromkeys(PAIRED_COLUMNS[:-2], float("nan"))
+        paired: dict[str, object] = dict.fromkeys(PAIRED_COLUMNS[:9], float("nan"))
         paired["verdict"] = ""
+        paired["design"] = point.design
+        paired["strata"] = "" if point.strata is None else point.strata.text(point.trials)
+        paired["trial_strata"] = " ".join(str(s) for s in r.strata or ())
         if i > 0:
             for name, iv in (
                 ("diff", point.difference(i)),
@@ -130,7 +138,7 @@ def run_sweep(
     *,
     progress: Callable[[int, int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    stratify: bool = False,
+    design: str = "auto",
     evaluate_point: Callable[..., PointResult] | None = None,
     runner: Runner | None = None,
     **common: object,
@@ -145,8 +153,8 @@ def run_sweep(
         progress: called with ``(done, total, label)`` after each grid point (all its plans).
         should_stop: polled between trials and points; ``True`` returns the rows so far (a cancelled
             point keeps its trials so far, the same count for every plan).
-        stratify: stratify each point's trials where it pays (``Experiment.evaluate_point``).
-        evaluate_point: runs one point, ``evaluate_point(specs, should_stop=..., stratify=...)``;
+        design: the sampling design of every point (``Experiment.evaluate_point``: ``auto`` or ``plain``).
+        evaluate_point: runs one point, ``evaluate_point(specs, should_stop=..., design=...)``;
             ``exp.evaluate_point`` by default (the app passes its cached one, so a point is computed once).
         runner: runs the points elsewhere (a ``distributed.Runner``, e.g. a ``RayRunner``; ``should_stop`` is
             then not polled); ``None`` = here, one by one. Every runner gives the same table.
@@ -175,14 +183,14 @@ def run_sweep(
             if progress is not None:
                 progress(done, total, f"{item[0][0].fmt} @ BER {item[0][0].ber:g} ({len(item[0])} plans)")
 
-        items = [(specs, stratify) for specs in points.values()]
+        items = [(specs, design) for specs in points.values()]
         parts = runner(exp, paired_point_rows, items, progress=report)
         return pd.DataFrame([row for part in parts for row in part], columns=[*COLUMNS, *PAIRED_COLUMNS])
     rows: list[dict] = []
     for i, (base, specs) in enumerate(points.items()):
         if should_stop is not None and should_stop():
             break
-        point = run(specs, should_stop=should_stop, stratify=stratify)
+        point = run(specs, should_stop=should_stop, design=design)
         rows += point_rows(exp, point)
         if progress is not None:
             progress(i + 1, len(points), f"{base.fmt} @ BER {base.ber:g} ({len(point.results)} plans)")
@@ -190,10 +198,10 @@ def run_sweep(
 
 
 def paired_point_rows(exp: Experiment, item: tuple) -> list[dict]:
-    """The rows of one grid point, ``item = (specs, stratify)``, run paired (``Experiment.evaluate_point``):
+    """The rows of one grid point, ``item = (specs, design)``, run paired (``Experiment.evaluate_point``):
     the unit of work a ``distributed`` runner sends to other processes (module-level, so it travels)."""
-    specs, stratify = item
-    return point_rows(exp, exp.evaluate_point(specs, stratify=stratify))
+    specs, design = item
+    return point_rows(exp, exp.evaluate_point(specs, design=design))
 
 
 def add_reliability(table: pd.DataFrame) -> pd.DataFrame:

@@ -47,8 +47,20 @@ PLAN_NAMES: tuple[str, ...] = PLANS + tuple(p + GUARD_SUFFIX for p in PLANS if p
 RULES: tuple[str, ...] = ("epsilon", "gamma", "alpha1beta0")
 #: Fault modes: a faulty bit is inverted, or reads as 0, or as 1.
 MODES: tuple[str, ...] = ("flip", "stuck0", "stuck1")
-#: The paired verdicts of a plan against another (``stats.verdict``), in this order: helps, hurts, noise.
-VERDICTS: tuple[str, ...] = ("helps", "hurts", "within noise")
+#: The paired verdicts of a plan against another (``stats.judge``), in this order: helps, hurts, within noise,
+#: no practical difference (an interval inside the practical threshold), not enough trials (no interval can
+#: be estimated yet), nothing to protect (the faults themselves cost a negligible accuracy).
+VERDICTS: tuple[str, ...] = (
+    "helps",
+    "hurts",
+    "within noise",
+    "no practical difference",
+    "not enough trials",
+    "nothing to protect",
+)
+#: Sampling designs of a grid point's trials: ``auto`` stratifies on the deciding faults where that pays
+#: (``strata.make_strata``), ``plain`` is plain Monte Carlo.
+DESIGNS: tuple[str, ...] = ("auto", "plain")
 #: Learning-rate schedules of training: constant, or a half cosine down to 0 over all steps.
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 #: Optimisers of training: Adam, or SGD with Nesterov momentum 0.9 (which trains the depthwise, BatchNorm

@@ -18,14 +18,14 @@ from xtmr_core.report.grid import (
     PAPER_RECOVERED,
     lrp_name,
 )
-from xtmr_core.report.view import BETTER, SAME, WORSE, ReportView, compare, paired, word
+from xtmr_core.report.view import BETTER, SAME, UNKNOWN, WORSE, ReportView, compare, paired, word
 from xtmr_core.stats import Interval
 from xtmr_core.vocabulary import SCORERS
 
 HOLDS, FAILS, PARTLY, MIXED = "holds", "does not hold", "holds in part", "mixed"
 NOT_SHOWN, UNTESTABLE, INCONCLUSIVE = "not shown", "not testable", "inconclusive"
 #: Every status a claim can take: the verdicts, and the paired comparisons (``better`` ...).
-STATUSES = (HOLDS, FAILS, PARTLY, MIXED, NOT_SHOWN, UNTESTABLE, INCONCLUSIVE, BETTER, WORSE, SAME)
+STATUSES = (HOLDS, FAILS, PARTLY, MIXED, NOT_SHOWN, UNTESTABLE, INCONCLUSIVE, BETTER, WORSE, SAME, UNKNOWN)
 
 #: A loss (clean − unprotected accuracy) below this is too small to share out: "not testable".
 MIN_LOSS = 0.02

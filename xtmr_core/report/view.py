@@ -16,11 +16,13 @@ import pandas as pd
 
 from xtmr_core.report.grid import Grid
 from xtmr_core.stats import Interval, paired_interval, verdict
+from xtmr_core.strata import parse_text
 from xtmr_core.vocabulary import VERDICTS
 
-BETTER, WORSE, SAME = "better", "worse", "indistinguishable"
-#: ``stats.verdict`` (the one paired-verdict rule) in the words of a comparison of two plans.
-_WORDS = dict(zip(VERDICTS, (BETTER, WORSE, SAME)))
+BETTER, WORSE, SAME, UNKNOWN = "better", "worse", "indistinguishable", "not enough trials"
+#: ``stats.verdict`` (the one paired-verdict rule) in the words of a comparison of two plans: a difference
+#: within the practical threshold is indistinguishable too; a point with no difference to compare, n/a.
+_WORDS = dict(zip(VERDICTS, (BETTER, WORSE, SAME, SAME, UNKNOWN, SAME)))
 
 
 def trial_accuracies(row: pd.Series) -> np.ndarray:
@@ -31,10 +33,16 @@ def trial_accuracies(row: pd.Series) -> np.ndarray:
 
 def paired(a: pd.Series | None, b: pd.Series | None) -> Interval:
     """``a - b`` trial by trial (rows of the same grid point) with its interval (``stats.paired_interval`` over
-    trials; the per-image data is not in the CSV); all ``nan`` when a row is missing."""
+    trials, stratified where the point was: ``strata``/``trial_strata`` columns; the per-image data is not in
+    the CSV); all ``nan`` when a row is missing."""
     if a is None or b is None:
         return Interval(math.nan, math.nan, math.nan)
-    return paired_interval(trial_accuracies(a), trial_accuracies(b))
+    design = {}
+    parsed = parse_text(a.get("strata", ""))
+    labels = a.get("trial_strata")
+    if parsed is not None and isinstance(labels, str) and labels.strip():
+        design = {"strata": [int(s) for s in labels.split()], "weights": parsed[0], "rare": parsed[1]}
+    return paired_interval(trial_accuracies(a), trial_accuracies(b), **design)
 
 
 def word(d: Interval) -> str:
