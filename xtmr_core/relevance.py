@@ -288,13 +288,15 @@ class Balance:
     ``bias`` counts every relevance that reached a constant instead of the input: the layers' biases (folded
     BatchNorm shifts included), an unfoldable BatchNorm's shift, LayerNorm's beta, added constants (position
     embeddings, attention biases, class tokens) and the softmax rule's bias term. ``error`` is
-    ``|logits - input - bias| / sum |logit|``: only the stabilisers' leaks should remain.
+    ``|logits - input - bias| / logits_abs`` with ``logits_abs = sum |logit|``: only the stabilisers' leaks
+    should remain.
     """
 
     logits: float
     input: float
     bias: float
     error: float
+    logits_abs: float
 
 
 def lrp_balance(
@@ -329,7 +331,7 @@ def lrp_balance(
     sums = _relevance_sums(model, x, y, rule, epsilon, gamma, int(batch_size), True)
     bias = sum(float(b.sum()) for b in sums.acc_b) + sums.absorbed
     error = abs(sums.logits - sums.input - bias) / max(sums.logits_abs, 1e-30)
-    return Balance(logits=sums.logits, input=sums.input, bias=bias, error=error)
+    return Balance(logits=sums.logits, input=sums.input, bias=bias, error=error, logits_abs=sums.logits_abs)
 
 
 @dataclass

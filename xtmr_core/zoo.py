@@ -27,13 +27,14 @@ __all__ = ["ZooRow", "SIZES", "zoo_architectures", "write_image_folder", "run_zo
 
 #: Image sizes tried in turn: the first one the architecture's forward accepts is used.
 SIZES: tuple[int, ...] = (32, 64, 96, 224)
-_FIELDS = ("name", "params", "status", "size", "operation", "balance_error", "seconds")
+_FIELDS = ("name", "params", "status", "size", "operation", "balance_error", "logits_abs", "seconds")
 
 
 @dataclass(frozen=True)
 class ZooRow:
     """One architecture's result: status ``pass``/``refuse``/``crash``, the refusal or crash line, the float64
-    balance error (``pass`` only) and the seconds the LRP run took."""
+    balance error and the start logits' ``sum |logit|`` it is relative to (``pass`` only; a balance over zero
+    logits proves nothing), and the seconds the LRP run took."""
 
     name: str
     params: int
@@ -42,6 +43,7 @@ class ZooRow:
     operation: str
     balance_error: float | None
     seconds: float
+    logits_abs: float | None = None
 
 
 def zoo_architectures(max_params: float = 100e6, num_classes: int = 3) -> list[tuple[str, int]]:
@@ -52,21 +54,23 @@ def zoo_architectures(max_params: float = 100e6, num_classes: int = 3) -> list[t
     """
     import torchvision.models
 
-    out = []
-    for name in torchvision.models.list_models(module=torchvision.models):
-        kwargs: dict = {"weights": None, "num_classes": num_classes}
-        if name in ("googlenet", "inception_v3"):
-            kwargs.update(aux_logits=False, init_weights=False)
-        try:
-            with torch.device("meta"):  # counts without allocating weights
-                net = torchvision.models.get_model(name, **kwargs)
-        except NotImplementedError:  # a builder that computes its widths from tensors (RegNet)
+    counted = [(n, _param_count(n, num_classes)) for n in torchvision.models.list_models(module=torchvision.models)]
+    return [(n, p) for n, p in counted if p <= max_params]
+
+
+def _param_count(name: str, num_classes: int) -> int:
+    """Parameters of a torchvision architecture, counted on the meta device (no weights allocated) where it builds."""
+    import torchvision.models
+
+    kwargs: dict = {"weights": None, "num_classes": num_classes}
+    if name in ("googlenet", "inception_v3"):
+        kwargs.update(aux_logits=False, init_weights=False)
+    try:
+        with torch.device("meta"):
             net = torchvision.models.get_model(name, **kwargs)
-        params = sum(p.numel() for p in net.parameters())
-        del net
-        if params <= max_params:
-            out.append((name, int(params)))
-    return out
+    except NotImplementedError:  # a builder that computes its widths from tensors (RegNet)
+        net = torchvision.models.get_model(name, **kwargs)
+    return int(sum(p.numel() for p in net.parameters()))
 
 
 def write_image_folder(root: str | Path, classes: int = 3, per_class: int = 4, size: int = 32, seed: int = 0) -> Path:
@@ -152,7 +156,8 @@ def _one(name: str, params: int, root: Path, images: int, num_classes: int) -> Z
     except Exception as e:  # a crash is a bug: recorded, not hidden
         line = " ".join(f"{type(e).__name__}: {e}".split())[:300]
         return ZooRow(name, params, "crash", size, line, None, time.perf_counter() - start)
-    return ZooRow(name, params, "pass", size, "", balance.error, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return ZooRow(name, params, "pass", size, "", balance.error, seconds, balance.logits_abs)
 
 
 def run_zoo(
@@ -185,15 +190,17 @@ def run_zoo(
         raise XtmrError(f"images must be at least 1, got {images}")
     num_classes = len([p for p in root.iterdir() if p.is_dir()])
     _images(root, SIZES[0], 1)  # a clear error now for a folder without images
-    known = dict(zoo_architectures(float("inf"), num_classes))
     if names is None:
-        chosen = [(n, p) for n, p in known.items() if p <= max_params]
+        chosen = zoo_architectures(max_params, num_classes)
     else:
+        import torchvision.models
+
+        known = set(torchvision.models.list_models(module=torchvision.models))
         chosen = []
         for n in names:
             if n not in known:
                 raise XtmrError(f"torchvision has no classification architecture {n!r}")
-            chosen.append((n, known[n]))
+            chosen.append((n, _param_count(n, num_classes)))
     rows = []
     for name, params in chosen:
         row = _one(name, params, root, int(images), num_classes)
@@ -212,4 +219,5 @@ def write_csv(rows: list[ZooRow], path: str | Path) -> None:
             d = asdict(row)
             d["balance_error"] = "" if row.balance_error is None else f"{row.balance_error:.3e}"
             d["seconds"] = f"{row.seconds:.1f}"
+            d["logits_abs"] = "" if row.logits_abs is None else f"{row.logits_abs:.3e}"
             w.writerow(d)
