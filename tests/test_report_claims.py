@@ -27,7 +27,7 @@ from xtmr_core.report.claims import (
     overhead,
     recovery,
 )
-from xtmr_core.report.document import render_claims
+from xtmr_core.report.document import render_claim, render_claims
 from xtmr_core.report.grid import CSV_COLUMNS, Grid
 from xtmr_core.report.view import ReportView, compare, paired
 from xtmr_core.stats import paired_interval, ratio_interval
@@ -162,6 +162,15 @@ def test_damage_is_compared_at_lrps_memory_and_absent_without_rows():
     dam = (_row("damage 2%", "damage", 0.85, 2.0, overhead=2.0, index=1.0), _row("damage 9%", "damage", 0.5, 9.0, 9.0))
     c = damage_vs_lrp(_view(lrp=0.8, mag1=0.6, mag5=0.85, extra=dam), "m", "fp32", 1e-4)
     assert c.status == HOLDS and c.numbers["plan"] == "damage 2%" and c.numbers["diff"] == pytest.approx(0.05)
+    # equal copies (2%) but damage's index costs more: with index 2+3.5 = 5.5%, it meets lrp 5% (13.1%), the
+    # cheapest LRP budget costing at least as much in all, and is compared with it too
+    dear = (_row("damage 2%", "damage", 0.85, 2.0, overhead=2.0, index=3.5),)
+    c = damage_vs_lrp(_view(lrp=0.8, mag1=0.6, mag5=0.85, extra=dear), "m", "fp32", 1e-4)
+    assert c.numbers["damage_total"] == pytest.approx(5.5) and c.numbers["lrp_total"] == pytest.approx(3.0)
+    assert c.numbers["iso_total_plan"] == "lrp 5%" and c.numbers["iso_total_overhead"] == pytest.approx(13.1)
+    assert c.numbers["iso_total_word"] == "better" and c.numbers["iso_total_diff"] == pytest.approx(0.05)
+    text = render_claim(c)
+    assert "at equal copies" in text and "at equal total memory, against lrp 5%" in text
 
 
 def test_dominance_names_the_cheaper_plan_that_beats_it():

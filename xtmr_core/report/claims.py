@@ -233,7 +233,9 @@ def efficiency(view: ReportView, model: str, fmt: str, ber: float) -> Claim | No
 
 
 def damage_vs_lrp(view: ReportView, model: str, fmt: str, ber: float) -> Claim | None:
-    """``damage`` at LRP 1%'s extra memory against LRP 1%, paired (``None``: no such damage plan ran)."""
+    """``damage`` at LRP 1%'s extra copies against LRP 1%, paired, and against the cheapest LRP budget that costs at
+    least as much memory counting the index too (``iso_total_*`` numbers; the status is the equal-copies one).
+    ``None``: no such damage plan ran."""
     lrp = view.get(model, fmt, lrp_name(), ber)
     sel = view.select(model, fmt, ber)
     dam = sel[sel["protect"] == "damage"]
@@ -243,14 +245,30 @@ def damage_vs_lrp(view: ReportView, model: str, fmt: str, ber: float) -> Claim |
     pick = dam.loc[(dam["overhead_pct"] - float(lrp["overhead_pct"])).abs().idxmin()]
     d = paired(pick, lrp)
     status = {BETTER: HOLDS, WORSE: FAILS}.get(word(d), NOT_SHOWN)
-    nums = {
+    nums: dict[str, float | str] = {
         "plan": str(pick["name"]),
         "damage": float(pick["mean_accuracy"]),
         "lrp": float(lrp["mean_accuracy"]),
         "damage_overhead": float(pick["overhead_pct"]),
         "lrp_overhead": float(lrp["overhead_pct"]),
+        "damage_total": float(pick["overhead_with_index_pct"]),
+        "lrp_total": float(lrp["overhead_with_index_pct"]),
         **diff_numbers("diff", d),
     }
+    # equal total memory (copies + index): damage's index (which weight, which bits) costs more than LRP's, so
+    # it also meets the cheapest LRP budget that costs at least as much memory in all
+    rich = sel[(sel["protect"] == "lrp") & ~sel["name"].astype(str).str.contains(r"\+range", regex=True)]
+    rich = rich[rich["overhead_with_index_pct"] >= float(pick["overhead_with_index_pct"]) - 1e-9]
+    if not rich.empty:
+        iso = rich.loc[rich["overhead_with_index_pct"].idxmin()]
+        di = paired(pick, iso)
+        nums |= {
+            "iso_total_plan": str(iso["name"]),
+            "iso_total_lrp": float(iso["mean_accuracy"]),
+            "iso_total_overhead": float(iso["overhead_with_index_pct"]),
+            "iso_total_word": word(di),
+            **diff_numbers("iso_total_diff", di),
+        }
     return Claim("damage", where(model, fmt, ber), status, nums)
 
 

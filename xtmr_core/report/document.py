@@ -169,11 +169,23 @@ def _render_efficiency(c: Claim) -> str:
 
 
 def _render_damage(c: Claim) -> str:
-    return (
-        f"{c.numbers['plan']} ({fmt_overhead(_n(c, 'damage_overhead'))} copies) {fmt_acc(_n(c, 'damage'))} vs "
-        f"{lrp_name()} ({fmt_overhead(_n(c, 'lrp_overhead'))}) {fmt_acc(_n(c, 'lrp'))}: paired difference "
-        f"{_d(c, 'diff')} points"
+    text = (
+        f"at equal copies, {c.numbers['plan']} ({fmt_overhead(_n(c, 'damage_overhead'))} copies) "
+        f"{fmt_acc(_n(c, 'damage'))} vs {lrp_name()} ({fmt_overhead(_n(c, 'lrp_overhead'))}) "
+        f"{fmt_acc(_n(c, 'lrp'))}: paired difference {_d(c, 'diff')} points"
     )
+    if "damage_total" in c.numbers:
+        text += (
+            f"; counting the index, they cost {fmt_overhead(_n(c, 'damage_total'))} and "
+            f"{fmt_overhead(_n(c, 'lrp_total'))}"
+        )
+    if "iso_total_plan" in c.numbers:
+        text += (
+            f"; at equal total memory, against {c.numbers['iso_total_plan']} "
+            f"({fmt_overhead(_n(c, 'iso_total_overhead'))} with index, {fmt_acc(_n(c, 'iso_total_lrp'))}), "
+            f"{c.numbers['plan']} is {c.numbers['iso_total_word']} (paired {_d(c, 'iso_total_diff')} points)"
+        )
+    return text
 
 
 def _render_dominance(c: Claim) -> str:
