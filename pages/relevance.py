@@ -26,6 +26,21 @@ RULE_HELP = {
     "gamma": "gamma: favours positive contributions (w + 0.25·w⁺); smoother maps.",
     "alpha1beta0": "alpha1-beta0: positive contributions only (w⁺).",
 }
+#: One sentence per layer type: the rule LRP uses there (docs/DESIGN.md, section 5, has the formulas and sources).
+LRP_RULES_TEXT = """
+- **Conv and linear layers** split the relevance of each output among the inputs in proportion to their
+  contributions `a·w` (the rule chosen above); the bias keeps its own share.
+- **BatchNorm** is folded into the conv before it; one that cannot be folded is a per-channel scale whose shift
+  keeps a share like a bias.
+- **Residual adds** split relevance in proportion to the two branches.
+- **Activations** (ReLU, ReLU6, SiLU, GELU, Hardswish, Sigmoid, Tanh) pass relevance through unchanged.
+- **Gates** (squeeze-excitation `x · g`) are held constant: relevance follows `x`, and the gate's layers get none.
+- **LayerNorm / GroupNorm** hold the standard deviation constant and treat the rest as a linear layer.
+- **Attention**: the softmax gets AttnLRP's rule and each product of two activations (`q·kᵀ`, weights · `v`)
+  splits its relevance half and half between its factors.
+- **Pooling** splits relevance in proportion (average) or gives it to the winner (max); reshapes and
+  permutations only move it.
+"""
 OVERLAP_FRACTIONS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 ui.enter_page()
@@ -100,6 +115,16 @@ if shares is not None:
         "A layer whose relevance share is far above its weight share packs its relevance into few weights: "
         "those are the ones a small TMR budget should cover."
     )
+
+    silent = [n for n, r in zip(names, shares["relevance %"]) if r == 0]
+    if silent:
+        st.caption(
+            f"**No relevance** reaches {', '.join(silent)}: their output only scales another signal (a "
+            "squeeze-excitation gate), and LRP holds a gate constant. This is not an importance of zero: the LRP "
+            "ranking simply puts them last, and the Fault lab's other scorers still rank them."
+        )
+    with st.expander("What LRP does at each layer type"):
+        st.markdown(LRP_RULES_TEXT)
 
     # ---------------------------------------------------------------- one layer's map
     st.subheader("One layer's weight relevance")

@@ -7,13 +7,13 @@ docs/DESIGN.md, section 5):
 
 * ``IdentityRule``: element-wise non-linearities (SiLU, GELU, Hardswish, Sigmoid, ...), a product with a
   constant (``x * 0.125``, a layer scale) and a normalisation by a norm held constant: relevance passes
-  unchanged (AttnLRP's identity rule, Achtibat et al. 2024, Prop. 3.2 and 3.4).
+  unchanged (AttnLRP's identity rule, Achtibat et al. 2024, eq. 9 and Prop. 3.4).
 * ``EpsilonRule``: a parameter-free linear map (mean, sum, average pooling): ``R_i = x_i * d/dx_i <z, R / z>``
   (the epsilon rule of Bach et al. 2015 with a tiny stabiliser).
 * ``GateRule``: ``x * g`` where ``g`` is a gate (squeeze-excitation's sigmoid, a gated unit): the gate is a
   constant, relevance follows ``x`` unchanged and none reaches the gate's branch.
 * ``ProductRule``: a product of two activations (``q @ k^T``, ``attention @ v``, einsum, ``a * b``): the epsilon
-  rule on the sum, then each factor gets half of every term (AttnLRP's uniform rule, Prop. 3.3).
+  rule on the sum, then each factor gets half of every term (AttnLRP's uniform rule, Prop. 3.2 and 3.3).
 * ``SoftmaxRule``: ``R_i = x_i (R_i - s_i sum_j R_j)`` (AttnLRP, Prop. 3.1); the rest is its bias share.
 * ``AddConstRule``: ``z = x + c`` with ``c`` not depending on the input (a position embedding, a relative
   position bias, a mask): ``R_x = x / z * R``, and ``c / z * R`` is a bias share.
