@@ -149,3 +149,22 @@ def test_unsupported_layers_get_one_line_naming_them():
     assert "\n" not in str(info.value) and "magnitude" in str(info.value)
     with pytest.raises(XtmrError, match="LRP cannot handle the operation cumsum in _WithCumsum"):
         lrp_ready(_WithCumsum())
+
+
+class _Twice(nn.Module):
+    """A user model that applies one conv twice (weight sharing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(torch.relu(self.conv(torch.relu(self.conv(x)))), 1))
+
+
+def test_a_layer_applied_twice_is_refused_by_name_not_explained_wrongly():
+    with pytest.raises(XtmrError) as err:
+        lrp_ready(_Twice().eval())
+    msg = str(err.value)
+    assert "Conv2d conv" in msg and "2 times" in msg and "\n" not in msg

@@ -130,7 +130,7 @@ FULL_GRID = Grid(
     combos=(1.0,),
     minutes=30.0,
     probe_trials=2,
-    min_trials=5,
+    min_trials=8,  # two trials in each of up to four strata (strata.py): fewer cannot give every interval
 )
 QUICK_GRID = Grid(
     models=("lenet5",),
