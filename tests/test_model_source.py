@@ -54,8 +54,8 @@ def build_fixed():
     return net
 
 
-def gelu(num_classes, in_channels):
-    return Small(in_channels, num_classes, nn.GELU())
+def lrn(num_classes, in_channels):
+    return Small(in_channels, num_classes, nn.LocalResponseNorm(2))  # a layer LRP has no rule for
 
 
 def boom(num_classes):
@@ -408,14 +408,14 @@ def test_cli_trains_and_evaluates_resnet18_on_an_image_folder(tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_names_a_layer_lrp_cannot_explain_but_other_scorers_run(nets, tmp_path, capsys):
     root = _colour_folder(tmp_path / "photos", per_class=5, size=8)
-    ref = f"{nets}:gelu"
-    weights = tmp_path / "gelu.pt"  # a checkpoint, so no random-weights warning shares stderr
+    ref = f"{nets}:lrn"
+    weights = tmp_path / "lrn.pt"  # a checkpoint, so no random-weights warning shares stderr
     torch.save(build_from_source(ref, (3, 8, 8), 3, allow_code=True).state_dict(), weights)
     base = ["evaluate", "--model", ref, "--dataset", f"imagefolder:{root}", "--image-size", "8"]
     base += ["--checkpoint", str(weights), "--budget", "1", "--ber", "1e-3", "--trials", "2", "--json"]
     assert main([*base, "--protect", "lrp"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "GELU" in err and len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and "LocalResponseNorm" in err and len(err.splitlines()) == 1, err
     assert main([*base, "--protect", "magnitude"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["model"] == ref and d["weights"] == "file" and d["protect"] == "magnitude"
