@@ -84,3 +84,15 @@ def test_trial_predictions_reproduce_the_campaign_trial(exp):
         pred = trial_predictions(exp, spec, t)
         assert (pred == exp.y_test.cpu().numpy()).mean() == pytest.approx(res.accuracies[t])
     assert exp.weights_checksum() == before and exp.injector("fp32").is_clean()
+
+
+def test_trial_predictions_of_a_paired_points_baseline_follow_the_points_design(exp):
+    """The baseline of a stratified point [none, lrp 1%] ran in that point's design (the plans decide which
+    deciding faults are rare where): its trial is reproduced only when the point's campaigns are given."""
+    spec = CampaignSpec("lrp", 1.0, 1e-5, "fp32", trials=8, seed=4)
+    point = exp.evaluate_point([spec])
+    assert point.strata is not None
+    accs = [(trial_predictions(exp, spec.point, t, [spec]) == exp.y_test.cpu().numpy()).mean() for t in range(8)]
+    assert accs == pytest.approx(point.results[0].accuracies)
+    faults = [exp.faults_of_trial(spec.point, t, specs=[spec]).count for t in range(8)]
+    assert faults == point.results[0].flips

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,7 +33,9 @@ class ExperimentLike(Protocol):
     def clean_predictions(self, fmt: str = "fp32", int8_granularity: str = "channel") -> torch.Tensor: ...
     def clean_accuracy(self, fmt: str = "fp32", int8_granularity: str = "channel") -> float: ...
     def plan(self, spec: CampaignSpec) -> ProtectionPlan: ...
-    def faults_of_trial(self, spec: CampaignSpec, trial: int = 0) -> FaultSet: ...
+    def faults_of_trial(
+        self, spec: CampaignSpec, trial: int = 0, *, specs: Sequence[CampaignSpec] | None = None, design: str = "auto"
+    ) -> FaultSet: ...
 
 
 @dataclass(frozen=True)
@@ -160,10 +162,13 @@ def word_value(exp: ExperimentLike, weight: int, word: int, fmt: str = "fp32") -
     return float(stored.decode(np.array([signed]), np.array([int(weight)]))[0])
 
 
-def trial_predictions(exp: ExperimentLike, spec: CampaignSpec, trial: int) -> np.ndarray:
+def trial_predictions(
+    exp: ExperimentLike, spec: CampaignSpec, trial: int, specs: Sequence[CampaignSpec] | None = None
+) -> np.ndarray:
     """The test-set predictions of trial ``trial`` of campaign ``spec`` (``-1`` where the output was NaN or
-    infinite): the same faults as in ``Experiment.evaluate``; the clean model is untouched."""
+    infinite): the same faults as in ``Experiment.evaluate_point(specs)`` (``specs``: the point's campaigns,
+    which decide its sampling design; default ``[spec]``); the clean model is untouched."""
     inj = exp.injector(spec.fmt, spec.int8_granularity)
-    index, values = inj.read(exp.faults_of_trial(spec, trial), exp.plan(spec), spec.mode)
+    index, values = inj.read(exp.faults_of_trial(spec, trial, specs=specs), exp.plan(spec), spec.mode)
     with inj.applied(index, values) as model:
         return predict(model, exp.x_test).cpu().numpy()
