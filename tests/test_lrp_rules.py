@@ -590,3 +590,44 @@ def test_zoo_command_writes_the_csv(tmp_path):
     }
     assert main(["zoo", "--image-folder", str(folder), "--names", "nonet"]) == 2
     assert main(["zoo", "--image-folder", str(tmp_path / "empty"), "--images", "0"]) == 2
+
+
+@pytest.mark.parametrize("expr", ["x - c", "c - x", "x + c", "c + x"])
+def test_added_constants_take_their_share_in_both_orders(expr):
+    class Shift(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = nn.Linear(4, 5)
+            self.c = nn.Parameter(torch.linspace(-1, 1, 5))
+            self.fc2 = nn.Linear(5, 3)
+
+        def forward(self, x):
+            h, c = self.fc1(x), self.c
+            h = {"x - c": lambda: h - c, "c - x": lambda: c - h, "x + c": lambda: h + c, "c + x": lambda: c + h}[expr]()
+            return self.fc2(h)
+
+    torch.manual_seed(8)
+    model = Shift().double().eval()
+    x = torch.randn(4, 4, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0])
+    assert any(type(m).__name__ == "AddConstRule" for m in lrp_ready(model)[0].modules())
+    got = lrp_weight_relevance(model, x, y, return_bias=True)
+    # slow: R at fc2's input, then the constant's proportional share, then fc1's messages
+    with torch.no_grad():
+        h = model.fc1(x).numpy()
+    w2, b2 = model.fc2.weight.detach().numpy(), model.fc2.bias.detach().numpy()
+    w1, b1 = model.fc1.weight.detach().numpy(), model.fc1.bias.detach().numpy()
+    c = model.c.detach().numpy()
+    sign_x, sign_c = {"x - c": (1, -1), "c - x": (-1, 1), "x + c": (1, 1), "c + x": (1, 1)}[expr]
+    acc = {"w1": np.zeros_like(w1), "b1": np.zeros_like(b1), "w2": np.zeros_like(w2), "b2": np.zeros_like(b2)}
+    for n in range(4):
+        z = sign_x * h[n] + sign_c * c
+        out = w2 @ z + b2
+        r = np.zeros(3)
+        r[int(y[n])] = out[int(y[n])]
+        r_z = slow_linear(z, w2, b2, r, acc["w2"], acc["b2"])
+        r_h = np.array([sign_x * h[n][i] * r_z[i] / _stab(z[i]) for i in range(5)])
+        slow_linear(x[n].numpy(), w1, b1, r_h, acc["w1"], acc["b1"])
+    _assert_close(got["fc1"], acc["w1"])
+    _assert_close(got["fc2"], acc["w2"])
+    assert lrp_balance(model, x, y).error < 1e-7

@@ -13,7 +13,11 @@ with the project's own rules attached:
   module used before and whose results it reproduces on the plain models);
 * a residual add ``z = a + b`` splits ``R_z`` in proportion to the contributions: ``R_a = a / (z + eps *
   sign z) * R_z`` and the same for ``b`` (relevance is conserved through the block, not doubled);
-* max and average pooling: the epsilon rule with epsilon 1e-9; ReLU, ReLU6, Dropout: relevance passes.
+* max and average pooling: the epsilon rule with epsilon 1e-9; element-wise activations (ReLU, ReLU6, SiLU,
+  GELU, Hardswish, Sigmoid, ...) and Dropout: relevance passes (the identity rule);
+* every other operation on the input's path carries its rule from ``lrp_rules`` (gates held constant,
+  AttnLRP's softmax and product rules, LayerNorm/GroupNorm, added constants as bias shares, routing ops);
+  ``lrp_balance`` checks that input relevance plus every bias share gives back the start logits.
 
 The relevance message through weight ``w_ij`` is ``a_i * rho(w_ij) * R_j / z'_j``, summed over positions
 and over a reference set of inputs, with relevance started at each input's true-class logit. It is
