@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 from make_pools import load  # noqa: E402
 
 
-def test_the_trial_interval_is_scipys_bca_at_the_expanded_level():
+def test_the_trial_interval_is_the_union_of_scipys_bca_at_the_expanded_level_and_the_t_interval():
     v = np.random.default_rng(0).beta(8, 1, size=12)
     ref = stats.bootstrap(
         (v,),
@@ -44,8 +44,11 @@ def test_the_trial_interval_is_scipys_bca_at_the_expanded_level():
         confidence_level=expanded_level(12),
         rng=np.random.default_rng(BOOT_SEED),
     ).confidence_interval
+    t = stats.t.ppf(0.975, 11) * v.std(ddof=1) / np.sqrt(12)
     iv = mean_interval(v)
-    assert (iv.low, iv.high) == pytest.approx((ref.low, ref.high)) and iv.estimate == pytest.approx(v.mean())
+    expect = (min(ref.low, v.mean() - t), max(ref.high, v.mean() + t))
+    assert (iv.low, iv.high) == pytest.approx(expect) and iv.estimate == pytest.approx(v.mean())
+    assert iv.high == pytest.approx(v.mean() + t) and iv.low == pytest.approx(ref.low)  # left-skewed: BCa reaches lower
     assert mean_ci(v) == pytest.approx((iv.low, iv.high)) and ci_half_width(v) == pytest.approx(iv.half_width)
     assert iv.image_se == 0 and iv.n == 12
 

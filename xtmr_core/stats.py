@@ -262,22 +262,23 @@ def _t_bounds(lin: np.ndarray, design: _Design, confidence: float, est: float) -
     pseudo-trial of spread ``RARE_SPREAD`` (``(RARE_SPREAD^2 + (n_s - 1) s_s^2) / n_s``, one more degree of
     freedom): two or three trials that all fell on the same side of a coin cannot show its spread, and a
     bootstrap cannot reach past the values they showed. The reported interval is the union of this one and
-    the bootstrap's (``_union``)."""
+    the bootstrap's (``_union``), for plain trials too (there with the sample variance alone: at n = 10 the
+    BCa interval of lenet5 int8 BER 1e-2's paired difference covered 0.916, the union 0.940)."""
     a, dfs = [], []
     for g, w, rare in zip(design.groups, design.weights, design.rare):
         if g.size < 2:
             continue
         x = lin[g]
         ss = float(np.var(x, ddof=0)) * x.size
-        if rare:
+        if rare and not design.plain:
             a.append(w * w * (RARE_SPREAD**2 + ss) / x.size / x.size)
             dfs.append(float(x.size))
         else:
             a.append(w * w * ss / (x.size - 1) / x.size)
             dfs.append(float(x.size - 1))
     va, vd = np.array(a), np.array(dfs)
-    if design.plain or va.size == 0 or va.sum() <= 0:
-        return est, est  # plain trials: the expanded BCa alone (measured to cover, int8 at BER 1e-2)
+    if va.size == 0 or va.sum() <= 0:
+        return est, est  # no spread anywhere: the bootstrap's point (or, for a paired plain sample, unknown)
     df = va.sum() ** 2 / np.sum(va * va / vd)
     half = float(_st.t.ppf(0.5 + confidence / 2, max(df, 1.0))) * math.sqrt(va.sum())
     return est - half, est + half
