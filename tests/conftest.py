@@ -1,6 +1,12 @@
 """Shared fixtures: a tiny CNN and data, so engine tests need no dataset or checkpoint."""
 
-import pytest
+import os
+
+# No test writes into the user's results store (~/.cache/xtmr): the store is off unless a test opts in
+# (tests/test_store.py points XTMR_STORE at a file under tmp_path). Subprocesses inherit it.
+os.environ["XTMR_STORE"] = "none"
+
+import pytest  # noqa: E402
 import torch
 from torch import nn
 

@@ -8,8 +8,10 @@ upward (it stopped before the rare catastrophic trial showed up) and compared pl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -163,6 +165,10 @@ class CampaignResult:
             "stratum_weights": None if self.stratum_weights is None else list(self.stratum_weights),
             "design": "plain" if self.strata is None else "stratified",
         }
+
+
+#: One trial's outcome: ``(accuracy, mismatch, faulty_bits, correct)`` (``trial_outcome``).
+Outcome = tuple[float, float, int, np.ndarray]
 
 
 def trial_outcome(
@@ -487,6 +493,8 @@ def run_point(
     baseline: bool = True,
     strata: Strata | None = None,
     per_pass: int | None = None,
+    known: Sequence[Mapping[int, Outcome]] | None = None,
+    on_computed: Callable[[int, list[tuple[int, Outcome, float]]], Any] | None = None,
 ) -> PointResult:
     """Run every plan of one grid point on the same trials, stopped as a whole after ``trials``.
 
@@ -512,6 +520,12 @@ def run_point(
         per_pass: weight sets evaluated per forward pass (``batched.trials_per_pass``; ``None`` = chosen per
             device: 1 on a CPU, from free memory on a GPU). Same faults and results whatever it is; with more
             than 1, ``should_stop`` is polled after each trial but the rest of a batch was already computed.
+        known: outcomes already computed (a results store), one ``{trial: outcome}`` per plan of the point in
+            its final order (the baseline first where ``baseline`` prepends it): those are taken as they are
+            and only the other (plan, trial) pairs run. A trial's faults depend on ``(seed, trial)`` and its
+            stratum alone, so the point is the one a run of every trial gives, bit for bit.
+        on_computed: called after each trial that ran anything, with the trial index and one ``(plan
+            position, outcome, seconds)`` per plan that ran (what a results store keeps).
 
     Returns:
         The ``PointResult`` (``results[0]`` is the baseline when ``baseline``).
@@ -523,6 +537,9 @@ def run_point(
         plans = [make_plan("none", injector.stored.bits), *plans]
     clean_pred = _clean_pred(injector, x, clean_pred)
     point = PointResult([empty_result(injector, p, fault, y, clean_pred, seed) for p in plans], strata)
+    if known is not None and len(known) != len(plans):
+        raise ValueError(f"known outcomes for {len(known)} plans, the point has {len(plans)}")
+    done: Sequence[Mapping[int, Outcome]] = known if known is not None else [{} for _ in plans]
     if strata is not None:
         for result in point.results:
             result.strata, result.stratum_weights, result.stratum_rare = [], strata.weights, strata.rare
@@ -532,30 +549,42 @@ def run_point(
     t = 0
     while t < int(trials):
         ts = range(t, min(t + chunk, int(trials)))
-        jobs, stratum_of = [], []
+        jobs, where = [], []
         for tt in ts:
-            for plan in plans:
-                faults, stratum = None, None
+            for pi, plan in enumerate(plans):
+                if tt in done[pi]:
+                    continue
+                faults = None
+                where.append((tt, pi))
                 if strata is not None:
-                    stratum = strata.stratum_of(tt)
                     faults = stratified_faults(
-                        injector.regions(plan, fault), fault, strata, stratum, trial_rng(seed, tt)
+                        injector.regions(plan, fault), fault, strata, strata.stratum_of(tt), trial_rng(seed, tt)
                     )
                 jobs.append(Job(plan, fault, int(seed), tt, faults))
-                stratum_of.append(stratum)
-        if step > 1:
+        t0 = time.perf_counter()
+        if step > 1 and jobs:
             outs = outcomes(injector, jobs, x, y, clean_pred, per_pass=step)
+            seconds = [(time.perf_counter() - t0) / len(jobs)] * len(jobs)
         else:
-            outs = [
-                trial_outcome(injector, j.plan, fault, x, y, clean_pred, seed, j.trial, faults=j.faults) for j in jobs
-            ]
-        k = 0
+            outs, seconds = [], []
+            for j in jobs:
+                outs.append(trial_outcome(injector, j.plan, fault, x, y, clean_pred, seed, j.trial, faults=j.faults))
+                seconds.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+        ran = {pair: k for k, pair in enumerate(where)}
         for tt in ts:
-            for result in point.results:
+            computed = []
+            for pi, result in enumerate(point.results):
                 if strata is not None:
-                    result.strata.append(stratum_of[k])  # type: ignore[union-attr]
-                _record(result, outs[k])
-                k += 1
+                    result.strata.append(strata.stratum_of(tt))  # type: ignore[union-attr]
+                k = ran.get((tt, pi))
+                if k is None:
+                    _record(result, done[pi][tt])
+                else:
+                    _record(result, outs[k])
+                    computed.append((pi, outs[k], seconds[k]))
+            if on_computed is not None and computed:
+                on_computed(tt, computed)
             if on_trial is not None:
                 on_trial(point)
             if progress is not None:
