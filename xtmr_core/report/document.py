@@ -336,10 +336,15 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
         f"baseline run the same trials (the same seeds, so the same primary faults) — {counts} — with no early "
         f"stopping; {'every' if same else 'NOT every'} point has one trial count for all its plans.{sized} A mean of a "
         "fixed number of trials is unbiased; every comparison below is the mean of per-trial paired differences "
-        "with its 95% interval. Intervals are `stats`' (DESIGN.md): a BCa bootstrap over trials at Hesterberg's "
-        "expanded level; accuracies, differences to no protection and recovered shares also count the sampling "
-        "error of the test images; differences between two protected plans (computed from the CSV's per-trial "
-        "accuracies) count the trials only.",
+        "with its 95% interval. Where a fault that decides is rare (fp32, fp16 and bf16 at low BERs) the trials "
+        "are stratified on such faults, where the plans differ and where none protects, each stratum weighted by "
+        "its exact probability (DESIGN.md, section 7; the CSV's `design`, `strata` and `trial_strata` columns); "
+        "int8 points are plain. Intervals are `stats`' (DESIGN.md): the union of a BCa bootstrap over trials at "
+        "Hesterberg's expanded level and a t interval; accuracies, differences to no protection and recovered "
+        "shares also count the sampling error of the test images; differences between two protected plans "
+        "(computed from the CSV's per-trial accuracies and strata) count the trials only. A verdict is one rule "
+        "(`stats.judge`): an interval within ±0.5 pt is no practical difference, and a point without an "
+        "interval says not enough trials, never a zero-width interval.",
         f"* per-bit scan: {g.sensitivity_weights} uniformly chosen weights per model, each bit position flipped "
         "alone in each of them.",
         "",
