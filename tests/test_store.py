@@ -268,3 +268,114 @@ def test_two_processes_writing_at_once_neither_duplicate_nor_lose_a_trial(tmp_pa
         assert conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 450
     for t, trial in got.items():
         assert trial.flips == t and np.array_equal(trial.correct, np.arange(100) % (t + 2) == 0)
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+
+SWEEP = ["sweep", "--protect", "lrp,bits", "--bits", "30", "--budgets", "1", "--bers", "1e-5,1e-2", "--trials", "6"]
+
+
+def test_cli_store_flag_and_commands(tmp_path, monkeypatch, capsys):
+    from xtmr_core.cli import main
+
+    monkeypatch.setenv("XTMR_STORE", "none")  # the CLI sets it for the run's experiments: restored after
+    path = tmp_path / "s.sqlite"
+    ev = ["evaluate", "--protect", "magnitude", "--budget", "5", "--ber", "1e-2", "--format", "int8", "--trials", "3"]
+    assert main([*ev, "--store", str(path)]) == 0
+    first = capsys.readouterr().out
+    assert "0 trials read, 6 run" in first
+    assert main([*ev, "--store", str(path)]) == 0
+    second = capsys.readouterr().out
+    assert "6 trials read, 0 run" in second
+    assert first.split("results store")[0] == second.split("results store")[0]  # the same numbers
+    assert main(["store", "info", "--store", str(path)]) == 0
+    info = capsys.readouterr().out
+    assert "trials  6" in info and "points  1" in info and "lenet5" in info
+    out = tmp_path / "t.csv"
+    assert main(["store", "export", "--store", str(path), "--out", str(out)]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert len(table) == 6 and list(table["trial"]) == [0, 1, 2, 0, 1, 2]
+    assert set(table["plan"]) == {"no protection", "magnitude 5%"} and (table["images"] == 1000).all()
+    assert (table["correct_images"] / table["images"] == table["accuracy"]).all()
+    capsys.readouterr()
+    assert main(["store", "clear", "--store", str(path)]) == 0
+    assert "cleared 6 trials" in capsys.readouterr().out
+    assert main([*ev, "--store", "none"]) == 0
+    assert "results store off" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "--store", "{tmp}"], "is a folder"),
+        (["evaluate", "--store", "{tmp}/missing/s.sqlite"], "does not exist"),
+        (["sweep", "--store", "{tmp}"], "is a folder"),
+        (["report", "--store", "{tmp}/missing/s.sqlite"], "does not exist"),
+        (["store", "info", "--store", "{tmp}"], "is a folder"),
+        (["store", "info", "--out", "x.csv", "--store", "{tmp}/s.sqlite"], "--out is for store export"),
+        (["store", "export", "--out", "/", "--store", "{tmp}/s.sqlite"], "is a folder"),
+    ],
+)
+def test_cli_bad_store_paths_are_one_line_and_exit_2(argv, message, tmp_path, monkeypatch, capsys):
+    from xtmr_core.cli import main
+
+    monkeypatch.setenv("XTMR_STORE", "none")
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_cli_sweep_rerun_reads_everything_and_writes_the_same_csv(tmp_path, monkeypatch, capsys):
+    from xtmr_core.cli import main
+
+    monkeypatch.setenv("XTMR_STORE", str(tmp_path / "s.sqlite"))
+    assert main([*SWEEP, "--out", str(tmp_path / "a.csv")]) == 0
+    assert "0 trials read, 36 run" in capsys.readouterr().out
+    assert main([*SWEEP, "--out", str(tmp_path / "b.csv")]) == 0
+    assert "36 trials read, 0 run" in capsys.readouterr().out
+    assert main([*SWEEP, "--store", "none", "--out", str(tmp_path / "c.csv")]) == 0
+    a = (tmp_path / "a.csv").read_bytes()
+    assert a == (tmp_path / "b.csv").read_bytes() == (tmp_path / "c.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_half_way_and_rerun_gives_the_uninterrupted_csv(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [*SWEEP[:-1], "10", "--bers", "1e-5,1e-3,1e-2", "--protect", "lrp,magnitude,bits"]
+    env = {**os.environ, "XTMR_STORE": str(tmp_path / "s.sqlite"), "OMP_NUM_THREADS": "1"}
+    total = 3 * 4 * 10  # points x plans x trials
+    cmd = [sys.executable, "-m", "xtmr_core", *argv]
+    proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "killed.csv")], env=env, stderr=subprocess.DEVNULL)
+    stored = 0
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(tmp_path / "s.sqlite", timeout=5) as conn:
+                stored = conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if stored >= total // 2:
+            break
+    assert proc.poll() is None, "the sweep finished before it could be killed half-way"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed.csv").exists()
+    rerun = subprocess.run([*cmd, "--out", str(tmp_path / "rerun.csv")], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    line = next(x for x in rerun.stdout.splitlines() if x.startswith("results store"))
+    read = int(line.split(": ")[1].split(" trials read")[0].replace(",", ""))
+    ran = int(line.split(", ")[1].split(" run")[0].replace(",", ""))
+    assert read >= total // 2 and read + ran == total, line
+    fresh = subprocess.run(
+        [*cmd, "--store", "none", "--out", str(tmp_path / "fresh.csv")], env=env, capture_output=True, text=True
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    assert (tmp_path / "rerun.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()

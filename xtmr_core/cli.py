@@ -189,6 +189,15 @@ def _add_ray_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        metavar="PATH",
+        help="results store: trials already in it are read, not run, and new ones are kept "
+        "(default: $XTMR_STORE, else ~/.cache/xtmr/results.sqlite; 'none' turns it off)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _Parser(prog="python -m xtmr_core", description=__doc__.splitlines()[0])
@@ -229,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--guard", action="store_true", help="add the range guard to the plan (same as PLAN+range)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--export-faults", metavar="CSV", help="write trial 0's fault list (layer, index, bit, copy)")
+    _add_store_arg(e)
 
     s = sub.add_parser("sweep", help="a grid of campaigns to CSV, and the budget each scorer needs")
     _add_model_args(s)
@@ -244,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", type=float, default=0.95, help="target accuracy for the smallest-budget table")
     s.add_argument("--out", default="sweep.csv", help="CSV file to write")
     _add_ray_arg(s)
+    _add_store_arg(s)
 
     b = sub.add_parser("bench", help="time fault trials against a clean evaluation")
     b.add_argument("--models", type=_names(MODELS), default=["lenet5", "vgg16", "resnet20"])
@@ -272,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--models", type=_names(MODELS), help="default: lenet5,alexnet,vgg16")
     r.add_argument("--device", choices=DEVICES, help="default: cuda if present, else cpu")
     _add_ray_arg(r)
+    _add_store_arg(r)
+
+    st = sub.add_parser("store", help="the results store: its size and contents, clear it, export its trials")
+    st.add_argument("action", choices=("info", "clear", "export"), help="info, clear or export (CSV)")
+    st.add_argument(
+        "--store", metavar="PATH", help="the store (default: $XTMR_STORE, else ~/.cache/xtmr/results.sqlite)"
+    )
+    st.add_argument("--out", help="export: CSV file to write (default: standard output)")
 
     z = sub.add_parser("zoo", help="LRP weight relevance and its float64 balance over torchvision's classifiers")
     z.add_argument("--image-folder", required=True, help="folder of class sub-folders (written if it does not exist)")
@@ -477,6 +496,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     _check_cheap(a)
     protect, guard = split_plan_name(a.protect)
     spec = CampaignSpec(protect, a.budget, a.ber, a.format, **{**_common(a), "guard": guard or a.guard})
+    store, before = _use_store(a)
     exp = _experiment(a)
     bar = _Progress(spec.trials, f"{spec.protect} @ BER {spec.ber:g}")
     try:
@@ -495,6 +515,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     d["stratified"] = point.strata is not None
     d["design"] = point.design
     d["strata"] = None if point.strata is None else point.strata.describe(point.trials)
+    d["store"] = _store_text(store, before)
     if len(point.results) > 1:
         judged = point.judge(1)
         d["baseline"] = point.baseline.to_dict()
@@ -527,6 +548,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
             f"    recovered        {_iv(point.recovered(1), True)}\n"
             f"    relative gain    {_iv(point.relative_gain(1), True)}"
         )
+    print(f"  {_store_text(store, before)}")
     return 0
 
 
@@ -560,6 +582,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     from xtmr_core.distributed import make_runner
     from xtmr_core.sweep import iso_table, run_sweep
 
+    store, before = _use_store(a)
     exp = _experiment(a)
     runner = make_runner(a.ray, a.device) if a.ray else None
     bar = _Progress(n_points, "sweep" if runner is None else f"sweep on Ray ({a.ray})")
@@ -582,6 +605,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     out = Path(a.out)
     table.to_csv(out, index=False)
     print(f"wrote {len(table)} rows to {out}")
+    print(_store_text(store, before) + (" (Ray workers do not use it)" if runner is not None else ""))
     for _, row in table[table["protect"] != "none"].iterrows():
         print(
             f"  {row['format']} BER {row['ber']:g} {row['plan']}: {row['mean_accuracy']:.4f} vs none, paired over "
@@ -639,6 +663,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
     from xtmr_core.report import run_report
     from xtmr_core.report.grid import GridRunner
 
+    store, before = _use_store(a)
     device = _device(a.device)
     # --ray or --device: the grid's points through a GridRunner (Ray tasks, or here on that device)
     runner = GridRunner(make_runner(a.ray, a.device), device) if a.ray or a.device else None
@@ -648,6 +673,70 @@ def _cmd_report(a: argparse.Namespace) -> int:
         if runner is not None:
             runner.shutdown()
     print(f"wrote {path}")
+    print(_store_text(store, before) + (" (Ray workers do not use it)" if a.ray else ""))
+    return 0
+
+
+def _use_store(a: argparse.Namespace) -> tuple[Any, tuple[int, int]]:
+    """Open the results store of ``--store`` / ``$XTMR_STORE`` (or the default) for every ``Experiment`` this
+    run builds, and its ``(read, ran)`` counts so far. A store chosen by name that cannot be opened is an
+    input error (exit 2); the default location that cannot be: a warning, and the run goes on without one."""
+    from xtmr_core.store import ENV, OFF, default_store, open_store
+
+    chosen = a.store if a.store is not None else os.environ.get(ENV, "").strip() or None
+    if chosen is not None and chosen.strip().lower() == OFF:
+        os.environ[ENV] = OFF
+        return None, (0, 0)
+    if chosen is not None:
+        if not chosen.strip():
+            raise XtmrError("--store needs a file path (or none)")
+        store = open_store(chosen)
+        os.environ[ENV] = str(store.path)  # the report's experiments open the same store
+    else:
+        store = default_store()
+        if store is None:
+            os.environ[ENV] = OFF
+    return store, (0, 0) if store is None else (store.read, store.ran)
+
+
+def _store_text(store: Any, before: tuple[int, int]) -> str:
+    """How many trials (one plan each) this run read from the store and how many it ran."""
+    if store is None:
+        return "results store off: every trial was run"
+    read, ran = store.read - before[0], store.ran - before[1]
+    return f"results store {store.path}: {read:,} trials read, {ran:,} run"
+
+
+def _cmd_store(a: argparse.Namespace) -> int:
+    from xtmr_core.store import default_path, human_bytes, open_store
+
+    path = a.store if a.store is not None else default_path()
+    if path is None or str(path).strip().lower() == "none":
+        raise XtmrError("the results store is off (XTMR_STORE=none); name one with --store PATH")
+    if a.action != "export" and a.out:
+        raise XtmrError("--out is for store export")
+    if a.action == "export":
+        _check_output(a.out, "--out")
+    store = open_store(path)
+    if a.action == "info":
+        info = store.info()
+        print(
+            f"{info['path']}\n  size    {human_bytes(info['bytes'])}\n  trials  {info.get('trials', 0):,} "
+            f"(one plan each)\n  points  {info.get('points', 0):,}\n  plans   {info.get('plans', 0):,}\n"
+            f"  models  {', '.join(info.get('models', [])) or '-'}"
+        )
+    elif a.action == "clear":
+        print(f"cleared {store.clear():,} trials from {store.path}")
+    elif a.out:
+        with open(a.out, "w", newline="") as f:
+            n = store.export(f)
+        print(f"wrote {n:,} trials to {a.out}")
+    else:
+        try:
+            store.export(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `store export | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -682,6 +771,7 @@ _COMMANDS = {
     "bench": _cmd_bench,
     "coverage": _cmd_coverage,
     "report": _cmd_report,
+    "store": _cmd_store,
 }
 
 

@@ -395,7 +395,8 @@ class Experiment:
         info = {
             "model": self.model_name,
             "dataset": self.dataset,
-            "design": design,
+            "design": "plain" if strata is None else "stratified",
+            "design_key": design,
             "point": spec_fields(base),
             "fingerprint": fingerprint,
         }

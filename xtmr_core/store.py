@@ -159,16 +159,21 @@ _OPEN: dict[str, Store] = {}
 _OPEN_LOCK = threading.Lock()
 
 
-def open_store(path: str | Path) -> Store:
+def open_store(path: str | Path, *, create_folder: bool = False) -> Store:
     """The ``Store`` at ``path``, one per file and process (shared by every ``Experiment`` of the process).
 
+    Args:
+        path: the file. create_folder: create its folder if missing (the default location); else a missing
+            folder is an error (a mistyped path).
+
     Raises:
-        XtmrError: a path that cannot hold a store (a folder, an unwritable folder, another program's database).
+        XtmrError: a path that cannot hold a store (a folder, a missing or unwritable folder, another
+            program's database).
     """
     key = str(Path(path).expanduser().absolute())
     with _OPEN_LOCK:
         if key not in _OPEN:
-            _OPEN[key] = Store(key)
+            _OPEN[key] = Store(key, create_folder=create_folder)
         return _OPEN[key]
 
 
@@ -179,7 +184,7 @@ def default_store() -> Store | None:
     if path is None:
         return None
     try:
-        return open_store(path)
+        return open_store(path, create_folder=not os.environ.get(ENV, "").strip())
     except XtmrError as e:
         _warn(f"results store off: {e}")
         return None
@@ -202,7 +207,8 @@ class Store:
     """A results store in one SQLite file (see the module's docstring); safe across threads and processes.
 
     Args:
-        path: the file (created, with its folder, if missing).
+        path: the file (created if missing).
+        create_folder: create its folder too if missing (else a missing folder is an error).
 
     Attributes:
         path: the file. read, ran: trials (one plan each) this process read from the store and ran and wrote.
@@ -211,8 +217,9 @@ class Store:
         XtmrError: a path that cannot hold a store (a folder, an unwritable folder, another program's database).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create_folder: bool = True) -> None:
         self.path = Path(path).expanduser()
+        self._create_folder = create_folder
         self.read = 0
         self.ran = 0
         self._lock = threading.RLock()
@@ -231,6 +238,8 @@ class Store:
         self._conn, self._pid = None, os.getpid()
         if self.path.is_dir():
             raise XtmrError(f"results store {self.path} is a folder; give a file name (or --store none)")
+        if not self.path.parent.is_dir() and not self._create_folder:
+            raise XtmrError(f"folder {self.path.parent} of results store {self.path.name} does not exist; create it")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
