@@ -1,4 +1,4 @@
-"""The command line: ``python -m xtmr_core {train,evaluate,sweep,bench,report}``.
+"""The command line: ``python -m xtmr_core {train,evaluate,sweep,bench,coverage,report,zoo,store}``.
 
 A thin face over the engine. Bad input gets one line on stderr and exit code 2, never a traceback.
 """
