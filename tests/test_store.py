@@ -379,3 +379,12 @@ def test_a_sweep_killed_half_way_and_rerun_gives_the_uninterrupted_csv(tmp_path)
     )
     assert fresh.returncode == 0, fresh.stderr
     assert (tmp_path / "rerun.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
+
+
+def test_batched_trials_fill_the_gaps_the_same(exp, fresh, tmp_path):
+    e = with_store(exp, tmp_path / "r.sqlite")
+    e.trials_per_pass = 3  # several weight sets per forward pass: chunks mix stored and missing trials
+    e.evaluate_point([s.replace(trials=4) for s in PLAIN])
+    e.store.write("x", {}, [])  # no rows: nothing written, nothing counted
+    same_point(e.evaluate_point(PLAIN), fresh["plain"])
+    assert (e.store.read, e.store.ran) == (8, 24)
