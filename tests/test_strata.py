@@ -35,7 +35,7 @@ def _layout(sizes: list[int]) -> WeightLayout:
 
 def _weights(n: int, seed: int = 0) -> np.ndarray:
     w = np.random.default_rng(seed).normal(0, 0.1, n).astype(np.float32)
-    w[:3] = [0.0, 1.5, -1.5]  # zero, and magnitudes whose top-exponent-bit flip reads NaN
+    w[:4] = [0.0, 1.5, -1.5, 1.25]  # zero; magnitudes whose top-exponent-bit flip reads NaN (1.25: signalling)
     return w
 
 

@@ -92,8 +92,10 @@ def deciding_pairs(stored: StoredWeights, layout: WeightLayout, fault: FaultMode
             faulty, changed = words | mask, (words & mask) == 0
         else:
             faulty, changed = words & ~mask, (words & mask) != 0
-        value = stored.decode(faulty.astype(unsigned).view(stored.words.dtype)).astype(np.float64)
+        # a float32 signalling NaN (a flip into an all-ones exponent) raises "invalid" when widened: it is
+        # exactly the non-finite value looked for here
         with np.errstate(invalid="ignore", over="ignore"):
+            value = stored.decode(faulty.astype(unsigned).view(stored.words.dtype)).astype(np.float64)
             bad = changed & (~np.isfinite(value) | (value > limit))
         hits.append(np.flatnonzero(bad) * wb + int(b))
     keys = np.sort(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
