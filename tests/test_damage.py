@@ -121,3 +121,11 @@ def test_scan_harm_ranks_bit_positions_by_measured_loss():
     plan = damage_plan(scores, harm, 2 * 100 * 60 / 400, 8)  # 60 pairs: bit 2 of all 50, bit 7 of the top 10
     pairs = list(zip(*(a.tolist() for a in plan.pairs)))
     assert {(w, 2) for w in range(50)} <= set(pairs) and {(w, 7) for w in range(40, 50)} <= set(pairs)
+
+
+def test_a_flip_into_a_signalling_nan_ranks_as_non_finite_without_a_warning():
+    from xtmr_core.damage import NON_FINITE_LOG2, delta_harm
+    from xtmr_core.formats import encode
+
+    harm = delta_harm(encode(np.array([1.25, 0.5], dtype=np.float32), "fp32"))  # 1.25's bit-30 flip: an sNaN
+    assert harm[0, 30] == NON_FINITE_LOG2 and harm[1, 30] < NON_FINITE_LOG2

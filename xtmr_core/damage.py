@@ -38,8 +38,9 @@ def delta_harm(stored: StoredWeights) -> np.ndarray:
     clean = stored.values().astype(np.float64)
     out = np.empty((words.size, wb), dtype=np.float32)
     for b in range(wb):
-        flipped = stored.decode((words ^ (1 << b)).astype(unsigned).view(stored.words.dtype)).astype(np.float64)
+        # widening a float32 signalling NaN raises "invalid": that flip reads NaN and ranks as non-finite
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            flipped = stored.decode((words ^ (1 << b)).astype(unsigned).view(stored.words.dtype)).astype(np.float64)
             d = np.abs(flipped - clean)
             out[:, b] = np.where(np.isfinite(d), np.log2(d), NON_FINITE_LOG2)
     return out
