@@ -27,6 +27,7 @@ ui.style()
 def home() -> None:
     app_state = importlib.import_module("app_state")
     st.title("xtmr: protect the weights that matter")
+    ui.link_notes(app_state.current_choice())
     st.markdown(
         "This app flips random bits in a trained network's weight memory and shows how much accuracy survives. "
         "It ranks every weight by Layer-wise Relevance Propagation (LRP) and stores only the most relevant few "
@@ -36,28 +37,25 @@ def home() -> None:
     choice, exp = app_state.require_experiment()
     fmt = ui.setting("fmt")
     st.subheader("Current model")
-    cols = st.columns(6)
-    cols[0].metric("Model", choice.model, help=f"Weights: {choice.label}.")
-    cols[1].metric("Dataset", choice.dataset, help=f"{exp.x_test.shape[0]} test images.")
-    cols[2].metric("Format", fmt, help=ui.FORMAT_HELP[fmt])
-    with cols[3].container(key="home_clean_accuracy"):
-        st.metric(
-            "Clean accuracy",
-            ui.pct(app_state.clean_accuracies(choice)[fmt]),
-            help="Test accuracy of the model stored in this format, without faults.",
-        )
-    cols[4].metric(
-        "Weights",
-        f"{exp.n_weights:,}",
-        help="Conv and linear weights: the memory that is faulted "
-        "(biases are not, they are under 1% of the parameters).",
-    )
     bits = exp.n_weights * WORD_BITS[fmt]
-    cols[5].metric(
-        "Weight memory",
-        f"{bits / 8 / 1024:,.1f} KiB",
-        help=f"{exp.n_weights:,} weights × {WORD_BITS[fmt]} bits = {bits:,} bits.",
+    card = (
+        (ui.short_model(choice.model), f"Weights: {choice.label}. Reference: {choice.model}."),
+        (ui.short_dataset(choice.dataset), f"{exp.x_test.shape[0]:,} test images. Reference: {choice.dataset}."),
+        (fmt, ui.FORMAT_HELP[fmt]),
+        (
+            ui.pct(app_state.clean_accuracies(choice)[fmt]),
+            "Test accuracy of the model stored in this format, no faults.",
+        ),
+        (f"{exp.n_weights:,}", "Conv and linear weights: the memory that is faulted (biases are not, under 1%)."),
+        (ui.memory(bits / 8), f"{exp.n_weights:,} weights × {WORD_BITS[fmt]} bits = {bits:,} bits."),
     )
+    labels = ("Model", "Dataset", "Format", "Clean accuracy", "Weights", "Weight memory")
+    # Two rows of three: six columns cut "mobilenetv2" and "2,225.9 KiB" at 1024 px and on a projector (1280×720
+    # at 150%); values also scale with their column and a long name wraps (ui.CSS, st-key-card_).
+    for row in (0, 3):
+        for col, label, (value, help_text) in zip(st.columns(3), labels[row : row + 3], card[row : row + 3]):
+            with col.container(key=f"card_{label.lower().replace(' ', '_')}"):
+                st.metric(label, value, help=help_text)
     st.caption("Change the model, its number format or its weights on the Model page.")
 
     st.subheader("Where to go next")
@@ -83,9 +81,11 @@ with st.spinner("Starting the engine (PyTorch) and the model…"):
     app_state = importlib.import_module("app_state")
 
 ui.init_settings()  # a shared link's settings, once per session (pages do the same under AppTest)
-ui.sync_url()  # the settings as they are now (widget values arrive before the run) go into the address bar
+_choice = app_state.current_choice()
+# the settings as they are now (widget values arrive before the run) go into the address bar, with a mark when the
+# model rests on weights no link carries (the receiving page names it)
+ui.sync_url(app_state.weights_origin(_choice))
 with st.sidebar:
-    _choice = app_state.current_choice()
     st.caption(
         f"**{_choice.model}** on **{_choice.dataset}**, stored as **{ui.setting('fmt')}**; weights: {_choice.label}."
     )

@@ -181,6 +181,15 @@ def current_choice() -> ModelChoice:
     return shipped_choice(model, dataset, folder)
 
 
+def weights_origin(choice: ModelChoice) -> str | None:
+    """``trained`` or ``uploaded`` when the choice rests on weights held only by this session (a link cannot
+    carry them), else ``None``."""
+    if choice.source != "custom":
+        return None
+    custom = custom_checkpoint()
+    return "trained" if custom and custom["sha"] == choice.ckpt_id and custom["origin"] == "train" else "uploaded"
+
+
 def matches_custom(custom: dict | None, origin: str | None = None) -> bool:
     """Whether the session's trained/uploaded checkpoint fits the model and data chosen now (and ``origin``)."""
     if not custom or (origin is not None and custom["origin"] != origin):

@@ -20,7 +20,7 @@ import app_state
 import ui
 from xtmr_core.errors import XtmrError
 from xtmr_core.spec import CampaignSpec
-from xtmr_core.vocabulary import MODES, PLANS, WORD_BITS, check_bits, parse_bits
+from xtmr_core.vocabulary import MODES, PLANS, RULES, WORD_BITS, check_bits, parse_bits
 
 ROLE_COLOURS = {"sign": "#c53030", "exponent": "#dd6b20", "mantissa": "#2b6cb0", "value": "#2b6cb0"}
 FLIPS_HELP = (
@@ -34,6 +34,7 @@ NAN_NOTE = (
 
 ui.enter_page()
 st.title("Fault lab")
+ui.link_notes(app_state.current_choice())
 choice, exp = app_state.require_experiment()
 
 # ---------------------------------------------------------------- controls (left) beside the numbers and chart
@@ -89,15 +90,14 @@ with ctrl:
     if protect == "bits":
         text = st.text_input(
             "Protected bit positions",
-            value=str(ui.top_bit(fmt)),
-            key=f"bits_{fmt}",
+            key=ui.format_key("bits", fmt),  # its value comes from the session (the link, or the format's top bit)
             help=f"Bits 0 (LSB) … {n_bits - 1} of every weight, e.g. 30, 23-31 or 0,7,30-31.",
         )
 num_box, status_box = nums.empty(), nums.empty()
 chart_box = chart.empty()
 
-with st.expander("More fault options: fault type, failing bits, seed"):
-    o1, o2, o3 = st.columns(3)
+with st.expander(ui.options_label(), key="fl_options"):
+    o1, o2, o3, o4 = st.columns(4)
     mode = o1.selectbox(
         "Fault type",
         MODES,
@@ -107,8 +107,7 @@ with st.expander("More fault options: fault type, failing bits, seed"):
     )
     fault_text = o2.text_input(
         "Only these bit positions fail",
-        value="",
-        key=f"fault_bits_{fmt}",
+        key=ui.format_key("fault_bits", fmt),
         help="Leave empty for all bits; e.g. 23-30 for fp32's exponent.",
     )
     seed = int(
@@ -120,6 +119,14 @@ with st.expander("More fault options: fault type, failing bits, seed"):
             key="seed",
             help="Seed of the fault draws: the same seed gives the same faults.",
         )
+    )
+    rule = o4.selectbox(
+        "LRP rule",
+        RULES,
+        key="rule",
+        persist_state="session",
+        help="How LRP ranks the weights the lrp and damage plans protect (the Relevance page draws it): "
+        + " ".join(ui.RULE_HELP.values()),
     )
     st.caption(
         f"**{choice.model}** on **{choice.dataset}** ({choice.label}): {exp.n_weights:,} weights of "
@@ -137,7 +144,7 @@ try:
         mode,
         fault_bits=check_bits(parse_bits(fault_text), fmt, "failing bit position") if fault_text.strip() else None,
         bits=check_bits(parse_bits(text), fmt) if protect == "bits" else None,
-        rule=ui.setting("rule"),
+        rule=rule,
         guard=guard,
     )
 except XtmrError as e:

@@ -34,12 +34,13 @@ MODEL_HELP = {
 
 ui.enter_page()
 st.title("Model")
-st.caption("What gets faulted: a trained classifier, its weights stored in one number format.")
-
 missing = app_state.datasets_missing()
 available = [d for d in DATASETS if d not in missing]
-if st.session_state.get("dataset") in missing:  # e.g. restored from an old session: fall back, say why below
+if (gone := st.session_state.get("dataset")) in missing:  # e.g. from a link made on another server: fall back, say so
     st.session_state["dataset"] = ui.DEFAULTS["dataset"]
+    ui.add_link_note("dataset", f"dataset {gone} has no files on this server: using {ui.DEFAULTS['dataset']}")
+ui.link_notes(app_state.current_choice())
+st.caption("What gets faulted: a trained classifier, its weights stored in one number format.")
 c1, c2, c3 = st.columns(3)
 dataset_entry = c1.selectbox(
     "Dataset",

@@ -21,11 +21,6 @@ WEIGHT_SCALE = "PuOr_r"
 INK, MUTED = "#2d3748", "#a0aec0"
 #: Layer depth in the scatter: sequential, with neither the red nor the blue end of the relevance scale.
 DEPTH_SCALE = "Viridis"
-RULE_HELP = {
-    "epsilon": "epsilon: the basic rule, relevance split in proportion to each contribution a·w.",
-    "gamma": "gamma: favours positive contributions (w + 0.25·w⁺); smoother maps.",
-    "alpha1beta0": "alpha1-beta0: positive contributions only (w⁺).",
-}
 #: One sentence per layer type: the rule LRP uses there (docs/DESIGN.md, section 5, has the formulas and sources).
 LRP_RULES_TEXT = """
 - **Conv and linear layers** split the relevance of each output among the inputs in proportion to their
@@ -45,6 +40,7 @@ OVERLAP_FRACTIONS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.
 
 ui.enter_page()
 st.title("Relevance")
+ui.link_notes(app_state.current_choice())
 st.caption(
     "LRP sends each reference image's true-class score back through the network; the share that passes "
     "through a weight, summed over 256 correctly classified training images, is that weight's relevance. "
@@ -56,7 +52,7 @@ rule = st.selectbox(
     RULES,
     key="rule",
     persist_state="session",
-    format_func=lambda r: RULE_HELP.get(r, r),
+    format_func=lambda r: ui.RULE_HELP.get(r, r),
     help="The rule set on every conv and linear layer. It also decides the LRP ranking the Fault lab protects by.",
 )
 # LRP needs layers it has rules for and a model that classifies enough reference images correctly; when it cannot
@@ -115,7 +111,6 @@ if shares is not None:
         "A layer whose relevance share is far above its weight share packs its relevance into few weights: "
         "those are the ones a small TMR budget should cover."
     )
-
     silent = [n for n, r in zip(names, shares["relevance %"]) if r == 0]
     if silent:
         st.caption(

@@ -127,3 +127,44 @@ def test_unavailable_data_or_checkpoint_explains_itself(model, dataset, monkeypa
     for page in ("relevance", "fault_lab", "sweeps"):
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception and at.error
+
+
+def _open_link(params: dict, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_bad_link_value_says_on_the_page_what_was_used_until_the_setting_changes():
+    at = _open_link({"ber": "3e-4", "model": "evil"}, "fault_lab")
+    notes = [w.value for w in at.warning if "This link's" in w.value]
+    assert len(notes) == 1
+    assert notes[0].split("  \n") == [
+        "This link's `model=evil` is not a built-in model: using lenet5.",
+        "This link's `ber=3e-4` is not a slider stop: using 2e-4, the nearest.",
+    ]
+    assert at.select_slider(key="ber").value == 2e-4 and at.session_state["model"] == "lenet5"
+    at.select_slider(key="trials").set_value(2).run()
+    assert len([w for w in at.warning if "This link's" in w.value]) == 1  # still what the link asked for
+    at.select_slider(key="ber").set_value(1e-4).run()
+    notes = [w.value for w in at.warning if "This link's" in w.value]
+    assert notes == ["This link's `model=evil` is not a built-in model: using lenet5."]  # the BER moved on
+
+
+def test_a_link_to_every_fault_lab_setting_sets_every_widget():
+    link = {"plan": "bits", "ber": "2e-4", "trials": "2", "format": "int8", "guard": "1", "fault": "stuck0"}
+    at = _open_link({**link, "fail_bits": "6-7", "bits": "5,6", "seed": "7", "rule": "gamma"}, "fault_lab")
+    assert not [w for w in at.warning if "This link's" in w.value]
+    assert at.selectbox(key="protect").value == "bits" and at.select_slider(key="ber").value == 2e-4
+    assert at.select_slider(key="trials").value == 2 and at.selectbox(key="fmt").value == "int8"
+    assert at.toggle(key="guard").value is True and at.selectbox(key="mode").value == "stuck0"
+    assert at.text_input(key="fault_bits_int8").value == "6-7" and at.text_input(key="bits_int8").value == "5,6"
+    assert at.number_input(key="seed").value == 7 and at.selectbox(key="rule").value == "gamma"
+    assert any(m.label == "With bits 5,6 +range" for m in at.metric), [m.label for m in at.metric]
+    assert "(now: stuck0 faults, failing bits 6-7, seed 7, rule gamma)" in at.expander[0].label

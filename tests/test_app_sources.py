@@ -153,8 +153,11 @@ def test_the_app_source_never_allows_code():
 def test_a_link_cannot_choose_user_code_or_a_folder():
     assert not {"folder_path", "tv_arch"} & set(ui.URL_SETTINGS.values())
     for bad in ("evil.py:build", "os:system", "torchvision:resnet18", ui.TORCHVISION_ENTRY):
-        assert ui._parse("model", bad) is None
-    assert ui._parse("dataset", "imagefolder:/etc") is None and ui._parse("dataset", ui.FOLDER_ENTRY) is None
+        values, notes = ui.read_link({"model": bad})
+        assert values == {"model": "lenet5"} and len(notes) == 1  # refused, and said
+    for bad in ("imagefolder:/etc", ui.FOLDER_ENTRY, "folder"):
+        values, notes = ui.read_link({"dataset": bad})
+        assert values == {"dataset": "mnist5k"} and len(notes) == 1
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["model"] = "evil.py:build"
     at.query_params["dataset"] = "imagefolder:/etc"
@@ -162,6 +165,9 @@ def test_a_link_cannot_choose_user_code_or_a_folder():
     ok(at.run())
     assert at.session_state["model"] == "lenet5" and at.session_state["dataset"] == "mnist5k"
     assert "folder_path" not in at.session_state
+    note = next(w.value for w in at.warning if "This link's" in w.value)
+    assert "`model=evil.py:build` is not a built-in model: using lenet5" in note
+    assert "`dataset=imagefolder:/etc` is not a built-in dataset: using mnist5k" in note
 
 
 def test_user_code_in_the_session_settings_is_never_run(tmp_path):

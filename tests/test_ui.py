@@ -40,3 +40,87 @@ def test_top_bits_and_int8_top_bit_label():
 def test_every_plan_has_a_label():
     assert all(ui.plan_label(p) for p in PLANS) and ui.plan_label("new_plan") == "new_plan"
     assert ui.pct(0.9712) == "97.1%" and ui.pct(None) == "–"
+
+
+# ---------------------------------------------------------------- links
+
+
+#: Every setting a link carries, off its default (the session keys, as widgets hold them).
+OFF_DEFAULT = {
+    "model": "vgg16",
+    "dataset": "digits",
+    "fmt": "fp16",
+    "protect": "bits",
+    "budget": 2.0,
+    "ber": 2e-4,
+    "trials": 5,
+    "guard": True,
+    "mode": "stuck1",
+    "fault_bits_fp16": "10-14",
+    "bits_fp16": "14,15",
+    "seed": 7,
+    "rule": "gamma",
+}
+
+
+def test_a_link_carries_every_setting_and_reads_back_as_the_same_values():
+    params = ui.link_params(OFF_DEFAULT, None)
+    assert set(params) == set(ui.URL_SETTINGS), params  # every setting, nothing else
+    values, notes = ui.read_link(params)
+    assert not notes and values == OFF_DEFAULT
+    assert ui.link_params(dict(ui.DEFAULTS), None) == {}  # the defaults make a bare link
+    # a setting that changes no number stays out: protected bit positions of a plan other than 'bits'
+    assert "bits" not in ui.link_params({**OFF_DEFAULT, "protect": "lrp"}, None)
+
+
+def test_a_link_never_carries_a_folder_path_or_weights_and_says_so():
+    state = {"model": ui.TORCHVISION_ENTRY, "tv_arch": "squeezenet1_1", "dataset": ui.FOLDER_ENTRY}
+    state |= {"folder_path": "/data/photos"}
+    params = ui.link_params(state, "uploaded")
+    assert params == {"model": "torchvision:squeezenet1_1", "dataset": "folder", "weights": "uploaded"}
+    assert "/data" not in str(params)
+    values, notes = ui.read_link(params)
+    assert values == {"model": "lenet5", "dataset": "mnist5k"}
+    texts = " ".join(n.text for n in notes)
+    assert "`model=torchvision:squeezenet1_1` is a torchvision architecture" in texts and "using lenet5" in texts
+    assert "`dataset=folder` is an image folder on the server, which a link never names: using mnist5k" in texts
+    assert "`weights=uploaded`: those weights were uploaded to another session" in texts
+    assert "using the shipped checkpoint" in texts
+    gap = ui.link_gap(True, "uploaded mine.pt", ui.TORCHVISION_ENTRY, ui.FOLDER_ENTRY)
+    assert gap and "does not carry the weights (uploaded mine.pt) and the image folder on this server" in gap
+    assert "lenet5 on mnist5k" in gap
+    assert ui.link_gap(False, "shipped checkpoint", "vgg16", "mnist5k") is None
+
+
+# The values (ber=3e-4, budget=2.5, trials=30, ber=abc, model=evil) and one bad value of every other setting.
+BAD = [
+    ("ber", "3e-4", "ber", 2e-4, "is not a slider stop: using 2e-4, the nearest"),
+    ("budget", "2.5", "budget", 3.0, "is not a slider stop: using 3%, the nearest"),
+    ("trials", "30", "trials", 20, "is not a slider stop: using 20, the nearest"),
+    ("ber", "abc", "ber", 1e-5, "is not a bit error rate (0 … 1): using 1e-5"),
+    ("model", "evil", "model", "lenet5", "is not a built-in model: using lenet5"),
+    ("dataset", "nope", "dataset", "mnist5k", "is not a built-in dataset: using mnist5k"),
+    ("format", "fp64", "fmt", "fp32", "is not a number format: using fp32"),
+    ("plan", "magic", "protect", "lrp", "is not a protection plan: using lrp"),
+    ("seed", "-1", "seed", 0, "is not a seed (0 … 10,000): using 0"),
+    ("guard", "maybe", "guard", False, "is not on or off (1 or 0): using off"),
+    ("fault", "stuck2", "mode", "flip", "is not a fault type: using flip"),
+    ("fail_bits", "99", "fault_bits_fp32", "", "is not a list of fp32 bit positions (0 … 31): using every bit"),
+    ("bits", "40", "bits_fp32", "30", "is not a list of fp32 bit positions (0 … 31): using bit 30"),
+    ("rule", "zz", "rule", "epsilon", "is not an LRP rule: using epsilon"),
+    ("ber", "1", "ber", 1e-2, "is not a slider stop: using 1e-2, the nearest"),
+    ("trials", "2.5", "trials", 10, "is not a number of trials: using 10"),
+]
+
+
+@pytest.mark.parametrize("param,raw,key,used,says", BAD, ids=[f"{p}={r}" for p, r, *_ in BAD])
+def test_a_bad_link_value_gets_one_note_naming_it_and_what_was_used(param, raw, key, used, says):
+    values, notes = ui.read_link({param: raw})
+    assert values[key] == used
+    assert len(notes) == 1 and notes[0].key == key and notes[0].used == used
+    assert notes[0].text == f"`{param}={raw}` {says}" and "\n" not in notes[0].text
+
+
+def test_a_link_value_is_quoted_short_and_inert():
+    _, notes = ui.read_link({"model": "x" * 100 + "`<b>**bold**</b>\n"})
+    assert len(notes[0].text) < 120 and notes[0].text.count("`") == 2 and "\n" not in notes[0].text
