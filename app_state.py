@@ -50,7 +50,7 @@ from xtmr_core.sensitivity import word_value as word_value_of
 from xtmr_core.session_checkpoints import digest as digest
 from xtmr_core.session_checkpoints import train_checkpoint as train_checkpoint
 from xtmr_core.spec import CampaignSpec
-from xtmr_core.sweep import COLUMNS, PAIRED_COLUMNS, iso_table, point_rows, run_sweep
+from xtmr_core.sweep import COLUMNS, PAIRED_COLUMNS, iso_table, iso_text, point_rows, run_sweep
 from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS, SCORERS, WORD_BITS, model_kind
 from xtmr_core.vote_view import VoteDemo, random_flips, vote_demo
 
@@ -638,6 +638,11 @@ def sweep_table(rows: list[dict]) -> pd.DataFrame:
 def iso_costs(table: pd.DataFrame, target: float) -> pd.DataFrame:
     """``sweep.iso_table``: the smallest tested budget each scorer needs to reach ``target``."""
     return iso_table(table, target)
+
+
+def iso_readable(iso: pd.DataFrame) -> pd.DataFrame:
+    """``sweep.iso_text``: the smallest-budget table with ``not reached (max budget tried: X%)`` instead of NaN."""
+    return iso_text(iso)
 
 
 def sweep_csv(table: pd.DataFrame, *, seed: int, rule: str, weights: str) -> bytes:

@@ -55,13 +55,16 @@ SHOWN_COLUMNS = [
     "mean_bit_flips",
 ]
 
-ui.enter_page()
-st.title("Sweeps")
-st.caption(
+#: What the page does, in the title's help (the controls and the Run button share a projector's first screen).
+INTRO = (
     "Many campaigns at once: how accuracy falls with the bit error rate for each plan, how it recovers "
     "with the budget, and what each scorer must spend to reach a target accuracy. Each point is cached, so a "
     "stopped sweep resumes where it ended. LRP ranks by the rule chosen on the Relevance page."
 )
+
+ui.enter_page()
+st.title("Sweeps", help=INTRO)
+ui.link_notes(app_state.current_choice())
 choice, exp = app_state.require_experiment()
 c1, c2 = st.columns(2)
 fmt = ui.format_select(c1)
@@ -97,48 +100,50 @@ def _bits_input(tag: str, protects: list[str]) -> tuple[int, ...] | None:
     return check_bits(parse_bits(text), fmt)
 
 
-def _run(tag: str, protects: list[str], budgets: list[float], bers: list[float], bits) -> None:
-    """``sweep.run_sweep`` through the cached campaigns; finished rows stay in the session if it is stopped."""
+def _run(tag: str, choice, fmt: str, settings: str, protects: list[str], budgets: list[float], **common) -> None:
+    """``sweep.run_sweep`` of ``choice`` through the cached campaigns; finished rows stay in the session if it is
+    stopped. ``settings``: what the run was asked, in words, kept with its table; ``common``: ``bers``, ``bits``,
+    ``trials``, ``rule``."""
     stop = st.empty()
-    stop.button("Stop sweep", key=f"{tag}_stop", help="Stops after the current campaign; finished points stay cached.")
+    stop.button("Stop sweep", key=f"{tag}_stop", help="Stops after the current BER; finished campaigns stay cached.")
     bar = st.progress(0.0, text="starting…")
     done: list[dict] = []
-    total = len(grid(["none", *protects], budgets, bers, [fmt], bits=bits))
-    st.session_state[f"{tag}_partial"] = (done, total)
+    total = len(grid(["none", *protects], budgets, common["bers"], [fmt], bits=common["bits"]))
+    st.session_state[f"{tag}_partial"] = (done, total, settings)
 
-    def progress(i: int, n: int, label: str) -> None:
-        bar.progress(i / n, text=f"{i} of {n} campaigns ({label})")
+    def progress(i: int, n: int, label: str) -> None:  # i of n BER points; done: the finished campaigns' rows
+        bar.progress(len(done) / total, text=f"{len(done)} of {total} campaigns done ({i} of {n} BERs)")
 
-    table = app_state.sweep(
-        choice,
-        protects,
-        budgets,
-        bers,
-        fmt,
-        done=done,
-        progress=progress,
-        trials=trials,
-        seed=SEED,
-        bits=bits,
-        rule=rule,
-    )
+    bers = common.pop("bers")
+    table = app_state.sweep(choice, protects, budgets, bers, fmt, done=done, progress=progress, seed=SEED, **common)
     st.session_state.pop(f"{tag}_partial", None)
     st.session_state[f"{tag}_table"] = table
+    st.session_state[f"{tag}_settings"] = settings
     bar.empty()
     stop.empty()
 
 
-def _table(tag: str) -> pd.DataFrame | None:
-    """The finished sweep, or the rows of one that was stopped (with a note)."""
+def _table(tag: str, settings: str) -> pd.DataFrame | None:
+    """The last sweep's table (or the rows of one that was stopped), with a note when it was not run with the
+    settings shown now (``settings``: them, in words) or was stopped."""
     partial = st.session_state.pop(f"{tag}_partial", None)
     if partial is not None:
-        rows, total = partial
-        st.warning(
-            f"Stopped after {len(rows)} of {total} campaigns; press Run again to finish (done points are cached)."
-        )
+        rows, total, asked = partial
         if rows:
             st.session_state[f"{tag}_table"] = app_state.sweep_table(rows)
-    return st.session_state.get(f"{tag}_table")
+            st.session_state[f"{tag}_settings"] = asked
+        st.warning(
+            f"Stopped after {len(rows)} of {total} campaigns; press Run again to finish (finished campaigns are "
+            "cached)." + ("" if rows else " Nothing finished, so nothing below is from this run.")
+        )
+    table = st.session_state.get(f"{tag}_table")
+    shown_for = st.session_state.get(f"{tag}_settings")
+    if table is not None and shown_for != settings:
+        st.caption(
+            f":material/history: Below: an earlier run ({shown_for}), not the settings above ({settings}); "
+            "press Run for these."
+        )
+    return table
 
 
 def _thin_points(table: pd.DataFrame) -> None:
@@ -242,7 +247,7 @@ with tab_ber:
         "triplicates the (weight, bit) pairs of highest expected damage, its budget in % extra memory; "
         "X+range: plan X with the zero-copy range guard on read as well.",
     )
-    b1, b2 = st.columns(2)
+    b1, b2, b3 = st.columns([2, 2, 1], vertical_alignment="bottom")  # the Run button in a projector's first screen
     budget = b1.select_slider(
         "Budget of the scorer plans",
         ui.BUDGET_VALUES,
@@ -263,15 +268,23 @@ with tab_ber:
     bers = [v for v in ui.BER_VALUES if lo <= v <= hi]
     try:
         bits = _bits_input("swb", plans)
+        n_runs = len(grid(["none", *plans], [budget], bers, [fmt], bits=bits))
+        st.caption(
+            f"{n_runs} campaigns: {len(bers)} BERs × {n_runs // max(len(bers), 1)} plans (no protection included), "
+            f"{trials} trials each."
+        )
         with st.container(key="swb_overheads"):
             st.caption(_overheads(plans, budget, bits))
     except XtmrError as e:
         st.error(str(e))
-        bits, plans = None, []
-    n_points = len(grid(["none", *plans], [budget], bers, [fmt], bits=bits))
-    if st.button(f"Run {n_points} campaigns × {trials} trials", key="swb_run", type="primary", disabled=not plans):
-        _run("swb", plans, [budget], bers, bits)
-    table = _table("swb")
+        bits, plans, n_runs = None, [], 0
+    asked = (
+        f"{choice.model}, {fmt}, {trials} trials, {', '.join(plans) or 'no plan'} at {budget:g}%, "
+        f"BER {ui.fmt_ber(lo)} … {ui.fmt_ber(hi)}, rule {rule}" + (f", bits {','.join(map(str, bits))}" if bits else "")
+    )
+    if b3.button(f"Run {n_runs} campaigns", key="swb_run", type="primary", disabled=not plans, width="stretch"):
+        _run("swb", choice, fmt, asked, plans, [budget], bers=bers, bits=bits, trials=trials, rule=rule)
+    table = _table("swb", asked)
     if table is None:
         st.info("Choose plans and a BER range, then press Run.")
     else:
@@ -313,7 +326,7 @@ with tab_budget:
         help="Each protects all bits of its top budget% weights. No protection and full TMR "
         "are drawn as reference lines.",
     )
-    g1, g2 = st.columns(2)
+    g1, g2, g3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     ber = g1.select_slider(
         "BER",
         ui.BER_VALUES,
@@ -331,15 +344,20 @@ with tab_budget:
         help="Every slider stop in this range is one point per scorer.",
     )
     budgets = [v for v in ui.BUDGET_VALUES if blo <= v <= bhi]
-    n_points = len(grid(["none", "full", *scorers], budgets, [ber], [fmt]))
+    n_runs = len(grid(["none", "full", *scorers], budgets, [ber], [fmt]))
     with st.container(key="swg_overheads"):
         st.caption(
-            f"Memory cost from {blo:g}% to {bhi:g}% of the weights: {2 * blo:g}% to {2 * bhi:g}% extra "
-            f"(two extra copies of every bit of each protected weight); full TMR: 200%."
+            f"{n_runs} campaigns: {len(scorers)} scorers × {len(budgets)} budgets, no protection and full TMR, "
+            f"{trials} trials each. Memory cost from {blo:g}% to {bhi:g}% of the weights: {2 * blo:g}% to "
+            f"{2 * bhi:g}% extra (two extra copies of every bit of each protected weight); full TMR: 200%."
         )
-    if st.button(f"Run {n_points} campaigns × {trials} trials", key="swg_run", type="primary", disabled=not scorers):
-        _run("swg", [*scorers, "full"], budgets, [ber], None)
-    table = _table("swg")
+    asked = (
+        f"{choice.model}, {fmt}, {trials} trials, {', '.join(scorers) or 'no scorer'}, BER {ui.fmt_ber(ber)}, "
+        f"budgets {blo:g} … {bhi:g}%, rule {rule}"
+    )
+    if g3.button(f"Run {n_runs} campaigns", key="swg_run", type="primary", disabled=not scorers, width="stretch"):
+        _run("swg", choice, fmt, asked, [*scorers, "full"], budgets, bers=[ber], bits=None, trials=trials, rule=rule)
+    table = _table("swg", asked)
     if table is None:
         st.info("Choose scorers, a BER and a budget range, then press Run.")
     else:
@@ -414,5 +432,5 @@ with tab_budget:
             missed = iso[iso["min_budget"].isna()]["protect"].tolist()
             if missed:
                 st.caption(f"Not reached within the tested budgets: {', '.join(missed)}.")
-            st.dataframe(iso, hide_index=True, width="stretch")
+            st.dataframe(app_state.iso_readable(iso), hide_index=True, width="stretch")
         _download("swg", table)

@@ -259,3 +259,39 @@ def test_help_exists_for_every_command(capsys):
             main([cmd, "--help"])
         assert e.value.code == 0
     assert "--ber" in capsys.readouterr().out
+
+
+def test_evaluate_exports_the_fault_list_of_any_trial_or_all(tmp_path, capsys):
+    argv = ["evaluate", "--ber", "1e-4", "--trials", "3", "--seed", "3", "--json", "--store", "none"]
+    assert main([*argv, "--export-faults", str(tmp_path / "all.csv"), "--trial", "all"]) == 0
+    flips = json.loads(capsys.readouterr().out)["flips"]
+    every = pd.read_csv(tmp_path / "all.csv")
+    assert list(every.columns) == ["trial", "layer", "flat_index", "index", "bit", "copy"]
+    assert every.groupby("trial").size().tolist() == flips  # one row per faulty bit of each trial
+    assert main([*argv, "--export-faults", str(tmp_path / "t2.csv"), "--trial", "2"]) == 0
+    capsys.readouterr()
+    two = pd.read_csv(tmp_path / "t2.csv")
+    assert two.equals(every[every["trial"] == 2].drop(columns="trial").reset_index(drop=True))
+    for bad, says in (
+        (["--trial", "3", "--export-faults", str(tmp_path / "x.csv")], "outside 0..2"),
+        (["--trial", "1"], "--export-faults"),
+    ):
+        assert main([*argv, *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and len(err.splitlines()) == 1
+
+
+def test_the_smallest_budget_table_says_not_reached_instead_of_nan():
+    from xtmr_core.sweep import iso_table, iso_text
+
+    rows = [("lrp", 0.5, 0.90), ("lrp", 1.0, 0.96), ("magnitude", 0.5, 0.80), ("magnitude", 1.0, 0.85)]
+    table = pd.DataFrame(
+        [
+            {"format": "fp32", "ber": 1e-4, "protect": p, "plan": f"{p} {b:g}%", "budget": b, "mean_accuracy": acc}
+            for p, b, acc in rows
+        ]
+    )
+    text = iso_text(iso_table(table, 0.95)).set_index("protect")
+    assert text.loc["lrp", "min_budget"] == "1%" and text.loc["lrp", "accuracy_at_min"] == "0.9600"
+    assert text.loc["magnitude", "min_budget"] == "not reached (max budget tried: 1%)"
+    assert "NaN" not in text.to_string() and "nan" not in text.to_string()

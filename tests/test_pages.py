@@ -184,8 +184,25 @@ def test_sweeps_run_show_accuracy_and_reliability():
     # a target nothing reaches (clean accuracy is below 100%): the table says so for every scorer
     ok(at.slider(key="swg_target").set_value(100.0).run())
     iso = [d for d in at.dataframe if "min_budget" in d.value.columns]
-    assert iso and set(iso[0].value["protect"]) == {"lrp", "random"} and iso[0].value["min_budget"].isna().all()
+    assert iso and set(iso[0].value["protect"]) == {"lrp", "random"}
+    assert (iso[0].value["min_budget"] == "not reached (max budget tried: 2%)").all()  # never NaN
     assert any("Not reached within the tested budgets: lrp, random" in c.value for c in at.caption)
+
+
+def test_sweeps_count_campaigns_one_way_and_mark_a_table_run_with_other_settings():
+    at = open_page("sweeps")
+    ok(at.select_slider(key="sw_trials").set_value(2).run())
+    ok(at.multiselect(key="swb_plans").set_value(["lrp", "full"]).run())
+    ok(at.select_slider(key="swb_bers").set_value((1e-4, 2e-4)).run())
+    assert at.button(key="swb_run").label == "Run 6 campaigns"  # the button, the caption and the stop note agree
+    assert any(
+        c.value.startswith("6 campaigns: 2 BERs × 3 plans (no protection included), 2 trials") for c in at.caption
+    )
+    ok(at.button(key="swb_run").click().run())
+    assert len(at.session_state["swb_table"]) == 6 and not any("an earlier run" in c.value for c in at.caption)
+    ok(at.select_slider(key="swb_budget").set_value(2.0).run())  # the table below is no longer of these settings
+    marks = [c.value for c in at.caption if "Below: an earlier run" in c.value]
+    assert len(marks) == 1 and "lrp, full at 1%" in marks[0] and "lrp, full at 2%" in marks[0], marks
 
 
 def test_sweeps_offer_the_new_plans_and_guarded_names():

@@ -237,7 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--guard", action="store_true", help="add the range guard to the plan (same as PLAN+range)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--export-faults", metavar="CSV", help="write trial 0's fault list (layer, index, bit, copy)")
+    e.add_argument(
+        "--export-faults", metavar="CSV", help="write the fault list (layer, index, bit, copy) of trial --trial"
+    )
+    e.add_argument(
+        "--trial",
+        default="0",
+        metavar="T",
+        help="--export-faults: the trial, 0 .. TRIALS-1 (default 0), or all (one CSV, a trial column first)",
+    )
     _add_store_arg(e)
 
     s = sub.add_parser("sweep", help="a grid of campaigns to CSV, and the budget each scorer needs")
@@ -492,8 +500,35 @@ def _common(a: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def _export_trials(a: argparse.Namespace) -> list[int]:
+    """The trials whose faults ``--export-faults`` writes (``--trial``: one number or ``all``), checked torch-free."""
+    text = str(a.trial).strip().lower()
+    if text != "0" and not a.export_faults:
+        raise XtmrError("--trial says which trial --export-faults writes: give --export-faults CSV too")
+    if text == "all":
+        return list(range(a.trials))
+    try:
+        trial = int(text)
+    except ValueError:
+        raise XtmrError(f"--trial must be a trial number or all, got {a.trial!r}") from None
+    if not 0 <= trial < a.trials:
+        raise XtmrError(f"--trial {trial} is outside 0..{a.trials - 1} (the campaign runs --trials {a.trials})")
+    return [trial]
+
+
+def _fault_table(exp: Any, spec: CampaignSpec, trials: list[int], design: str, column: bool) -> Any:
+    """The fault list of each of ``trials`` as the campaign ran it, in one table (``column``: a trial column first)."""
+    import pandas as pd
+
+    frames = [exp.faults_of_trial(spec, t, design=design).to_frame(exp.layout) for t in trials]
+    if not column:
+        return frames[0]
+    return pd.concat([f.assign(trial=t)[["trial", *f.columns]] for t, f in zip(trials, frames)], ignore_index=True)
+
+
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     _check_cheap(a)
+    export = _export_trials(a)
     protect, guard = split_plan_name(a.protect)
     spec = CampaignSpec(protect, a.budget, a.ber, a.format, **{**_common(a), "guard": guard or a.guard})
     store, before = _use_store(a)
@@ -505,7 +540,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     finally:
         bar.close()
     if a.export_faults:
-        exp.faults_of_trial(spec, 0, design=a.design).to_frame(exp.layout).to_csv(a.export_faults, index=False)
+        _fault_table(exp, spec, export, a.design, str(a.trial).strip().lower() == "all").to_csv(
+            a.export_faults, index=False
+        )
     r = point.results[-1]
     d = r.to_dict()
     d.update(model=exp.model_name, dataset=exp.dataset, checkpoint=exp.meta.get("file"))
@@ -580,7 +617,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     # checks every point, torch-free; the bar counts grid points (all plans of a point run together)
     n_points = len({spec.point for spec in grid(protects, a.budgets, a.bers, a.formats, **_common(a))})
     from xtmr_core.distributed import make_runner
-    from xtmr_core.sweep import iso_table, run_sweep
+    from xtmr_core.sweep import iso_table, iso_text, run_sweep
 
     store, before = _use_store(a)
     exp = _experiment(a)
@@ -615,7 +652,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
         )
     iso = iso_table(table, a.target)
     print(f"smallest budget (%) reaching accuracy {a.target:g}:")
-    print(iso.to_string(index=False) if not iso.empty else "  (no scorer plan in the sweep)")
+    print(iso_text(iso).to_string(index=False) if not iso.empty else "  (no scorer plan in the sweep)")
     return 0
 
 

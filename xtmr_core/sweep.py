@@ -226,7 +226,8 @@ def add_reliability(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def iso_table(table: pd.DataFrame, target: float) -> pd.DataFrame:
-    """Per format and BER, the smallest budget each scorer needs to reach ``target`` accuracy."""
+    """Per format and BER, the smallest budget each scorer needs to reach ``target`` accuracy (``min_budget``,
+    ``nan`` where no budget tried reaches it) and the largest budget tried (``max_budget_tried``)."""
     guarded = table["plan"].str.endswith("+range") if "plan" in table else False  # TMR alone, not +range
     scored = table[table["protect"].isin(SCORERS) & ~guarded]
     parts = []
@@ -234,9 +235,23 @@ def iso_table(table: pd.DataFrame, target: float) -> pd.DataFrame:
         cost = iso_reliability_cost(group, target)
         cost.insert(0, "ber", ber)
         cost.insert(0, "format", fmt)
+        cost["max_budget_tried"] = cost["protect"].map(group.groupby("protect")["budget"].max()).astype(float)
         parts.append(cost)
     return (
         pd.concat(parts, ignore_index=True)
         if parts
-        else pd.DataFrame(columns=["format", "ber", "protect", "min_budget", "accuracy_at_min"])
+        else pd.DataFrame(columns=["format", "ber", "protect", "min_budget", "accuracy_at_min", "max_budget_tried"])
     )
+
+
+def iso_text(iso: pd.DataFrame) -> pd.DataFrame:
+    """``iso_table`` as a reader sees it: the smallest budget in %, or ``not reached (max budget tried: X%)``
+    instead of NaN, and the accuracy there (``–`` where not reached)."""
+    reached = iso["min_budget"].notna()
+    out = iso.drop(columns="max_budget_tried").astype({"min_budget": object, "accuracy_at_min": object})
+    out["min_budget"] = [
+        f"{b:g}%" if ok else f"not reached (max budget tried: {m:g}%)"
+        for ok, b, m in zip(reached, iso["min_budget"], iso["max_budget_tried"])
+    ]
+    out["accuracy_at_min"] = [f"{a:.4f}" if ok else "–" for ok, a in zip(reached, iso["accuracy_at_min"])]
+    return out
