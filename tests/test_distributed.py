@@ -112,3 +112,51 @@ def test_grid_runner_gives_the_local_runners_rows(tmp_path):
 
     assert len(mine) == 2 * len(points) and table(mine) == table(theirs)
     assert sum(ticks) == len(points)
+
+
+def _refused(reason: str) -> ConnectionError:
+    """What ray.init raises when a cluster refuses the connection: a ConnectionError chained to Ray's reason."""
+    try:
+        try:
+            raise RuntimeError(reason)
+        except RuntimeError as cause:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from cause
+    except ConnectionError as e:
+        return e
+
+
+def test_a_refused_ray_address_says_rays_reason_in_one_line(monkeypatch):
+    from xtmr_core import distributed
+
+    auth = _refused(
+        "RPC error: InvalidAuthToken: Authentication token is missing or incorrect. Note: RAY_AUTH_MODE is currently "
+        "'disabled' (not 'token').\nEnsure that the token ..."
+    )
+    monkeypatch.delenv(distributed.AUTH_MODE, raising=False)
+    text = distributed._connect_error("127.0.0.1:6379", auth)
+    assert "\n" not in text and text.startswith("cannot reach Ray at '127.0.0.1:6379': Authentication token is missing")
+    assert "copy the head's ~/.ray/auth_token here or set RAY_AUTH_TOKEN" in text
+    monkeypatch.setenv(distributed.AUTH_MODE, "token")
+    assert "is not the head's" in distributed._connect_error("auto", auth)
+    # another reason, only in the core's log lines: that one, and no word about tokens
+    log = "[2026-12-04 16:55:32,634 W 4717 4717] gcs_client.cc:210: Failed to get cluster ID: Connection refused\n"
+    other = distributed._connect_error("10.0.0.1:6379", ConnectionError("Failed to connect"), log)
+    assert other == "cannot reach Ray at '10.0.0.1:6379': Connection refused"
+
+
+def test_token_authentication_is_turned_on_where_a_token_is(monkeypatch, tmp_path):
+    from xtmr_core import distributed
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token here
+    monkeypatch.delenv(distributed.AUTH_TOKEN, raising=False)
+    monkeypatch.delenv(distributed.AUTH_TOKEN_PATH, raising=False)
+    monkeypatch.delenv(distributed.AUTH_MODE, raising=False)
+    distributed._token_auth_where_a_token_is()
+    assert distributed.AUTH_MODE not in os.environ  # no token: the mode is Ray's to choose
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("x" * 32)
+    distributed._token_auth_where_a_token_is()
+    assert os.environ[distributed.AUTH_MODE] == "token"  # ray start --head wrote one: send it
+    monkeypatch.setenv(distributed.AUTH_MODE, "disabled")
+    distributed._token_auth_where_a_token_is()
+    assert os.environ[distributed.AUTH_MODE] == "disabled"  # a mode the user chose stays

@@ -14,9 +14,12 @@ app and the rest of the command line do not pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from xtmr_core.errors import XtmrError
@@ -74,6 +77,80 @@ def _task(ref_box: list, fn: Callable[[Any, Any], Any], item: Any) -> Any:
     return fn(_worker_experiment(ref_box), item)
 
 
+#: Ray's token authentication (on by default for a cluster started with Ray >= 2.60): the mode, the token itself,
+#: a file holding it, and the file ``ray start --head`` writes.
+AUTH_MODE, AUTH_TOKEN, AUTH_TOKEN_PATH = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
+DEFAULT_TOKEN_FILE = os.path.join("~", ".ray", "auth_token")
+
+
+def _token_at_hand() -> bool:
+    """Whether this machine holds a Ray authentication token (in the environment or in Ray's token file)."""
+    path = os.environ.get(AUTH_TOKEN_PATH) or os.path.expanduser(DEFAULT_TOKEN_FILE)
+    return bool(os.environ.get(AUTH_TOKEN)) or os.path.isfile(path)
+
+
+def _token_auth_where_a_token_is() -> None:
+    """Send the token to a cluster at an address: ``ray.init(address=...)`` sends one only in token mode, so an
+    explicit address on the head itself failed with "Authentication token is missing" where ``auto`` worked. A
+    mode the user chose is left alone."""
+    if AUTH_MODE not in os.environ and _token_at_hand():
+        os.environ[AUTH_MODE] = "token"
+
+
+class _Held:
+    """What Ray's core wrote to stderr while it connected."""
+
+    text = ""
+
+
+@contextlib.contextmanager
+def _stderr_held() -> Iterator[_Held]:
+    """Route file descriptor 2 (where Ray's core logs) to a temporary file while Ray connects: a refused connection
+    repeats its reason there every second until Ray gives up. The caller replays it if the connection succeeded
+    (it is then news, not noise) and takes its reason for the one-line error if not."""
+    held = _Held()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield held
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            held.text = tmp.read().decode(errors="replace")
+
+
+def _ray_reason(e: BaseException, log: str) -> str:
+    """Ray's own reason for a failed connection, one clause: the cause it chained (e.g. its ``AuthenticationError``:
+    ``Authentication token is missing or incorrect``), else the last message its core logged, else the error."""
+    cause = e.__cause__ or e.__context__
+    text = str(cause).strip() if cause is not None else ""
+    if not text:
+        found = re.findall(r"^\[[^\]]*\] \S+:\d+: (.+)$", log, flags=re.MULTILINE)
+        text = found[-1] if found else str(e).strip() or type(e).__name__
+    first = text.splitlines()[-1] if "Traceback" in text else text.splitlines()[0]
+    return first.split(". ")[0].rsplit(": ", 1)[-1].rstrip(".")
+
+
+def _connect_error(address: str, e: BaseException, log: str = "") -> str:
+    """Why Ray could not start or be reached, in one line: Ray's own reason (``_ray_reason``; ``log``: what its core
+    wrote meanwhile), and what to do when that reason is its token."""
+    reason = _ray_reason(e, log)
+    if address == LOCAL:
+        return f"cannot start Ray on this machine: {reason}"
+    if "token" not in reason.lower() and "authenticat" not in reason.lower():
+        return f"cannot reach Ray at {address!r}: {reason}"
+    if os.environ.get(AUTH_MODE, "").lower() == "token":
+        hint = "this machine's token ($RAY_AUTH_TOKEN or ~/.ray/auth_token) is not the head's"
+    else:
+        hint = "the cluster wants its token (Ray >= 2.60 turns token authentication on by default)"
+    fix = "copy the head's ~/.ray/auth_token here or set RAY_AUTH_TOKEN"
+    return f"cannot reach Ray at {address!r}: {reason}: {hint}; {fix}"
+
+
 class RayRunner:
     """Runs the items of a grid as Ray tasks, each with the experiment shipped once (``ray.put``).
 
@@ -105,6 +182,8 @@ class RayRunner:
         self._started = False
 
     def _init(self) -> Any:
+        if self.address != LOCAL:
+            _token_auth_where_a_token_is()
         try:
             import ray
         except ImportError:  # pragma: no cover - ray is in requirements.txt
@@ -112,6 +191,7 @@ class RayRunner:
         if ray.is_initialized():  # a Ray this process already runs (e.g. a notebook's): use it as it is
             return ray
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        held = _Held()
         try:
             if self.address == LOCAL:
                 # Workers import xtmr_core from this checkout; torch in each uses one thread per task's CPU.
@@ -123,14 +203,17 @@ class RayRunner:
                     runtime_env={"env_vars": env},
                 )
             else:
-                # A remote cluster gets this package uploaded with the job.
-                ray.init(
-                    address=self.address,
-                    log_to_driver=False,
-                    runtime_env={"py_modules": [os.path.join(here, "xtmr_core")]},
-                )
+                # A remote cluster gets this package uploaded with the job. Ray's core says why a connection
+                # fails only in log lines on stderr, repeated until it gives up: keep them for the one-line error.
+                with _stderr_held() as held:
+                    ray.init(
+                        address=self.address,
+                        log_to_driver=False,
+                        runtime_env={"py_modules": [os.path.join(here, "xtmr_core")]},
+                    )
+                sys.stderr.write(held.text)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise XtmrError(f"cannot start or reach Ray at {self.address!r}: {str(e).splitlines()[0]}") from None
+            raise XtmrError(_connect_error(self.address, e, held.text)) from None
         self._started = True
         return ray
 
