@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -235,12 +236,39 @@ def folder_splits(folder: ImageFolderSpec) -> DataSplits:
     return load_image_folder(folder)
 
 
+def folder_problem(path: str) -> str | None:
+    """What is wrong with a typed image-folder path before it is read, in one line (``None``: nothing seen yet):
+    a relative path that is not there names the server's working folder it was read from, a file says it is a
+    file, a folder without class sub-folders, or with empty ones, says where the images go."""
+    where = Path(path).expanduser()
+    if not where.exists():
+        relative = (
+            "" if where.is_absolute() else f" in the server's working folder {Path.cwd()} (give an absolute path)"
+        )
+        return f"image folder {path} not found{relative}; give a folder with one sub-folder of images per class"
+    if not where.is_dir():
+        return f"{path} is a file, not a folder: give the folder that holds one sub-folder of images per class"
+    try:
+        classes = sorted(child for child in where.iterdir() if child.is_dir())
+        if not classes:
+            return f"image folder {path} has no class sub-folders: put each class's images in a sub-folder of its own"
+        if not any(f.is_file() for c in classes for f in c.rglob("*")):
+            names = ", ".join(c.name for c in classes[:5]) + (", …" if len(classes) > 5 else "")
+            return f"the class sub-folders of {path} ({names}) hold no files: put each class's images in its own"
+    except OSError as e:
+        return f"image folder {path} cannot be read: {e.strerror or e}"
+    return None
+
+
 def folder_summary(folder: ImageFolderSpec) -> dict:
     """What the Model page says of a loaded folder: classes, images, train/test split, size, normalisation.
 
     Raises:
-        XtmrError: as ``folder_splits``.
+        XtmrError: as ``folder_splits``, or ``folder_problem`` of the path (said before anything is read).
     """
+    problem = folder_problem(folder.root)
+    if problem is not None:
+        raise XtmrError(problem)
     splits = folder_splits(folder)
     info = splits.info
     return {
@@ -449,6 +477,16 @@ def signed_relevance(choice: ModelChoice, rule: str) -> dict[str, np.ndarray]:
     x, y = exp.reference()
     rel = lrp_weight_relevance(exp.model, x, y, rule)
     return {name: t.numpy() for name, t in rel.items()}
+
+
+def reference_size(choice: ModelChoice) -> int:
+    """How many images the choice's relevance is summed over (``Experiment.reference``: at most 256 correctly
+    classified training images, at most half the training split of a small image folder).
+
+    Raises:
+        XtmrError: a model that classifies too few of them correctly.
+    """
+    return int(experiment(choice).reference()[1].shape[0])
 
 
 @st.cache_data(max_entries=256, show_spinner="Computing input relevance…")

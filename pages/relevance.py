@@ -38,15 +38,24 @@ LRP_RULES_TEXT = """
 """
 OVERLAP_FRACTIONS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
+
+def _square_pixels(fig: go.Figure, rows: int, cols: int) -> None:
+    """Every subplot's pixels square (an image and its relevance map then have the same shape): each y axis is
+    tied to its own x axis, subplots numbered row by row as ``make_subplots`` does."""
+    for r in range(rows):
+        for c in range(cols):
+            i = r * cols + c + 1
+            fig.update_yaxes(
+                scaleanchor="x" if i == 1 else f"x{i}", scaleratio=1, constrain="domain", row=r + 1, col=c + 1
+            )
+            fig.update_xaxes(constrain="domain", row=r + 1, col=c + 1)
+
+
 ui.enter_page()
 st.title("Relevance")
 ui.link_notes(app_state.current_choice())
-st.caption(
-    "LRP sends each reference image's true-class score back through the network; the share that passes "
-    "through a weight, summed over 256 correctly classified training images, is that weight's relevance. "
-    "On every relevance map red is positive, blue negative and white zero."
-)
 choice, exp = app_state.require_experiment()
+caption = st.empty()  # says how many reference images once LRP has run on them
 rule = st.selectbox(
     "LRP rule",
     RULES,
@@ -61,6 +70,11 @@ rule = st.selectbox(
 try:
     shares = app_state.relevance_shares(choice, rule)
     lrp_error = None
+    caption.caption(
+        "LRP sends each reference image's true-class score back through the network; the share that passes "
+        f"through a weight, summed over {app_state.reference_size(choice):,} correctly classified training images, "
+        "is that weight's relevance. On every relevance map red is positive, blue negative and white zero."
+    )
 except XtmrError as e:
     shares, lrp_error = None, str(e)
     st.error(lrp_error)
@@ -200,6 +214,9 @@ if shares is not None:
     fig.update_coloraxes(
         colorbar=dict(title="layer", tickvals=ends, ticktext=[f"{i}: {names[i - 1]}" for i in ends], len=0.8)
     )
+    # whole decades only, written as powers of ten: plotly's own log ticks add "2 5" minor labels and "100μ"
+    fig.update_xaxes(dtick=1, exponentformat="power")
+    fig.update_yaxes(dtick=1, exponentformat="power")
     fig.update_layout(
         height=400,
         margin=dict(l=10, r=10, t=30, b=10),
@@ -274,14 +291,21 @@ else:
             row=2,
             col=j + 1,
         )
-    fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=None)
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
+    _square_pixels(fig, rows, len(picked))
     fig.update_yaxes(title_text="image", row=1, col=1)
     if heat is not None:
         fig.update_yaxes(title_text="pixel relevance", row=2, col=1)
     fig.update_layout(height=420 if heat is not None else 240, margin=dict(l=10, r=10, t=40, b=10))
     fig.update_annotations(font_size=11)
     st.plotly_chart(fig, width="stretch", key="inputs")
+    blank = [] if heat is None else [f"#{i}" for i, h in zip(picked, heat) if not h.any()]
+    if blank:
+        st.caption(
+            f":material/info: No relevance reached the pixels of {', '.join(blank)}: LRP sent nothing back (a model "
+            "that barely learned, or a class score of zero), so those maps are blank, not white by colour."
+        )
     st.caption(
         "Top: the image (normalised pixels mapped back for display)."
         + (

@@ -112,6 +112,23 @@ def test_a_missing_image_folder_says_so_in_one_line(tmp_path):
         assert at.error
 
 
+def test_an_image_folder_path_that_cannot_work_says_why_in_one_line(tmp_path, monkeypatch):
+    (tmp_path / "photo.png").write_bytes(b"")
+    (tmp_path / "bare" / "cats").mkdir(parents=True)
+    (tmp_path / "bare" / "dogs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    at = open_page("model")
+    cases = {
+        str(tmp_path / "photo.png"): "is a file, not a folder",
+        str(tmp_path / "bare"): "class sub-folders of " + str(tmp_path / "bare") + " (cats, dogs) hold no files",
+        "photos": f"not found in the server's working folder {tmp_path} (give an absolute path)",
+    }
+    ok(at.selectbox(key="dataset").set_value(ui.FOLDER_ENTRY).run())
+    for path, says in cases.items():
+        ok(at.text_input(key="folder_path").set_value(path).run())
+        assert len(at.error) == 1 and says in at.error[0].value and "\n" not in at.error[0].value, at.error
+
+
 def test_an_image_folder_trains_here_with_a_builtin_model(image_folder):
     at = open_page("model")
     choose_folder(at, image_folder)
@@ -130,6 +147,10 @@ def test_an_image_folder_trains_here_with_a_builtin_model(image_folder):
     ok(at.select_slider(key="ber").set_value(1e-2).run())  # wrecks predictions: RGB images of normalised data
     ok(at.switch_page("pages/relevance.py").run())
     assert not at.exception
+    # relevance is summed over the images the folder can give (at most half its 18 training images), not "256"
+    assert not at.error, [e.value for e in at.error]
+    intro = next(c.value for c in at.caption if c.value.startswith("LRP sends"))
+    assert "summed over 9 correctly classified training images" in intro, intro
 
 
 @pytest.mark.parametrize("model", ["resnet20", "mobilenetv2"])

@@ -289,6 +289,16 @@ def test_relevance_renders_maps_and_overlap():
     assert not at.error
 
 
+def test_relevance_names_its_reference_images_and_draws_square_pixels():
+    at = open_page("relevance")
+    assert any("summed over 256 correctly classified training images" in c.value for c in at.caption)
+    inputs = _figure(at, "inputs")
+    anchors = {k: v.get("scaleanchor") for k, v in inputs["layout"].items() if k.startswith("yaxis")}
+    assert len(anchors) == 8 and all(a == "x" + k[5:] for k, a in anchors.items()), anchors  # 2 rows x 4 images
+    scatter = _figure(at, "scatter")["layout"]
+    assert scatter["xaxis"]["dtick"] == 1 and scatter["yaxis"]["exponentformat"] == "power"  # decades, no "100μ"
+
+
 def _figure(at: AppTest, key: str) -> dict:
     """The plotly figure (as a dict) of the chart with widget key ``key``."""
     import json
