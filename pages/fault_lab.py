@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import time
 
 import numpy as np
@@ -204,31 +205,34 @@ def _numbers(point, *, k: int, n: int, stale: bool = False) -> None:
             )
         if diff is not None and math.isfinite(diff.low):
             st.markdown(
-                f"Paired: **{100 * diff.estimate:+.1f} pt**, 95% CI {100 * diff.low:+.1f} … {100 * diff.high:+.1f}",
+                f"Paired: **{ui.signed_pt(diff.estimate)}**, 95% CI {ui.signed_pt(diff.low, unit=False)} … "
+                f"{ui.signed_pt(diff.high, unit=False)}",
                 help="Plan minus unprotected, trial by trial: trial t of both saw the same faults in the "
                 "unprotected copy, so the difference is far less noisy than the two separate intervals.",
             )
 
 
-def _bars(point, *, k: int, n: int) -> None:
-    """Mean accuracy with its 95% CI: clean, unprotected, the plan."""
+def _bars(point, *, k: int, n: int, stale: bool = False) -> None:
+    """Mean accuracy with its 95% CI: clean, unprotected, the plan (``stale``: dimmed, an older setting's)."""
     res = point.results[-1]
     ivs = [point.accuracy(0, k), point.accuracy(-1, k)]
     means = [res.clean_accuracy] + [iv.estimate for iv in ivs]
     lo_err = [0.0] + [iv.estimate - iv.low if math.isfinite(iv.low) else 0.0 for iv in ivs]
     hi_err = [0.0] + [iv.high - iv.estimate if math.isfinite(iv.high) else 0.0 for iv in ivs]
+    names = ["clean", "unprotected", res.plan]
     fig = go.Figure(
         go.Bar(
-            x=["clean", "unprotected", res.plan],
+            x=names,
             y=[100 * v for v in means],
             marker_color=["#718096", "#c53030", "#2b6cb0"],
             error_y=dict(
                 type="data", symmetric=False, array=[100 * v for v in hi_err], arrayminus=[100 * v for v in lo_err]
             ),
-            text=[ui.pct(v) for v in means],
-            textposition="inside",
+            hovertemplate="%{x}: %{y:.2f}%<extra></extra>",
         )
     )
+    # each value under its bar, where no whisker crosses it (inside the bar, a whisker drew over the label)
+    fig.update_xaxes(tickvals=names, ticktext=[f"{name}<br><b>{ui.pct(v)}</b>" for name, v in zip(names, means)])
     fig.update_layout(
         title=f"Mean accuracy, 95% CI ({k} trials)",
         yaxis_title="accuracy (%)",
@@ -236,7 +240,7 @@ def _bars(point, *, k: int, n: int) -> None:
         height=300,
         margin=dict(l=10, r=10, t=40, b=10),
     )
-    with chart_box.container(key=f"chart_{n}"):
+    with chart_box.container(key=f"{'stale_chart' if stale else 'chart'}_{n}"):
         st.plotly_chart(fig, width="stretch", key=f"bars_{n}")
 
 
@@ -253,8 +257,9 @@ def _run():
     n = [0]  # how many times the numbers were drawn in this run: each drawing gets its own element keys
     if not app_state.is_cached(choice, specs):
         shown = st.session_state.get("fl_shown")
-        if shown is not None:  # the previous setting's numbers, dimmed until the first estimate replaces them
+        if shown is not None:  # the previous setting's numbers and chart, dimmed until the first estimate
             _numbers(shown, k=shown.trials, n=n[0], stale=True)
+            _bars(shown, k=shown.trials, n=n[0], stale=True)
             n[0] += 1
         status_box.caption(":material/hourglass_top: running the first trial…")
     last = [0.0]
@@ -371,8 +376,9 @@ fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
 right.plotly_chart(fig, width="stretch", key="layers")
 
 
-def _meta() -> dict:
-    """Columns that make every exported CSV reproduce its run."""
+def _meta(choice, spec: CampaignSpec, point, rule: str) -> dict:
+    """Columns that make every exported CSV reproduce its run: the model and its weights, the grid point (format,
+    BER, fault type, failing bits, trials, seed, sampling design), the LRP rule and the versions."""
     return {
         "model": choice.model,
         "dataset": choice.dataset,
@@ -382,10 +388,24 @@ def _meta() -> dict:
         "ber": spec.ber,
         "mode": spec.mode,
         "fault_bits": "all" if spec.fault_bits is None else " ".join(map(str, spec.fault_bits)),
+        "trials": spec.trials,
         "seed": spec.seed,
-        "lrp_rule": ui.setting("rule"),
+        "design": point.design,
+        "lrp_rule": rule,
         **app_state.versions(),
     }
+
+
+def _plan_columns(s: CampaignSpec, label: str) -> dict:
+    """A plan as the command line takes it (``--protect P --budget B [--guard] [--bits ...]``), beside its label."""
+    bits = "" if s.bits is None else " ".join(map(str, s.bits))
+    return {"plan": label, "protect": s.protect, "budget": s.budget, "guard": s.guard, "bits": bits}
+
+
+def _file_name(kind: str, model: str, spec: CampaignSpec, plan: str, tail: str = "") -> str:
+    """An export's file name: what it holds, the model, the plan and the grid point (no two exports share one)."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "_", f"{model}_{plan}").strip("_")
+    return f"xtmr_{kind}_{slug}_{spec.fmt}_{ui.fmt_ber(spec.ber)}_seed{spec.seed}{tail}.csv"
 
 
 def _trial_table() -> pd.DataFrame:
@@ -405,7 +425,7 @@ def _trial_table() -> pd.DataFrame:
             "plan_overhead_pct": res.overhead.copies_pct,
         }
     )
-    return table.assign(**_meta())
+    return table.assign(**_plan_columns(spec, res.plan), **_meta(choice, spec, point, rule))
 
 
 with st.expander("Trials, per-layer table and exports (CSV)", icon=":material/download:"):
@@ -420,20 +440,21 @@ with st.expander("Trials, per-layer table and exports (CSV)", icon=":material/do
     e1.download_button(
         "Per-trial results (CSV)",
         trial_table.to_csv(index=False).encode(),
-        file_name=f"xtmr_trials_{choice.model}_{spec.fmt}_{ui.fmt_ber(spec.ber)}_seed{spec.seed}.csv",
+        file_name=_file_name("trials", choice.model, spec, res.plan),
         mime="text/csv",
         icon=":material/table_view:",
         key="csv_trials",
-        help="One row per trial, with the seed, the LRP rule and the versions in every row.",
+        help="One row per trial, with the plan (as --protect, --budget, --guard, --bits take it), the grid point, "
+        "the seed, the sampling design, the LRP rule and the versions in every row.",
     )
     pick = int(e2.number_input("Trial", 0, max(0, res.trials - 1), 0, key="fl_fault_trial"))
     which = e3.radio("Fault list of", ("unprotected", "the plan"), horizontal=True, key="fl_fault_of")
-    fspec = spec.point if which == "unprotected" else spec
-    faults = app_state.fault_list(choice, fspec, pick).assign(trial=pick, plan=ui.plan_label(fspec.protect))
+    fspec, label = (spec.point, "unprotected") if which == "unprotected" else (spec, res.plan)
+    faults = app_state.fault_list(choice, fspec, pick).assign(trial=pick, **_plan_columns(fspec, label))
     e1.download_button(
         f"Fault list of trial {pick} (CSV, {len(faults):,} faults)",
-        faults.assign(**_meta()).to_csv(index=False).encode(),
-        file_name=f"xtmr_faults_{choice.model}_{spec.fmt}_{ui.fmt_ber(spec.ber)}_seed{spec.seed}_trial{pick}.csv",
+        faults.assign(**_meta(choice, spec, point, rule)).to_csv(index=False).encode(),
+        file_name=_file_name("faults", choice.model, spec, label, f"_trial{pick}"),
         mime="text/csv",
         icon=":material/list:",
         key="csv_faults",
@@ -480,39 +501,54 @@ def compare_plans() -> None:
     bar.empty()
     plans = range(1, len(many.results))
     diffs = [many.difference(i) for i in plans]
-    fig = go.Figure(
-        go.Bar(
-            x=[r.plan if i else "unprotected" for i, r in enumerate(many.results)],
-            y=[100 * r.mean_accuracy for r in many.results],
-            marker_color=["#c53030"] + ["#2b6cb0"] * len(diffs),
-            customdata=[[0.0, 0.0]]
-            + [[many.results[i].overhead.copies_pct, 100 * d.estimate] for i, d in zip(plans, diffs)],
-            hovertemplate="%{x}: %{y:.1f}%<br>extra memory %{customdata[0]:.2f}%<br>"
-            "paired difference %{customdata[1]:+.1f} pt<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title=f"Mean accuracy at BER {ui.fmt_ber(spec.ber)} ({spec.fmt}, {many.trials} trials)",
-        yaxis_title="accuracy (%)",
-        yaxis_range=[0, 100],
-        height=320,
-        margin=dict(l=10, r=10, t=40, b=10),
-    )
+    fig = _compare_figure(many, diffs, spec)
     st.plotly_chart(fig, width="stretch", key="compare")
     st.dataframe(
         pd.DataFrame(
             {
                 "plan": [many.results[i].plan for i in plans],
                 "mean accuracy %": [round(100 * many.results[i].mean_accuracy, 2) for i in plans],
-                "paired diff pt": [round(100 * d.estimate, 2) for d in diffs],
-                "CI low": [round(100 * d.low, 2) for d in diffs],
-                "CI high": [round(100 * d.high, 2) for d in diffs],
+                # + 0.0: a difference that rounds to zero reads 0, never -0
+                "paired diff pt": [round(100 * d.estimate, 2) + 0.0 for d in diffs],
+                "CI low": [round(100 * d.low, 2) + 0.0 for d in diffs],
+                "CI high": [round(100 * d.high, 2) + 0.0 for d in diffs],
                 "verdict": [many.verdict(i) for i in plans],
                 "extra memory %": [round(many.results[i].overhead.copies_pct, 2) for i in plans],
             }
         ),
         hide_index=True,
     )
+
+
+def _compare_figure(many, diffs: list, spec: CampaignSpec) -> go.Figure:
+    """Mean accuracy of each plan of ``many`` (the unprotected baseline first) with its 95% CI as whiskers."""
+    ivs = [many.accuracy(i) for i in range(len(many.results))]
+    means = [100 * iv.estimate for iv in ivs]
+    fig = go.Figure(
+        go.Bar(
+            x=[r.plan if i else "unprotected" for i, r in enumerate(many.results)],
+            y=means,
+            marker_color=["#c53030"] + ["#2b6cb0"] * len(diffs),
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=[100 * iv.high - m if math.isfinite(iv.high) else 0.0 for iv, m in zip(ivs, means)],
+                arrayminus=[m - 100 * iv.low if math.isfinite(iv.low) else 0.0 for iv, m in zip(ivs, means)],
+            ),
+            customdata=[[0.0, 0.0]]
+            + [[r.overhead.copies_pct, 100 * d.estimate] for r, d in zip(many.results[1:], diffs)],
+            hovertemplate="%{x}: %{y:.1f}%<br>extra memory %{customdata[0]:.2f}%<br>"
+            "paired difference %{customdata[1]:+.1f} pt<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Mean accuracy with its 95% CI at BER {ui.fmt_ber(spec.ber)} ({spec.fmt}, {many.trials} trials)",
+        yaxis_title="accuracy (%)",
+        yaxis_range=[0, 100],
+        height=320,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
+    return fig
 
 
 compare_plans()

@@ -125,6 +125,23 @@ def test_fault_lab_bad_bit_positions_explain_themselves():
     assert len(at.error) == 1 and "99 outside 0..31" in at.error[0].value
 
 
+def test_fault_lab_values_sit_where_no_whisker_crosses_them_and_compared_plans_have_whiskers():
+    at = open_page("fault_lab")
+    ok(at.select_slider(key="trials").set_value(2).run())
+    ok(at.select_slider(key="ber").set_value(1e-4).run())
+    bars = _figure(at, "bars_")
+    assert "text" not in bars["data"][0]  # no value inside a bar, where its whisker drew over it
+    ticks = bars["layout"]["xaxis"]["ticktext"]
+    assert ticks[0] == f"clean<br><b>{metric(at, 'Clean')}</b>" and ticks[1].startswith("unprotected<br><b>")
+    assert not any("-0.0 pt" in m.value for m in at.markdown)
+    ok(at.multiselect(key="fl_compare").set_value(["lrp", "full"]).run())
+    ok(at.toggle(key="fl_compare_on").set_value(True).run())
+    compare = _figure(at, "compare")["data"][0]
+    assert len(compare["x"]) == 3 and len(compare["error_y"]["array"]) == 3 and compare["error_y"]["array"][1] > 0
+    table = next(d.value for d in at.dataframe if "paired diff pt" in d.value.columns)
+    assert not any(str(v) == "-0.0" for v in table[["paired diff pt", "CI low", "CI high"]].to_numpy().ravel())
+
+
 def test_fault_lab_teaching_corner_flips_one_bit_and_votes():
     at = open_page("fault_lab")
     assert at.slider(key="t_bit_fp32").value == 30

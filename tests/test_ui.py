@@ -124,3 +124,11 @@ def test_a_bad_link_value_gets_one_note_naming_it_and_what_was_used(param, raw, 
 def test_a_link_value_is_quoted_short_and_inert():
     _, notes = ui.read_link({"model": "x" * 100 + "`<b>**bold**</b>\n"})
     assert len(notes[0].text) < 120 and notes[0].text.count("`") == 2 and "\n" not in notes[0].text
+
+
+def test_signed_points_never_read_minus_zero_and_sizes_pick_their_unit():
+    assert ui.signed_pt(-0.0004) == "±0.0 pt" and ui.signed_pt(0.0004, unit=False) == "±0.0"
+    assert ui.signed_pt(0.021) == "+2.1 pt" and ui.signed_pt(-0.0194, unit=False) == "-1.9"
+    assert ui.memory(61_470 * 4) == "240.1 KiB" and ui.memory(569_824 * 4) == "2.17 MiB"
+    assert ui.short_model("torchvision:resnet18") == "resnet18" and ui.short_model("lenet5") == "lenet5"
+    assert ui.short_dataset("imagefolder:/data/photos") == "image folder" and ui.short_dataset("mnist5k") == "mnist5k"
