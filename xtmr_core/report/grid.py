@@ -119,7 +119,7 @@ class Grid:
 
 # 1e-2 extends the paper's 1e-7..1e-3 because int8 storage barely degrades by 1e-3.
 FULL_GRID = Grid(
-    models=("lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2"),
+    models=("lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2", "mobilenetv3", "vit"),
     formats=("fp32", "int8"),
     bers=(1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
     scorers=("lrp", "magnitude", "gradient", "taylor"),
