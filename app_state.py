@@ -410,7 +410,7 @@ def point(
     specs: tuple[CampaignSpec, ...],
     *,
     on_trial: Callable[[PointResult], None] | None = None,
-    stratify: bool = False,
+    design: str = "auto",
 ) -> PointResult:
     """``Experiment.evaluate_point``: the plans of one grid point and their unprotected baseline
     (``results[0]``) on the same trials, cached across sessions by (choice, specs).
@@ -418,10 +418,10 @@ def point(
     ``on_trial`` gets the partial ``PointResult`` after each trial (a live display); a Streamlit rerun raised
     from it cancels the point, which is then not stored.
     """
-    key = ("point", choice, tuple(specs), stratify)
+    key = ("point", choice, tuple(specs), design)
     hit = _campaigns().get(key)
     if hit is None:
-        hit = experiment(choice).evaluate_point(list(specs), on_trial=on_trial, stratify=stratify)
+        hit = experiment(choice).evaluate_point(list(specs), on_trial=on_trial, design=design)
         _campaigns().put(key, hit)
     return copy.deepcopy(hit)
 
@@ -531,18 +531,24 @@ def draw_flips(n_bits: int, ber: float, seed: int) -> tuple[tuple[int, ...], ...
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def fault_list(choice: ModelChoice, spec: CampaignSpec, trial: int) -> pd.DataFrame:
-    """The faults of one trial of a campaign: layer, flat index, index in the tensor, bit, copy."""
+def fault_list(
+    choice: ModelChoice, spec: CampaignSpec, trial: int, specs: tuple[CampaignSpec, ...] = ()
+) -> pd.DataFrame:
+    """The faults of one trial of a campaign: layer, flat index, index in the tensor, bit, copy. ``specs``: the
+    campaigns of the point it ran in (they decide its sampling design; default: ``spec`` alone)."""
     exp = experiment(choice)
-    return exp.faults_of_trial(spec, int(trial)).to_frame(exp.layout)
+    return exp.faults_of_trial(spec, int(trial), specs=list(specs) or None).to_frame(exp.layout)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def trial_digits(choice: ModelChoice, spec: CampaignSpec, trial: int, count: int = 6) -> pd.DataFrame:
+def trial_digits(
+    choice: ModelChoice, spec: CampaignSpec, trial: int, count: int = 6, specs: tuple[CampaignSpec, ...] = ()
+) -> pd.DataFrame:
     """Test images whose prediction one trial changed (first ``count``): index, label, clean and faulty
-    prediction (``-1``: NaN/inf output), and the image as a 2-D float array in [0, 1]."""
+    prediction (``-1``: NaN/inf output), and the image as a 2-D float array in [0, 1]. ``specs``: the campaigns
+    of the point the trial ran in (default: ``spec`` alone)."""
     exp = experiment(choice)
-    faulty = trial_predictions(exp, spec, int(trial))
+    faulty = trial_predictions(exp, spec, int(trial), list(specs) or None)
     clean = exp.clean_predictions(spec.fmt, spec.int8_granularity).cpu().numpy()
     changed = np.flatnonzero(faulty != clean)[: int(count)]
     return pd.DataFrame(
@@ -660,8 +666,8 @@ def sweep(
     them (a point interrupted half-way is not cached: the rerun's exception leaves the cache untouched)."""
     exp = experiment(choice)
 
-    def evaluate_point(specs, should_stop=None, stratify: bool = False) -> PointResult:
-        result = point(choice, tuple(specs), stratify=stratify)
+    def evaluate_point(specs, should_stop=None, design: str = "auto") -> PointResult:
+        result = point(choice, tuple(specs), design=design)
         done.extend(point_rows(exp, result))
         return result
 

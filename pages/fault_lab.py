@@ -162,7 +162,7 @@ def _numbers(point, *, k: int, n: int, stale: bool = False) -> None:
     base, res = point.results[0], point.results[-1]
     acc_b, acc_p = point.accuracy(0, k), point.accuracy(-1, k)
     diff = point.difference(-1, 0, k) if len(point.results) > 1 else None
-    clear = diff is not None and point.verdict(-1, 0, k) != "within noise"
+    clear = diff is not None and point.judge(-1, 0, k).decided
     with num_box.container(key=f"{'stale' if stale else 'live'}_{n}"):
         if stale:
             st.caption(f":material/hourglass_top: previous setting (BER {ui.fmt_ber(base.ber)}), running the new one…")
@@ -245,7 +245,11 @@ def _bars(point, *, k: int, n: int, stale: bool = False) -> None:
 
 
 def _ci_text(iv) -> str:
-    return "CI needs 2 trials" if not math.isfinite(iv.low) else f"95% CI {100 * iv.low:.1f} – {100 * iv.high:.1f}%"
+    return (
+        "no interval yet (not enough trials)"
+        if not math.isfinite(iv.low)
+        else f"95% CI {100 * iv.low:.1f} – {100 * iv.high:.1f}%"
+    )
 
 
 # ---------------------------------------------------------------- streaming the point
@@ -296,25 +300,44 @@ except XtmrError as e:
 base, res = point.results[0], point.results[-1]
 
 
-def _verdict() -> str:
-    """One sentence saying whether the plan beats no protection on the same faults (``stats.verdict``)."""
-    diff = point.difference(-1)
-    if not math.isfinite(diff.low):
-        return f"**{res.plan}**: run at least 2 trials to tell protection from chance."
+def _signed_pt(v: float) -> str:
+    """A difference in points with two decimals (fp32 differences are fractions of a point), never "-0.00"."""
+    text = f"{100 * v:+.2f}"
+    return ("±0.00" if text in ("+0.00", "-0.00") else text) + " pt"
+
+
+def _verdict(point) -> str:
+    """One sentence saying whether the plan beats no protection on the same faults (``PointResult.judge``:
+    the one verdict rule, with the practical threshold and "not enough trials")."""
+    res = point.results[-1]
+    judged = point.judge(-1)
+    diff = judged.difference
+    design = " (stratified on the faults that decide)" if point.strata is not None else ""
+    if judged.verdict == "not enough trials":
+        need = f"at least {judged.needed} trials" if judged.needed else "more trials"
+        return (
+            f":material/hourglass_top: **{res.plan}: not enough trials to tell** after {point.trials}{design}: "
+            f"run {need}. No trial so far shows how often the faults that matter strike where the plans differ, "
+            "so no interval can be given yet."
+        )
     ci = (
-        f"paired difference {100 * diff.estimate:+.1f} pt, 95% CI {100 * diff.low:+.1f} … {100 * diff.high:+.1f} "
-        f"over {point.trials} trials"
+        f"paired difference {_signed_pt(diff.estimate)}, 95% CI {_signed_pt(diff.low)} … {_signed_pt(diff.high)} "
+        f"over {point.trials} trials{design}"
     )
-    verdict = point.verdict(-1)
-    if verdict == "helps":
+    if judged.verdict == "nothing to protect":
+        return f":material/info: Nothing to protect at this BER: the faults cost under 0.5 pt ({ci})."
+    if judged.verdict == "no practical difference":
+        return (
+            f":material/info: **{res.plan} makes no practical difference here**: {ci}, all of it within "
+            f"±{100 * judged.threshold:.2g} pt (the smaller of 0.5 pt and a tenth of what the faults cost)."
+        )
+    if judged.verdict == "helps":
         return (
             f":material/check_circle: **{res.plan} helps here**: {ci} (each trial of both saw the same faults "
             "in the unprotected copy)."
         )
-    if verdict == "hurts":
+    if judged.verdict == "hurts":
         return f":material/warning: **{res.plan} is worse than no protection here**: {ci}."
-    if res.clean_accuracy - base.mean_accuracy < 0.005:
-        return f":material/info: Nothing to protect at this BER: unprotected accuracy is within 0.5 pt of clean ({ci})."
     return (
         f":material/warning: **Within noise: {res.plan} is no better than no protection here** ({ci}). The faults "
         "that matter hit weights it leaves unprotected; compare the *bit positions* plan (e.g. bit 30 in fp32) or "
@@ -325,7 +348,7 @@ def _verdict() -> str:
 if ui.uses_budget(protect) and budget == 0:
     st.info("A budget of 0% protects nothing: this plan equals no protection.", icon=":material/info:")
 if res.protect != "none":
-    st.markdown(_verdict())
+    st.markdown(_verdict(point))
 chance = 1 / max(2, int(exp.y_test.max()) + 1)
 if min(res.min_accuracy, base.min_accuracy) < chance:
     st.caption(":material/info: " + NAN_NOTE.format(chance=f"{100 * chance:.0f}%"))
@@ -361,6 +384,11 @@ fig.update_layout(
     legend=dict(orientation="h", y=-0.3),
 )
 left.plotly_chart(fig, width="stretch", key="hist")
+if point.strata is not None:
+    left.caption(
+        "Stratified: the rare trials where a fault decides are sampled far more often than they occur, so this "
+        "histogram over-represents them; the means above weigh each stratum by its exact probability."
+    )
 
 fig = go.Figure(
     go.Bar(
@@ -425,6 +453,10 @@ def _trial_table() -> pd.DataFrame:
             "plan_overhead_pct": res.overhead.copies_pct,
         }
     )
+    if point.strata is not None:  # a stratified point: each trial's stratum and its exact probability
+        labels = [point.strata.strata[s].label for s in base.strata[:n]]
+        weights = [point.strata.strata[s].weight for s in base.strata[:n]]
+        table = table.assign(stratum=labels, stratum_weight=weights)
     return table.assign(**_plan_columns(spec, res.plan), **_meta(choice, spec, point, rule))
 
 
@@ -450,7 +482,7 @@ with st.expander("Trials, per-layer table and exports (CSV)", icon=":material/do
     pick = int(e2.number_input("Trial", 0, max(0, res.trials - 1), 0, key="fl_fault_trial"))
     which = e3.radio("Fault list of", ("unprotected", "the plan"), horizontal=True, key="fl_fault_of")
     fspec, label = (spec.point, "unprotected") if which == "unprotected" else (spec, res.plan)
-    faults = app_state.fault_list(choice, fspec, pick).assign(trial=pick, **_plan_columns(fspec, label))
+    faults = app_state.fault_list(choice, fspec, pick, (spec,)).assign(trial=pick, **_plan_columns(fspec, label))
     e1.download_button(
         f"Fault list of trial {pick} (CSV, {len(faults):,} faults)",
         faults.assign(**_meta(choice, spec, point, rule)).to_csv(index=False).encode(),
@@ -772,7 +804,7 @@ def _wrecked_digits() -> None:
         st.caption("No trial of the unprotected campaign above changed the accuracy: raise the BER to wreck one.")
         return
     worst = int(np.argmin(base.accuracies))
-    digits = app_state.trial_digits(choice, spec.point, worst)
+    digits = app_state.trial_digits(choice, spec.point, worst, specs=(spec,))
     st.caption(
         f"Test images the worst unprotected trial above (trial {worst}, accuracy {ui.pct(base.accuracies[worst])}) "
         "classifies differently from the clean model. “none” means the output was NaN or infinite: counted as wrong."
