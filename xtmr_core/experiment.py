@@ -36,7 +36,7 @@ from xtmr_core.scoring import score_weights
 from xtmr_core.sensitivity import bit_sensitivity
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.store import Store, Trial, default_store, plan_key, point_key, spec_fields
-from xtmr_core.strata import Strata, make_strata, stratified_faults
+from xtmr_core.strata import Strata, deciding_pairs, make_strata, stratified_faults
 from xtmr_core.vocabulary import DESIGNS, SCORERS, WORD_BITS, check_choice, check_format
 
 
@@ -114,6 +114,7 @@ class Experiment:
         self._injectors: dict[tuple, FaultInjector] = {}
         self._clean_pred: dict[tuple, torch.Tensor] = {}
         self._harms: dict[tuple, np.ndarray] = {}
+        self._deciding: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._reference: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def to(self, device: torch.device | str) -> Experiment:
@@ -444,7 +445,13 @@ class Experiment:
         if design == "plain":
             return None
         inj = self.injector(base.fmt, base.int8_granularity)
-        return make_strata(inj.stored, inj.layout, list(plans), _fault_model(base))
+        fault = _fault_model(base)
+        key = (base.fmt, base.int8_granularity, fault.mode, fault.bits)
+        with self._lock:
+            if key not in self._deciding:  # the stored words' deciding pairs, once per format and fault type
+                self._deciding[key] = deciding_pairs(inj.stored, inj.layout, fault)
+            pairs = self._deciding[key]
+        return make_strata(inj.stored, inj.layout, list(plans), fault, pairs)
 
     def faults_of_trial(
         self, spec: CampaignSpec, trial: int = 0, *, specs: Sequence[CampaignSpec] | None = None, design: str = "auto"

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy import stats as _st
@@ -225,6 +226,18 @@ class Strata:
         alloc = self.allocation(n) if n is not None else (None,) * len(self.strata)
         return [{"stratum": s.label, "weight": s.weight, "trials": a} for s, a in zip(self.strata, alloc)]
 
+    @cached_property
+    def _rare_keys(self) -> np.ndarray:
+        """Every rare pair as ``weight * word_bits + bit``, sorted (built once per design, not per trial)."""
+        return np.sort(np.concatenate([w * self.word_bits + b for w, b in self.regions]))
+
+    def is_rare(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each ``weight * word_bits + bit`` key is a pair of a rare region."""
+        at = np.searchsorted(self._rare_keys, keys)
+        hit = at < self._rare_keys.size
+        hit[hit] = self._rare_keys[at[hit]] == keys[hit]
+        return hit
+
     def text(self, n: int) -> str:
         """The strata as one CSV cell, ``label:weight:trials`` joined by ``; `` (``parse_text`` reads it)."""
         return "; ".join(f"{d['stratum']}:{d['weight']!r}:{d['trials']}" for d in self.describe(n))
@@ -262,7 +275,11 @@ def _law(n: int, p: float, lo: int, hi: int | None) -> float:
 
 
 def make_strata(
-    stored: StoredWeights, layout: WeightLayout, plans: list[ProtectionPlan], fault: FaultModel
+    stored: StoredWeights,
+    layout: WeightLayout,
+    plans: list[ProtectionPlan],
+    fault: FaultModel,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Strata | None:
     """The stratified design of a point, or ``None`` where it would not pay (plain Monte Carlo then).
 
@@ -275,11 +292,13 @@ def make_strata(
         stored, layout: the point's stored weights and their layout (the injector's).
         plans: every plan of the point (the baseline included).
         fault: the fault model.
+        pairs: ``deciding_pairs(stored, layout, fault)`` when the caller already has them (they depend on the
+            stored words and the fault's mode and bits, not on the plans or the BER).
     """
     p = float(fault.ber)
     if p <= 0.0:
         return None
-    weights, bits = deciding_pairs(stored, layout, fault)
+    weights, bits = deciding_pairs(stored, layout, fault) if pairs is None else pairs
     if weights.size == 0:
         return None
     prot = np.zeros(weights.size, dtype=bool)
@@ -328,10 +347,8 @@ def stratified_faults(
     streams = rng.spawn(4 + len(strata.regions))
     wb = strata.word_bits
     weight, bit, copy = [], [], []
-    rare_keys = []
     for r, (rw, rb) in enumerate(strata.regions):
         k = strata.draw_count(r, stratum, streams[4 + r])
-        rare_keys.append(rw * wb + rb)
         if k:
             local = np.sort(streams[4 + r].choice(rw.size, size=k, replace=False))
             weight.append(rw[local])
@@ -340,7 +357,7 @@ def stratified_faults(
     primary = regions[0]
     local = sample_positions(primary.size, p, streams[0])
     w, b = primary.locate(local)
-    keep = ~np.isin(np.asarray(w, dtype=np.int64) * wb + b, np.concatenate(rare_keys))
+    keep = ~strata.is_rare(np.asarray(w, dtype=np.int64) * wb + b)
     weight.append(np.asarray(w)[keep])
     bit.append(np.asarray(b)[keep])
     copy.append(np.zeros(int(keep.sum()), dtype=np.int8))
