@@ -79,13 +79,17 @@ def encode(data: np.ndarray) -> np.ndarray:
     s = _data_syndrome(np.asarray(data, dtype=np.uint64))
     low = s & np.uint8(0x7F)
     # c7 makes the overall parity even: data parity (bit 7 of s) plus the parity of c0..c6.
-    return low | ((((s >> np.uint8(7)) ^ _PARITY8[low]) & np.uint8(1)) << np.uint8(7))
+    check: np.ndarray = low | ((((s >> np.uint8(7)) ^ _PARITY8[low]) & np.uint8(1)) << np.uint8(7))
+    return check
 
 
 def syndrome(data: np.ndarray, check: np.ndarray) -> np.ndarray:
     """The 8-bit syndrome of stored words (0 = a codeword); bit 7 is the overall parity."""
     check = np.asarray(check, dtype=np.uint8)
-    return _data_syndrome(np.asarray(data, dtype=np.uint64)) ^ (check & np.uint8(0x7F)) ^ (_PARITY8[check] << 7)
+    s: np.ndarray = (
+        _data_syndrome(np.asarray(data, dtype=np.uint64)) ^ (check & np.uint8(0x7F)) ^ (_PARITY8[check] << 7)
+    )
+    return s
 
 
 def decode(data: np.ndarray, check: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -72,6 +72,7 @@ class Region:
     def locate(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(weight, bit)`` of the block's stored bits numbered ``local`` (0 .. ``size`` - 1)."""
         if self.paired:
+            assert self.weights is not None, "a paired region lists its weights"
             return self.weights[local], self.bits[local]
         nb = len(self.bits)
         word = local // nb

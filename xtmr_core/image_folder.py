@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xtmr_core.errors import XtmrError
 from xtmr_core.vocabulary import IMAGEFOLDER_PREFIX, NORMALIZATIONS, check_choice
@@ -94,7 +94,7 @@ def load_image_folder(spec: ImageFolderSpec) -> DataSplits:
     root = Path(spec.root).expanduser()
     if not root.is_dir():
         raise XtmrError(f"image folder {root} not found; give a folder with one sub-folder of images per class")
-    from torchvision.datasets import ImageFolder
+    from torchvision.datasets import ImageFolder  # type: ignore[import-untyped]  # torchvision ships no type hints
 
     try:
         folder = ImageFolder(str(root))
@@ -111,8 +111,9 @@ def load_image_folder(spec: ImageFolderSpec) -> DataSplits:
     y = np.asarray([label for _, label in folder.samples], dtype=np.int64)
     relative = [Path(path).relative_to(root).as_posix() for path, _ in folder.samples]
     train, test, split = _split(root, relative, y, spec)
-    mean, std = _normalization(spec, x[train])
-    if mean is not None:
+    norm = _normalization(spec, x[train])
+    if norm is not None:
+        mean, std = norm
         x = (x - mean[:, None, None]) / std[:, None, None]
     info = {
         "root": str(root),
@@ -121,8 +122,8 @@ def load_image_folder(spec: ImageFolderSpec) -> DataSplits:
         "size": list(spec.size),
         "channels": spec.channels,
         "normalize": spec.normalize,
-        "mean": None if mean is None else [float(v) for v in mean],
-        "std": None if std is None else [float(v) for v in std],
+        "mean": None if norm is None else [float(v) for v in norm[0]],
+        "std": None if norm is None else [float(v) for v in norm[1]],
         "split": split,
     }
 
@@ -146,8 +147,8 @@ def _read(path: Path, spec: ImageFolderSpec) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if spec.channels == 1 else "RGB")
+        with Image.open(path) as raw:
+            img = raw.convert("L" if spec.channels == 1 else "RGB")
             img = img.resize((spec.size[1], spec.size[0]), Image.Resampling.BILINEAR)
             a = np.asarray(img, dtype=np.float32) / np.float32(255.0)
     except OSError as e:
@@ -157,7 +158,7 @@ def _read(path: Path, spec: ImageFolderSpec) -> np.ndarray:
 
 def _split(
     root: Path, relative: list[str], y: np.ndarray, spec: ImageFolderSpec
-) -> tuple[np.ndarray, np.ndarray, dict]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(train indices, test indices, the split as recorded)."""
     import numpy as np
 
@@ -165,7 +166,7 @@ def _split(
 
     if spec.split_file is None:
         train, test = stratified_split(y, spec.test_fraction, spec.split_seed)
-        split: dict = {"kind": "stratified", "test_fraction": spec.test_fraction, "seed": spec.split_seed}
+        split: dict[str, Any] = {"kind": "stratified", "test_fraction": spec.test_fraction, "seed": spec.split_seed}
     else:
         path = Path(spec.split_file).expanduser()
         if not path.is_file():
@@ -189,12 +190,12 @@ def _split(
     return train, test, split
 
 
-def _normalization(spec: ImageFolderSpec, x_train: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per-channel (mean, std) to subtract and divide by, or (None, None)."""
+def _normalization(spec: ImageFolderSpec, x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-channel (mean, std) to subtract and divide by, or None (no normalisation)."""
     import numpy as np
 
     if spec.normalize == "none":
-        return None, None
+        return None
     if spec.normalize == "imagenet":
         mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
         if spec.channels == 1:  # the luminance a grayscale conversion gives of ImageNet's statistics

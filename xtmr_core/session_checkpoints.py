@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -34,10 +35,10 @@ def train_checkpoint(
     batch_size: int = 64,
     width: float | None = None,
     device: torch.device | str | None = None,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     splits: DataSplits | None = None,
-) -> tuple[bytes, list[dict]]:
+) -> tuple[bytes, list[dict[str, Any]]]:
     """Build and train a model (``training.train_model``) and return it as checkpoint bytes.
 
     The model is initialised by ``training.seeded_model``, exactly as ``training.train_and_save`` does (a

@@ -75,7 +75,7 @@ def vote_demo(word: int, n_bits: int, flips: Sequence[Sequence[int]]) -> VoteDem
         raise XtmrError(f"TMR keeps three copies; got flips for {len(flips)}")
     full = (1 << n_bits) - 1
     clean = int(word) & full
-    copies = []
+    copies: list[int] = []
     for bits in flips:
         mask = 0
         for b in bits:
@@ -83,9 +83,10 @@ def vote_demo(word: int, n_bits: int, flips: Sequence[Sequence[int]]) -> VoteDem
                 raise XtmrError(f"bit position {b} outside 0..{n_bits - 1}")
             mask |= 1 << int(b)
         copies.append(clean ^ mask)
-    voted = majority(*copies) & full
+    a, b, c = copies
+    voted = majority(a, b, c) & full
     diff = voted ^ clean
-    return VoteDemo(n_bits, clean, tuple(copies), voted, tuple(b for b in range(n_bits) if diff >> b & 1))
+    return VoteDemo(n_bits, clean, (a, b, c), voted, tuple(b for b in range(n_bits) if diff >> b & 1))
 
 
 def random_flips(n_bits: int, ber: float, seed: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, overload
 
-T = TypeVar("T")
+if TYPE_CHECKING:  # the voter itself needs neither: it only uses & and |
+    import numpy as np
+    import torch
 
 
-def majority(a: T, b: T, c: T) -> T:
+@overload
+def majority(a: int, b: int, c: int) -> int: ...
+@overload
+def majority(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray: ...
+@overload
+def majority(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor: ...
+def majority(a: Any, b: Any, c: Any) -> Any:
     """Bitwise majority vote of three words (an ideal voter).
 
     Each result bit is the value that at least two of the three copies hold.
