@@ -29,6 +29,7 @@ from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
 from xtmr_core.evaluation import accuracy, predict
 from xtmr_core.faults import FaultModel, FaultSet
+from xtmr_core.inflight import shared
 from xtmr_core.injection import FaultInjector, trial_faults, trial_rng
 from xtmr_core.memory import layout_of
 from xtmr_core.protection import ProtectionPlan, make_plan
@@ -298,24 +299,34 @@ class Experiment:
         base = spec.point
         plans = [self.plan(s) for s in dict.fromkeys([base, spec])]
         strata = self.design(base, plans, design)
-        known, on_computed = self._stored(base, [spec], [plan], strata)
-        return run_point(
-            self.injector(spec.fmt, spec.int8_granularity),
-            [plan],
-            _fault_model(spec),
-            self.x_test,
-            self.y_test,
-            trials=spec.trials,
-            seed=spec.seed,
-            clean_pred=self.clean_predictions(spec.fmt, spec.int8_granularity),
-            progress=progress,
-            should_stop=should_stop,
-            baseline=False,
-            strata=strata,
-            per_pass=self.trials_per_pass,
-            known=known,
-            on_computed=on_computed,
-        ).results[0]
+
+        def compute(publish: Callable[[PointResult], None]) -> PointResult:
+            known, on_computed = self._stored(base, [spec], [plan], strata)
+            return run_point(
+                self.injector(spec.fmt, spec.int8_granularity),
+                [plan],
+                _fault_model(spec),
+                self.x_test,
+                self.y_test,
+                trials=spec.trials,
+                seed=spec.seed,
+                clean_pred=self.clean_predictions(spec.fmt, spec.int8_granularity),
+                progress=progress,
+                should_stop=should_stop,
+                on_trial=lambda part: publish(_snapshot(part)),
+                baseline=False,
+                strata=strata,
+                per_pass=self.trials_per_pass,
+                known=known,
+                on_computed=on_computed,
+            )
+
+        def waited(part: PointResult) -> None:
+            if progress is not None:
+                progress(part.trials, spec.trials)
+
+        key = self._flight_key("campaign", base, [spec], strata)
+        return shared(key, compute, on_partial=waited, should_stop=should_stop).results[0]
 
     def evaluate_point(
         self,
@@ -360,25 +371,51 @@ class Experiment:
         fault = _fault_model(base)
         plans = [self.plan(s) for s in unique]
         strata = self.design(base, plans, design)
-        known, on_computed = self._stored(base, unique, plans, strata)
-        return run_point(
-            self.injector(base.fmt, base.int8_granularity),
-            plans,
-            fault,
-            self.x_test,
-            self.y_test,
-            trials=base.trials,
-            seed=base.seed,
-            clean_pred=self.clean_predictions(base.fmt, base.int8_granularity),
-            progress=progress,
-            should_stop=should_stop,
-            on_trial=on_trial,
-            baseline=False,
-            strata=strata,
-            per_pass=self.trials_per_pass,
-            known=known,
-            on_computed=on_computed,
-        )
+
+        def compute(publish: Callable[[PointResult], None]) -> PointResult:
+            def live(part: PointResult) -> None:
+                publish(_snapshot(part))
+                if on_trial is not None:
+                    on_trial(part)
+
+            known, on_computed = self._stored(base, unique, plans, strata)
+            return run_point(
+                self.injector(base.fmt, base.int8_granularity),
+                plans,
+                fault,
+                self.x_test,
+                self.y_test,
+                trials=base.trials,
+                seed=base.seed,
+                clean_pred=self.clean_predictions(base.fmt, base.int8_granularity),
+                progress=progress,
+                should_stop=should_stop,
+                on_trial=live,
+                baseline=False,
+                strata=strata,
+                per_pass=self.trials_per_pass,
+                known=known,
+                on_computed=on_computed,
+            )
+
+        def waited(part: PointResult) -> None:  # another session computes this point: show its trials
+            if on_trial is not None:
+                on_trial(part)
+            if progress is not None:
+                progress(part.trials, base.trials)
+
+        # Two sessions asking for this point at once: the second waits for the first's trials (inflight).
+        key = self._flight_key("point", base, unique, strata)
+        return shared(key, compute, on_partial=waited, should_stop=should_stop)
+
+    def _flight_key(
+        self, kind: str, base: CampaignSpec, specs: Sequence[CampaignSpec], strata: Strata | None
+    ) -> tuple[Any, ...]:
+        """The ``inflight`` key of a computation: the point's store key where there is a store (equal for two
+        experiments of the same model and data), else this experiment's identity; the plans; the trials."""
+        design = "plain" if strata is None else strata.key()
+        where: Any = point_key(self.fingerprint(), design, base) if self.store is not None else (id(self), design)
+        return (kind, where, base, tuple(plan_key(s) for s in specs), base.trials)
 
     def _stored(
         self, base: CampaignSpec, specs: Sequence[CampaignSpec], plans: Sequence[ProtectionPlan], strata: Strata | None
@@ -476,6 +513,25 @@ class Experiment:
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         return h.hexdigest()
+
+
+def _snapshot(point: PointResult) -> PointResult:
+    """A copy of a streaming ``PointResult`` that the run does not append to any more (for another thread to
+    read): the per-trial lists are copied, the arrays in them shared (never changed)."""
+    return PointResult(
+        [
+            replace(
+                r,
+                accuracies=list(r.accuracies),
+                mismatches=list(r.mismatches),
+                flips=list(r.flips),
+                correct=list(r.correct),
+                strata=None if r.strata is None else list(r.strata),
+            )
+            for r in point.results
+        ],
+        point.strata,
+    )
 
 
 def _fault_model(spec: CampaignSpec) -> FaultModel:
