@@ -45,6 +45,8 @@ GUARD_SUFFIX = "+range"
 PLAN_NAMES: tuple[str, ...] = PLANS + tuple(p + GUARD_SUFFIX for p in PLANS if p not in ("none", "range"))
 #: LRP rules.
 RULES: tuple[str, ...] = ("epsilon", "gamma", "alpha1beta0")
+#: Input attribution methods (``attribution.input_attribution``): the project's LRP, then Captum's.
+ATTRIBUTIONS: tuple[str, ...] = ("lrp", "integrated_gradients", "saliency", "input_x_gradient")
 #: Fault modes: a faulty bit is inverted, or reads as 0, or as 1.
 MODES: tuple[str, ...] = ("flip", "stuck0", "stuck1")
 #: The paired verdicts of a plan against another (``stats.judge``), in this order: helps, hurts, within noise,
