@@ -160,3 +160,85 @@ def test_token_authentication_is_turned_on_where_a_token_is(monkeypatch, tmp_pat
     monkeypatch.setenv(distributed.AUTH_MODE, "disabled")
     distributed._token_auth_where_a_token_is()
     assert os.environ[distributed.AUTH_MODE] == "disabled"  # a mode the user chose stays
+
+
+class _Ref:
+    """A fake object reference: the value as it arrived (after a pickle round trip, as between processes)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def hex(self) -> str:
+        return str(id(self))
+
+
+def _travel(obj):
+    import pickle
+
+    return pickle.loads(pickle.dumps(obj))
+
+
+class _FakeRay:
+    """Ray's calls that ``RayRunner`` makes, run in this process with every value pickled on the way, so a test
+    of the driver/worker protocol needs no Ray (``tasks`` counts the tasks submitted)."""
+
+    def __init__(self) -> None:
+        self.tasks = 0
+
+    def put(self, obj):
+        return _Ref(_travel(obj))
+
+    def get(self, ref):
+        return ref.value
+
+    def get_gpu_ids(self):
+        return []
+
+    def cluster_resources(self):
+        return {}
+
+    def wait(self, refs, num_returns=1):
+        return refs[:num_returns], refs[num_returns:]
+
+    def remote(self, fn):
+        fake = self
+
+        class Remote:
+            def options(self, **kw):
+                return self
+
+            def remote(self, box, *args):
+                fake.tasks += 1
+                return _Ref(_travel(fn(box, *[_travel(a) for a in args])))
+
+        return Remote()
+
+
+def test_ray_workers_read_the_stored_trials_and_the_driver_writes_what_they_ran(tmp_path, monkeypatch):
+    """With a results store, the driver sends each point's stored trials with its task and writes back the trials
+    the worker ran: a 3-trial sweep after a 2-trial one runs one trial per plan; a rerun sends no task; the CSV
+    is the store-less serial one."""
+    from xtmr_core import distributed
+    from xtmr_core.experiment import Experiment
+    from xtmr_core.store import Store
+    from xtmr_core.sweep import run_sweep
+
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)  # _worker_experiment imports it
+    runner = RayRunner(num_cpus=1)
+    monkeypatch.setattr(runner, "_init", lambda: fake)
+    exp = Experiment("lenet5", "mnist5k", device="cpu", store=Store(tmp_path / "s.sqlite"))
+    kw = dict(protects=["magnitude", "full"], budgets=[1], bers=[1e-3, 1e-2], formats=["int8"], seed=3)
+    rows = 3 * 2  # plans (with the baseline) x points
+    run_sweep(exp, **kw, trials=2)
+    assert (exp.store.read, exp.store.ran) == (0, 2 * rows)
+    try:
+        ray = run_sweep(exp, **kw, trials=3, runner=runner)
+        assert fake.tasks == 2 and (exp.store.read, exp.store.ran) == (2 * rows, 3 * rows)
+        again = run_sweep(exp, **kw, trials=3, runner=runner)
+        assert fake.tasks == 2 and (exp.store.read, exp.store.ran) == (5 * rows, 3 * rows)  # read here, no task
+    finally:
+        distributed._WORKER_EXPERIMENTS.clear()
+    exp.store = None
+    serial = run_sweep(exp, **kw, trials=3)
+    assert serial.to_csv(index=False) == ray.to_csv(index=False) == again.to_csv(index=False)

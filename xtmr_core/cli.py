@@ -642,7 +642,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     out = Path(a.out)
     table.to_csv(out, index=False)
     print(f"wrote {len(table)} rows to {out}")
-    print(_store_text(store, before) + (" (Ray workers do not use it)" if runner is not None else ""))
+    print(_store_text(store, before))
     for _, row in table[table["protect"] != "none"].iterrows():
         print(
             f"  {row['format']} BER {row['ber']:g} {row['plan']}: {row['mean_accuracy']:.4f} vs none, paired over "
@@ -710,7 +710,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
         if runner is not None:
             runner.shutdown()
     print(f"wrote {path}")
-    print(_store_text(store, before) + (" (Ray workers do not use it)" if a.ray else ""))
+    print(_store_text(store, before))
     return 0
 
 

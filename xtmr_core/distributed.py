@@ -34,16 +34,33 @@ Progress = Callable[[int, int, Any], None]
 LOCAL = "local"
 
 
+#: ``carry(exp, item)``: the results-store trials ``item`` needs, packed to travel (``Experiment.carried``), or
+#: ``None``. A runner whose workers cannot open the store sends them with the task and writes back what ran.
+Carry = Callable[[Any, Any], Any]
+
+
 class Runner(Protocol):
     """Runs ``fn(exp, item)`` for every item; returns the results in the order of ``items``."""
 
     def __call__(
-        self, exp: Any, fn: Callable[[Any, T], R], items: Sequence[T], progress: Progress | None = None
+        self,
+        exp: Any,
+        fn: Callable[[Any, T], R],
+        items: Sequence[T],
+        progress: Progress | None = None,
+        carry: Carry | None = None,
     ) -> list[R]: ...
 
 
-def serial_runner(exp: Any, fn: Callable[[Any, T], R], items: Sequence[T], progress: Progress | None = None) -> list:
-    """Run every item here, one after another (the reference every other runner must equal)."""
+def serial_runner(
+    exp: Any,
+    fn: Callable[[Any, T], R],
+    items: Sequence[T],
+    progress: Progress | None = None,
+    carry: Carry | None = None,
+) -> list[R]:
+    """Run every item here, one after another (the reference every other runner must equal); ``carry`` is not
+    needed: ``exp`` uses its results store itself."""
     out = []
     for i, item in enumerate(items):
         out.append(fn(exp, item))
@@ -57,7 +74,7 @@ def serial_runner(exp: Any, fn: Callable[[Any, T], R], items: Sequence[T], progr
 _WORKER_EXPERIMENTS: dict[str, Any] = {}
 
 
-def _worker_experiment(ref_box: list) -> Any:
+def _worker_experiment(ref_box: list[Any]) -> Any:
     """The experiment behind an object reference, deserialised once per worker process and moved to the
     GPU Ray assigned to this task, if any."""
     import ray
@@ -73,8 +90,18 @@ def _worker_experiment(ref_box: list) -> Any:
     return _WORKER_EXPERIMENTS[key]
 
 
-def _task(ref_box: list, fn: Callable[[Any, Any], Any], item: Any) -> Any:
-    return fn(_worker_experiment(ref_box), item)
+def _task(ref_box: list[Any], fn: Callable[[Any, Any], Any], item: Any, carried: Any = None) -> Any:
+    """One item on a worker. With ``carried`` (a ``store.CarriedStore``) the experiment reads its trials from it
+    instead of running them, and the trials it runs travel back in it: ``(result, carried)``."""
+    exp = _worker_experiment(ref_box)
+    if carried is None:
+        return fn(exp, item)
+    own = exp.store
+    exp.store = carried  # a worker runs one task at a time: the experiment is this task's alone meanwhile
+    try:
+        return fn(exp, item), carried.returned()
+    finally:
+        exp.store = own
 
 
 #: Ray's token authentication (on by default for a cluster started with Ray >= 2.60): the mode, the token itself,
@@ -226,30 +253,59 @@ class RayRunner:
             self._started = False
 
     def __call__(
-        self, exp: Any, fn: Callable[[Any, T], R], items: Sequence[T], progress: Progress | None = None
+        self,
+        exp: Any,
+        fn: Callable[[Any, T], R],
+        items: Sequence[T],
+        progress: Progress | None = None,
+        carry: Carry | None = None,
     ) -> list[R]:
-        """Run ``fn(exp, item)`` for every item as Ray tasks; results in the order of ``items``."""
+        """Run ``fn(exp, item)`` for every item as Ray tasks; results in the order of ``items``.
+
+        With ``carry`` and a results store on ``exp`` (``exp.store``), the driver reads each item's stored
+        trials first: an item whose trials are all stored runs here (reading only, no task); the others go to
+        the workers with their stored trials, which they read instead of running, and the trials they run come
+        back and are written to the store here.
+        """
         items = list(items)
         if not items:
             return []
+        results: list[Any] = [None] * len(items)
+        done = 0
+
+        def finished(i: int) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, len(items), items[i])
+
+        store = getattr(exp, "store", None) if carry is not None else None
+        carried = [carry(exp, item) if carry is not None and store is not None else None for item in items]
+        for i, c in enumerate(carried):
+            if c is not None and c.complete:  # every trial stored: reading is cheaper than a task
+                results[i] = fn(exp, items[i])
+                finished(i)
+        remaining = [i for i, c in enumerate(carried) if c is None or not c.complete]
+        if not remaining:
+            return results
         ray = self._init()
         gpus = self.gpus_per_task
         if gpus is None:
             has_gpu = ray.cluster_resources().get("GPU", 0) > 0
             gpus = 1 if has_gpu else 0
         remote = ray.remote(_task).options(num_cpus=1, num_gpus=gpus, max_retries=self.max_retries)
-        box = [ray.put(exp)]  # the model, data and scores travel once
-        pending = {remote.remote(box, fn, item): i for i, item in enumerate(items)}
-        results: list[Any] = [None] * len(items)
-        done = 0
+        box = [ray.put(exp)]  # the model, data and scores travel once (without the store: it stays here)
+        pending = {remote.remote(box, fn, items[i], carried[i]): i for i in remaining}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 i = pending.pop(ref)
-                results[i] = ray.get(ref)
-                done += 1
-                if progress is not None:
-                    progress(done, len(items), items[i])
+                value = ray.get(ref)
+                if carried[i] is not None:
+                    value, back = value
+                    back.deliver(store)  # the driver writes what the worker ran
+                results[i] = value
+                finished(i)
         return results
 
 

@@ -36,7 +36,7 @@ from xtmr_core.protection import ProtectionPlan, make_plan
 from xtmr_core.scoring import score_weights
 from xtmr_core.sensitivity import bit_sensitivity
 from xtmr_core.spec import CampaignSpec
-from xtmr_core.store import Store, Trial, default_store, plan_key, point_key, spec_fields
+from xtmr_core.store import CarriedStore, Store, Trial, default_store, plan_key, point_key, spec_fields
 from xtmr_core.strata import Strata, deciding_pairs, make_strata, stratified_faults
 from xtmr_core.vocabulary import DESIGNS, SCORERS, WORD_BITS, check_choice, check_format
 
@@ -90,8 +90,8 @@ class Experiment:
         splits: DataSplits | None = None,
         store: Store | None | Literal["default"] = "default",
     ) -> None:
-        self.device = device or default_device()
-        self.store: Store | None = default_store() if store == "default" else store
+        self.device = torch.device(device) if device is not None else default_device()  # "cpu" works too
+        self.store: Store | CarriedStore | None = default_store() if store == "default" else store
         self._fingerprint: dict[str, Any] | None = None
         self.splits = load_dataset(dataset) if splits is None else splits
         if net is None:
@@ -407,6 +407,22 @@ class Experiment:
         # Two sessions asking for this point at once: the second waits for the first's trials (inflight).
         key = self._flight_key("point", base, unique, strata)
         return shared(key, compute, on_partial=waited, should_stop=should_stop)
+
+    def carried(self, specs: Sequence[CampaignSpec], design: str = "auto") -> CarriedStore | None:
+        """The stored trials of the point ``evaluate_point(specs, design=design)`` runs, packed to travel with a
+        task to a worker that cannot open the store (``None`` without a store). The worker's experiment uses
+        it as its store; what it runs comes back in it for ``CarriedStore.deliver``. ``complete``: every
+        trial is stored (run it here: reading only)."""
+        store = self.store
+        if store is None or not specs:
+            return None
+        base = specs[0].point
+        unique = list(dict.fromkeys([base, *specs]))
+        strata = self.design(base, [self.plan(s) for s in unique], design)
+        pkey = point_key(self.fingerprint(), "plain" if strata is None else strata.key(), base)
+        keys = [plan_key(s) for s in unique]
+        got = store.trials(pkey, keys, base.trials, int(self.y_test.numel()), count=False)
+        return CarriedStore({pkey: dict(zip(keys, got))}, all(len(d) >= base.trials for d in got))
 
     def _flight_key(
         self, kind: str, base: CampaignSpec, specs: Sequence[CampaignSpec], strata: Strata | None

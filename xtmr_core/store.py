@@ -371,11 +371,14 @@ class Store:
 
     # -- trials -----------------------------------------------------------------------------------------------
 
-    def trials(self, point: str, plans: Sequence[str], n: int, images: int) -> list[dict[int, Trial]]:
+    def trials(
+        self, point: str, plans: Sequence[str], n: int, images: int, *, count: bool = True
+    ) -> list[dict[int, Trial]]:
         """The stored trials ``0..n-1`` of each plan of a point: one ``{trial index: Trial}`` per plan key.
 
         Rows whose shape disagrees with ``images`` test images, or whose correctness bits disagree with their
-        accuracy, are left out (they are run again).
+        accuracy, are left out (they are run again). ``count=False``: not counted in ``read`` (a driver
+        gathering trials for a worker, which counts them when it uses them).
         """
 
         def work(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
@@ -396,8 +399,9 @@ class Store:
             if (int(correct.sum()) / images if images else 0.0) != acc:
                 continue  # a damaged row: never a wrong number
             out[i][int(t)] = Trial(float(acc), float(mis), int(flips), correct, stratum, float(secs))
-        with self._lock:
-            self.read += sum(len(d) for d in out)
+        if count:
+            with self._lock:
+                self.read += sum(len(d) for d in out)
         return out
 
     def write(
@@ -527,6 +531,63 @@ class Store:
         return int(self._run("export", work, 0))
 
 
+#: A row of ``Store.write``: ``(plan key, spec, plan label, trial index, Trial)``.
+Row = tuple[str, CampaignSpec, str, int, Trial]
+
+
+class CarriedStore:
+    """The stored trials of a few points, travelling with a task to a worker that cannot open the store (a Ray
+    worker, maybe on another machine), and the trials the worker runs, travelling back for the driver to write.
+
+    It answers ``trials`` and ``write`` as a ``Store`` does; ``Experiment`` cannot tell them apart.
+
+    Args:
+        known: ``{point key: {plan key: {trial: Trial}}}`` as the driver read them.
+        complete: every trial the task needs is in ``known`` (the driver then runs it itself: reading only).
+
+    Attributes:
+        read, ran: trials the worker read from ``known`` and ran. written: ``(point key, point info, rows)`` per
+        ``write``, for the driver (``deliver``).
+    """
+
+    def __init__(self, known: dict[str, dict[str, dict[int, Trial]]], complete: bool = False) -> None:
+        self.known = known
+        self.complete = complete
+        self.read = 0
+        self.ran = 0
+        self.written: list[tuple[str, dict[str, Any], list[Row]]] = []
+
+    def trials(
+        self, point: str, plans: Sequence[str], n: int, images: int, *, count: bool = True
+    ) -> list[dict[int, Trial]]:
+        """The carried trials ``0..n-1`` of each plan of a point (as ``Store.trials``)."""
+        have = self.known.get(point, {})
+        out = [{t: tr for t, tr in have.get(k, {}).items() if t < n and tr.correct.size == images} for k in plans]
+        if count:
+            self.read += sum(len(d) for d in out)
+        return out
+
+    def write(self, point: str, point_info: Mapping[str, Any], rows: Iterable[Row]) -> int:
+        """Keep the rows for the driver (as ``Store.write``)."""
+        rows = list(rows)
+        self.ran += len(rows)
+        if rows:
+            self.written.append((point, dict(point_info), rows))
+        return len(rows)
+
+    def returned(self) -> CarriedStore:
+        """What travels back: the trials run and the counts, without the trials that came (the driver has them)."""
+        self.known = {}
+        return self
+
+    def deliver(self, store: Store) -> None:
+        """Write the trials the worker ran into the driver's ``store`` and count the ones it read there."""
+        for point, info, rows in self.written:
+            store.write(point, info, rows)
+        with store._lock:
+            store.read += self.read
+
+
 class _Foreign(sqlite3.DatabaseError):
     """An SQLite file that is not a results store (never touched)."""
 
@@ -547,6 +608,7 @@ def human_bytes(n: float) -> str:
 __all__ = [
     "ENV",
     "OFF",
+    "CarriedStore",
     "RESULT_FORMAT",
     "Store",
     "Trial",

@@ -8,6 +8,7 @@ trials (``Experiment.evaluate_point``), so each row's ``recovered``, ``relative_
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -184,7 +185,7 @@ def run_sweep(
                 progress(done, total, f"{item[0][0].fmt} @ BER {item[0][0].ber:g} ({len(item[0])} plans)")
 
         items = [(specs, design) for specs in points.values()]
-        parts = runner(exp, paired_point_rows, items, progress=report)
+        parts = runner(exp, paired_point_rows, items, progress=report, carry=carry_point)
         return pd.DataFrame([row for part in parts for row in part], columns=[*COLUMNS, *PAIRED_COLUMNS])
     rows: list[dict] = []
     for i, (base, specs) in enumerate(points.items()):
@@ -195,6 +196,13 @@ def run_sweep(
         if progress is not None:
             progress(i + 1, len(points), f"{base.fmt} @ BER {base.ber:g} ({len(point.results)} plans)")
     return pd.DataFrame(rows, columns=[*COLUMNS, *PAIRED_COLUMNS])
+
+
+def carry_point(exp: Experiment, item: tuple) -> Any:
+    """The stored trials of one grid point ``item = (specs, design)``, to travel with its task
+    (``Experiment.carried``)."""
+    specs, design = item
+    return exp.carried(specs, design)
 
 
 def paired_point_rows(exp: Experiment, item: tuple) -> list[dict]:

@@ -254,6 +254,11 @@ def point_rows(exp, point: GridPoint) -> list[dict]:
     return rows
 
 
+def carry_grid_point(exp: Any, point: GridPoint) -> Any:
+    """The stored trials of one grid point, to travel with its task (``Experiment.carried``)."""
+    return exp.carried(point.specs())
+
+
 class LocalRunner:
     """Runs grid points in this process, one ``Experiment`` per model (kept between calls: the scores stay)."""
 
@@ -417,7 +422,8 @@ class GridRunner:
             def tick(done: int, total: int, point: GridPoint) -> None:
                 progress(1, f"{point.model} {point.fmt} @ {point.ber:g} ({len(point.plans)} plans)")
 
-            rows_of.update(zip(mine, self.runner(exp, point_rows, [points[i] for i in mine], progress=tick)))
+            part = self.runner(exp, point_rows, [points[i] for i in mine], progress=tick, carry=carry_grid_point)
+            rows_of.update(zip(mine, part))
         return [row for i in range(len(points)) for row in rows_of[i]]
 
     def shutdown(self) -> None:
