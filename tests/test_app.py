@@ -9,6 +9,7 @@ import pytest
 from conftest import metric
 from streamlit.testing.v1 import AppTest
 
+import app_session
 import app_state
 import ui
 from xtmr_core.spec import CampaignSpec
@@ -28,7 +29,7 @@ def open_app(page: str | None = None) -> AppTest:
 
 
 def shared_experiment():
-    return app_state.experiment(app_state.shipped_choice("lenet5", "mnist5k"))
+    return app_state.experiment(app_session.shipped_choice("lenet5", "mnist5k"))
 
 
 def test_home_shows_the_model_card_and_links():

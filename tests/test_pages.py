@@ -399,12 +399,12 @@ def test_model_page_offers_only_datasets_whose_files_are_here(tmp_path, monkeypa
 
 
 def test_model_upload_over_the_limit_says_so_on_the_page():
-    import app_state
+    import app_session
 
     at = open_page("model")
     ok(at.radio(key="weights_source").set_value("upload").run())
     uploader = at.get("file_uploader")[0]
-    limit = app_state.MAX_UPLOAD_BYTES
+    limit = app_session.MAX_UPLOAD_BYTES
     assert limit == 50_000_000 and "at most 50 MB" in uploader.proto.label
     # the browser lets a file somewhat over the limit through, so the app's message, not a tooltip, explains it
     assert uploader.proto.max_upload_size_mb * 1_000_000 > limit * 1.5
