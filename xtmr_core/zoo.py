@@ -6,7 +6,9 @@ with random weights for the image folder's classes, its BatchNorm statistics set
 all-zero weight tensor (torchvision zero-initialises some heads) redrawn, and converted to float64. It then gets
 LRP weight relevance and the network balance (``relevance.lrp_balance``) on the folder's images at 32×32, or at
 the smallest of 64, 96, 224 pixels its forward accepts. One row per architecture: ``pass`` (ran, balance error
-given), ``refuse`` (one line naming the operation and module) or ``crash`` (any other exception: a bug).
+given), ``vacuous`` (ran, but the start logits are zero, so there was no relevance to balance: at random weights
+squeezenet1_0's final ReLU zeroes every logit, and a balance of nothing proves nothing), ``refuse`` (one line naming
+the operation and module) or ``crash`` (any other exception: a bug).
 """
 
 from __future__ import annotations
@@ -27,14 +29,16 @@ __all__ = ["ZooRow", "SIZES", "zoo_architectures", "write_image_folder", "run_zo
 
 #: Image sizes tried in turn: the first one the architecture's forward accepts is used.
 SIZES: tuple[int, ...] = (32, 64, 96, 224)
+#: Start logits (``sum |logit|``, float64) at or below this carry no relevance: the balance holds trivially.
+VACUOUS_LOGITS = 1e-12
 _FIELDS = ("name", "params", "status", "size", "operation", "balance_error", "logits_abs", "seconds")
 
 
 @dataclass(frozen=True)
 class ZooRow:
-    """One architecture's result: status ``pass``/``refuse``/``crash``, the refusal or crash line, the float64
-    balance error and the start logits' ``sum |logit|`` it is relative to (``pass`` only; a balance over zero
-    logits proves nothing), and the seconds the LRP run took."""
+    """One architecture's result: status ``pass``/``vacuous``/``refuse``/``crash``, the refusal or crash line
+    (for ``vacuous``, why), the float64 balance error and the start logits' ``sum |logit|`` it is relative to
+    (``pass`` and ``vacuous``), and the seconds the LRP run took."""
 
     name: str
     params: int
@@ -52,7 +56,7 @@ def zoo_architectures(max_params: float = 100e6, num_classes: int = 3) -> list[t
     Returns:
         ``(name, parameters)`` pairs in torchvision's order.
     """
-    import torchvision.models
+    import torchvision.models  # type: ignore[import-untyped]  # torchvision ships no type hints
 
     counted = [(n, _param_count(n, num_classes)) for n in torchvision.models.list_models(module=torchvision.models)]
     return [(n, p) for n, p in counted if p <= max_params]
@@ -62,7 +66,7 @@ def _param_count(name: str, num_classes: int) -> int:
     """Parameters of a torchvision architecture, counted on the meta device (no weights allocated) where it builds."""
     import torchvision.models
 
-    kwargs: dict = {"weights": None, "num_classes": num_classes}
+    kwargs: dict[str, object] = {"weights": None, "num_classes": num_classes}
     if name in ("googlenet", "inception_v3"):
         kwargs.update(aux_logits=False, init_weights=False)
     try:
@@ -157,6 +161,9 @@ def _one(name: str, params: int, root: Path, images: int, num_classes: int) -> Z
         line = " ".join(f"{type(e).__name__}: {e}".split())[:300]
         return ZooRow(name, params, "crash", size, line, None, time.perf_counter() - start)
     seconds = time.perf_counter() - start
+    if not balance.logits_abs > VACUOUS_LOGITS:
+        why = f"start logits sum to {balance.logits_abs:.1e}: no relevance to balance, the check is empty"
+        return ZooRow(name, params, "vacuous", size, why, balance.error, seconds, balance.logits_abs)
     return ZooRow(name, params, "pass", size, "", balance.error, seconds, balance.logits_abs)
 
 
