@@ -15,6 +15,7 @@ from torch import nn
 
 from xtmr_core.attribution import (
     IG_STEPS,
+    compare_maps,
     input_attribution,
     input_attributions,
     on_one_scale,
@@ -225,3 +226,15 @@ def _weight_messages(m: nn.Module, a: torch.Tensor, r: torch.Tensor) -> torch.Te
     z = a @ w.T + b
     s = r / (z + 1e-9 * torch.where(z >= 0, 1.0, -1.0))
     return w * torch.einsum("ni,no->oi", a, s)
+
+
+def test_compare_maps_scales_and_counts_the_top_fraction():
+    rng = np.random.default_rng(3)
+    maps = {"a": rng.normal(size=(10, 10)) * 5, "b": rng.normal(size=(10, 10))}
+    got = compare_maps(maps, 0.05)
+    assert got.k == 5 and got.peaks["a"] == pytest.approx(np.abs(maps["a"]).max())
+    assert np.array_equal(got.overlap, overlap_table(maps, 5))
+    assert np.allclose(got.maps["a"] * got.peaks["a"], maps["a"])
+    assert compare_maps(maps, 0.001).k == 1 and compare_maps(maps, 1.0).overlap[0, 1] == 1.0
+    one_line_error(lambda: compare_maps(maps, 0.0), "(0, 1]")
+    one_line_error(lambda: compare_maps({}, 0.1), "at least one map")

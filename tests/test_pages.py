@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -294,7 +296,7 @@ def test_sweeps_csv_carries_seed_rule_and_versions():
 def test_relevance_renders_maps_and_overlap():
     at = open_page("relevance")
     assert not at.error
-    assert len(at.get("plotly_chart")) == 5  # shares, layer map, scatter, inputs, overlap
+    assert len(at.get("plotly_chart")) == 7  # shares, layer map, scatter, inputs, attributions, agreement, overlap
     ok(
         at.selectbox(key=next(k for k in at.session_state if str(k).startswith("rel_layer_")))
         .set_value("classifier.0")
@@ -317,6 +319,42 @@ def test_relevance_names_its_reference_images_and_draws_square_pixels():
     assert len(anchors) == 8 and all(a == "x" + k[5:] for k, a in anchors.items()), anchors  # 2 rows x 4 images
     scatter = _figure(at, "scatter")["layout"]
     assert scatter["xaxis"]["dtick"] == 1 and scatter["yaxis"]["exponentformat"] == "power"  # decades, no "100μ"
+
+
+def test_relevance_draws_captum_methods_beside_lrp_on_one_scale():
+    at = open_page("relevance")
+    maps = _figure(at, "attr_maps")
+    heat = [t for t in maps["data"] if t["type"] == "heatmap" and t.get("coloraxis")]
+    assert len(heat) == 4 and {t["coloraxis"] for t in heat} == {"coloraxis"}  # LRP + three methods, one scale
+    axis = maps["layout"]["coloraxis"]
+    lrp_scale = next(t["colorscale"] for t in _figure(at, "inputs")["data"] if t.get("zmid") == 0)
+    assert (axis["cmin"], axis["cmax"], axis["cmid"]) == (-1, 1, 0) and axis["colorscale"] == lrp_scale
+    titles = [a["text"] for a in maps["layout"]["annotations"]]
+    assert titles == ["image", "LRP", "Integrated Gradients", "Saliency", "Input × Gradient"]
+    for t in heat:  # each map over its own largest |value|: it reaches 1 in size, never beyond
+        assert np.abs(_array(t["z"])).max() == pytest.approx(1.0) and _array(t["z"]).shape == (28, 28)
+    agree = _figure(at, "attr_agree")["data"][0]
+    table = _array(agree["z"])
+    assert table.shape == (4, 4) and (np.diag(table) == 1).all() and ((table >= 0) & (table <= 1)).all()
+    assert table[0, 3] == 1  # the epsilon rule on lenet5 (ReLU, max-pool): LRP is Input x Gradient
+    assert table[0, 2] < 1  # Saliency's top pixels are not LRP's
+    assert agree["colorscale"] != lrp_scale  # agreement is not drawn in relevance's red and blue
+    assert any("top 39 pixels" in c.value for c in at.caption)  # 5% of 28 x 28
+    ok(at.select_slider(key="attr_k").set_value(0.2).run())
+    assert any("top 157 pixels" in c.value for c in at.caption)
+    ok(at.selectbox(key="attr_image").set_value(2).run())
+    ok(at.radio(key="rel_target").set_value("predicted").run())
+    ok(at.selectbox(key="rule").set_value("gamma").run())
+    assert not at.error and _array(_figure(at, "attr_agree")["data"][0]["z"])[0, 3] < 1  # gamma is not Input x Gradient
+
+
+def _array(values) -> np.ndarray:
+    """A plotly figure's array as numpy: plotly writes numpy arrays as base64 ``bdata`` with a dtype and shape."""
+    if not isinstance(values, dict):
+        return np.asarray(values, dtype=float)
+    flat = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    shape = [int(n) for n in str(values.get("shape", flat.size)).split(",")]
+    return flat.reshape(shape)
 
 
 def _figure(at: AppTest, key: str) -> dict:

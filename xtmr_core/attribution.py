@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,6 +40,8 @@ __all__ = [
     "top_k",
     "topk_overlap",
     "overlap_table",
+    "Comparison",
+    "compare_maps",
 ]
 
 #: Integration points of Integrated Gradients (Gauss-Legendre). Completeness error measured on the shipped
@@ -186,3 +189,33 @@ def overlap_table(maps: dict[str, np.ndarray], k: int) -> np.ndarray:
         for j in range(i + 1, len(names)):
             out[i, j] = out[j, i] = topk_overlap(maps[a], maps[names[j]], k)
     return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Pixel maps of one image by several methods, ready to draw side by side.
+
+    Attributes:
+        maps: each method's map over its own largest |value| (``on_one_scale``), in [-1, 1].
+        peaks: each map's largest |value| before scaling (what 1 on the colour bar stands for).
+        overlap: ``overlap_table`` of the maps at ``k``, rows and columns in the order of ``maps``.
+        k: the pixels compared, the top ``fraction`` of one map's pixels (at least one).
+    """
+
+    maps: dict[str, np.ndarray]
+    peaks: dict[str, float]
+    overlap: np.ndarray
+    k: int
+
+
+def compare_maps(maps: dict[str, np.ndarray], fraction: float) -> Comparison:
+    """``maps`` (one image's pixel maps, one shape) on one scale, with their top-k overlap for the top
+    ``fraction`` of the pixels (0 < fraction <= 1)."""
+    if not maps:
+        raise XtmrError("compare_maps needs at least one map")
+    if not 0 < fraction <= 1:
+        raise XtmrError(f"the fraction of pixels compared must lie in (0, 1], got {fraction}")
+    n = int(np.asarray(next(iter(maps.values()))).size)
+    k = max(1, round(fraction * n))
+    peaks = {name: float(np.abs(m).max()) if np.size(m) else 0.0 for name, m in maps.items()}
+    return Comparison(on_one_scale(maps), peaks, overlap_table(maps, k), k)
