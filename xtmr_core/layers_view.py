@@ -6,6 +6,7 @@ Pure functions over a model, its ``WeightLayout`` and flat per-weight arrays; no
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -268,7 +269,7 @@ def layer_map(values: np.ndarray, max_cells: int = 4096) -> LayerMap:
     return _matrix_map(w.sum(axis=(2, 3)), max_cells, "output filter", "input channel", f"{kh}×{kw} kernel")
 
 
-def _texts(z: np.ndarray, name, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def _texts(z: np.ndarray, name: Callable[[int, int], str], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     out = np.empty(z.shape, dtype=object)
     for a, b in zip(rows.ravel(), cols.ravel()):
         out[a, b] = f"{name(int(a), int(b))}: {z[a, b]:.3g}"
@@ -279,7 +280,8 @@ def _matrix_map(m: np.ndarray, max_cells: int, row_name: str, col_name: str, uni
     rows, cols = m.shape
     fr, fc = block_factors(rows, cols, max_cells)
     z = block_sum(m, fr, fc) if (fr, fc) != (1, 1) else m
-    r, c = np.indices(z.shape)
+    grid = np.indices(z.shape)
+    r, c = grid[0], grid[1]
     hover = _texts(z, lambda a, b: f"{_span(row_name, a * fr, fr, rows)} × {_span(col_name, b * fc, fc, cols)}", r, c)
     summed = unit != "weight"
     if (fr, fc) == (1, 1):

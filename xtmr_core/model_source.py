@@ -18,6 +18,7 @@ import importlib.util
 import inspect
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,7 +38,7 @@ from xtmr_core.vocabulary import TORCHVISION_PREFIX, model_kind
 
 def torchvision_architectures() -> tuple[str, ...]:
     """The names ``torchvision:NAME`` accepts: torchvision's classification models."""
-    import torchvision.models
+    import torchvision.models  # type: ignore[import-untyped]  # torchvision ships no type hints
 
     return tuple(torchvision.models.list_models(module=torchvision.models))
 
@@ -94,7 +95,7 @@ def load_from_source(
     seed: int = 0,
     allow_code: bool = False,
     name: str | None = None,
-) -> tuple[nn.Module, dict]:
+) -> tuple[nn.Module, dict[str, Any]]:
     """A model of any kind for ``splits``' images, with weights from ``checkpoint``.
 
     A built-in model on a built-in dataset loads as ``checkpoints.load_model`` does (the shipped checkpoint
@@ -129,7 +130,8 @@ def load_from_source(
         else:
             net, meta = load_model(ref, splits.name, checkpoint, device)
         return net, {**meta, "weights": "file"}
-    label, data, state, meta = "", b"", {}, {}
+    label, data, meta = "", b"", {}
+    state: dict[str, torch.Tensor] = {}
     if isinstance(checkpoint, (bytes, bytearray)):  # an upload: size-limited
         label, data = name or "uploaded file", bytes(checkpoint)
         state, meta = read_checkpoint_bytes(data, label)
@@ -162,10 +164,10 @@ def _torchvision(name: str, channels: int, num_classes: int) -> nn.Module:
             f"torchvision has no classification architecture {name!r}; e.g. {', '.join(known[:8])}, … "
             f"({len(known)} in all)"
         )
-    kwargs: dict = {"weights": None, "num_classes": num_classes}
+    kwargs: dict[str, object] = {"weights": None, "num_classes": num_classes}
     if name in ("googlenet", "inception_v3"):
         kwargs.update(aux_logits=False, init_weights=True)  # one output tensor, and no init warning
-    net = torchvision.models.get_model(name, **kwargs)
+    net: nn.Module = torchvision.models.get_model(name, **kwargs)
     if channels != 3:
         _rebuild_first_conv(net, channels)
     return net

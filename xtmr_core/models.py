@@ -140,7 +140,11 @@ def build_model(
     return model
 
 
-def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+#: A layer whose ``weight`` tensor is faultable (``weight_layers``).
+WeightLayer = nn.Conv2d | nn.Linear | _BatchNorm
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, WeightLayer]]:
     """List the layers whose weights are faultable: every ``nn.Conv2d`` (grouped and depthwise included)
     and ``nn.Linear``, and every BatchNorm with a scale that is still a layer of its own.
 
@@ -221,7 +225,8 @@ class BasicBlock(nn.Module):
             # NCHW for the 1×1 stride-2 projection: oneDNN's backward of that conv on an NHWC tensor corrupts
             # the heap in torch 2.14 on the CPU (crashes LRP and training for some batch sizes).
             short = to_channels_last(self.shortcut(x.contiguous()))
-        return self.relu2(self.add(out, short))
+        y: torch.Tensor = self.relu2(self.add(out, short))
+        return y
 
 
 class InvertedResidual(nn.Module):
@@ -247,7 +252,8 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the block's output."""
         out = self.conv(x)
-        return out if self.add is None else self.add(x, out)
+        y: torch.Tensor = out if self.add is None else self.add(x, out)
+        return y
 
 
 def _divisible(channels: float, divisor: int = 8) -> int:
@@ -272,7 +278,8 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``x`` scaled per channel by its gate."""
-        return x * self.gate(self.fc2(self.relu(self.fc1(self.pool(x)))))
+        y: torch.Tensor = x * self.gate(self.fc2(self.relu(self.fc1(self.pool(x)))))
+        return y
 
 
 class InvertedResidualSE(nn.Module):
@@ -302,7 +309,8 @@ class InvertedResidualSE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the block's output."""
         out = self.conv(x)
-        return out if self.add is None else self.add(x, out)
+        y: torch.Tensor = out if self.add is None else self.add(x, out)
+        return y
 
 
 class Attention(nn.Module):
@@ -321,7 +329,8 @@ class Attention(nn.Module):
         n, t = x.shape[0], x.shape[1]
         q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(n, t, -1))
+        y: torch.Tensor = self.proj((attn @ v).transpose(1, 2).reshape(n, t, -1))
+        return y
 
 
 class TransformerBlock(nn.Module):
@@ -341,7 +350,8 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the block's output tokens."""
         x = self.add1(x, self.attn(self.norm1(x)))
-        return self.add2(x, self.fc2(self.act(self.fc1(self.norm2(x)))))
+        y: torch.Tensor = self.add2(x, self.fc2(self.act(self.fc1(self.norm2(x)))))
+        return y
 
 
 class VisionTransformer(nn.Module):
@@ -362,7 +372,8 @@ class VisionTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the logits of a batch N×C×H×W."""
         tokens = self.patch(x).flatten(2).transpose(1, 2) + self.pos
-        return self.head(self.norm(self.blocks(tokens)).mean(dim=1))
+        y: torch.Tensor = self.head(self.norm(self.blocks(tokens)).mean(dim=1))
+        return y
 
 
 class Classifier(nn.Module):
@@ -386,7 +397,8 @@ class Classifier(nn.Module):
         if self.features is not None:
             x = self.features(x)
         # torch.flatten, not nn.Flatten: Captum's LRP has no rule for a Flatten module.
-        return self.classifier(torch.flatten(x, 1))
+        y: torch.Tensor = self.classifier(torch.flatten(x, 1))
+        return y
 
 
 def _check_name(name: str) -> None:
@@ -410,12 +422,14 @@ def _head(n_in: int, hidden: tuple[int, ...], num_classes: int, width: float, dr
     return nn.Sequential(*layers)
 
 
-def _conv_stack(spec, in_shape: tuple[int, int, int], width: float) -> tuple[nn.Sequential, int]:
+def _conv_stack(
+    spec: tuple[int | str | tuple[int, int], ...], in_shape: tuple[int, int, int], width: float
+) -> tuple[nn.Sequential, int]:
     """Conv(k, same padding) + ReLU per entry, 2×2 max-pool at "M" while the map is at least 2 wide."""
     c, h, w = in_shape
     layers: list[nn.Module] = []
     for item in spec:
-        if item == "M":
+        if isinstance(item, str):  # "M", the only text entry
             if min(h, w) >= 2:
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
@@ -427,12 +441,12 @@ def _conv_stack(spec, in_shape: tuple[int, int, int], width: float) -> tuple[nn.
     return nn.Sequential(*layers), c * h * w
 
 
-def _mlp(in_shape, num_classes, width) -> nn.Module:
+def _mlp(in_shape: tuple[int, int, int], num_classes: int, width: float) -> nn.Module:
     c, h, w = in_shape
     return Classifier(None, _head(c * h * w, _MLP_HIDDEN, num_classes, width, 0.0))
 
 
-def _lenet5(in_shape, num_classes, width) -> nn.Module:
+def _lenet5(in_shape: tuple[int, int, int], num_classes: int, width: float) -> nn.Module:
     c, h, w = in_shape
     layers: list[nn.Module] = []
     for i, out in enumerate(_LENET_CONV):
@@ -448,18 +462,18 @@ def _lenet5(in_shape, num_classes, width) -> nn.Module:
     return Classifier(nn.Sequential(*layers), _head(c * h * w, _LENET_FC, num_classes, width, 0.0))
 
 
-def _alexnet(in_shape, num_classes, width) -> nn.Module:
+def _alexnet(in_shape: tuple[int, int, int], num_classes: int, width: float) -> nn.Module:
     # AlexNet's 11×11/stride-4 stem is for 224-pixel inputs; on 28-32 pixels it becomes 5×5/stride 1.
     features, n = _conv_stack(_ALEXNET_CONV, in_shape, width)
     return Classifier(features, _head(n, _ALEXNET_FC, num_classes, width, 0.5))
 
 
-def _vgg16(in_shape, num_classes, width) -> nn.Module:
+def _vgg16(in_shape: tuple[int, int, int], num_classes: int, width: float) -> nn.Module:
     features, n = _conv_stack(_VGG16_CONV, in_shape, width)
     return Classifier(features, _head(n, _VGG16_FC, num_classes, width, 0.5))
 
 
-def _resnet20(in_shape, num_classes, width) -> nn.Module:
+def _resnet20(in_shape: tuple[int, int, int], num_classes: int, width: float) -> nn.Module:
     c, _, _ = in_shape
     stem = _scaled(_RESNET20_STAGES[0][0], width)
     layers: list[nn.Module] = [nn.Conv2d(c, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem), nn.ReLU()]
@@ -473,7 +487,7 @@ def _resnet20(in_shape, num_classes, width) -> nn.Module:
     return Classifier(nn.Sequential(*layers), nn.Sequential(nn.Linear(c, num_classes)), channels_last=True)
 
 
-def _mobilenetv2(in_shape, num_classes, width) -> nn.Module:
+def _mobilenetv2(in_shape: tuple[int, int, int], num_classes: int, width: float) -> nn.Module:
     c, _, _ = in_shape
     stem = _scaled(_MBV2_STEM, width)
     layers: list[nn.Module] = [
@@ -492,7 +506,7 @@ def _mobilenetv2(in_shape, num_classes, width) -> nn.Module:
     return Classifier(nn.Sequential(*layers), nn.Sequential(nn.Linear(last, num_classes)), channels_last=True)
 
 
-def _mobilenetv3(in_shape, num_classes, width) -> nn.Module:
+def _mobilenetv3(in_shape: tuple[int, int, int], num_classes: int, width: float) -> nn.Module:
     c, _, _ = in_shape
     stem = _divisible(_MBV3_STEM * width)
     layers: list[nn.Module] = [
@@ -512,7 +526,7 @@ def _mobilenetv3(in_shape, num_classes, width) -> nn.Module:
     return Classifier(nn.Sequential(*layers), classifier, channels_last=True)
 
 
-def _vit(in_shape, num_classes, width) -> nn.Module:
+def _vit(in_shape: tuple[int, int, int], num_classes: int, width: float) -> nn.Module:
     dim = max(_VIT_HEADS, int(round(_VIT_DIM * width / _VIT_HEADS)) * _VIT_HEADS)
     model = VisionTransformer(in_shape, num_classes, dim, _VIT_DEPTH, _VIT_HEADS)
     nn.init.trunc_normal_(model.pos, std=0.02)
