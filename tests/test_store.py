@@ -20,9 +20,9 @@ from xtmr_core.spec import CampaignSpec
 from xtmr_core.store import Store, Trial, default_path, default_store, plan_key, point_key
 
 #: A stratified fp32 point (BER 1e-5: rare deciding faults) with two plans besides the baseline.
-STRAT = [CampaignSpec("lrp", 1.0, 1e-5, trials=40), CampaignSpec("bits", bits=(30,), ber=1e-5, trials=40)]
+STRAT = [CampaignSpec("lrp", 1.0, 1e-5, trials=12), CampaignSpec("bits", bits=(30,), ber=1e-5, trials=12)]
 #: A plain int8 point.
-PLAIN = [CampaignSpec("magnitude", 5.0, 1e-2, "int8", trials=12)]
+PLAIN = [CampaignSpec("magnitude", 5.0, 1e-2, "int8", trials=6)]
 
 
 @pytest.fixture(scope="module")
@@ -59,30 +59,30 @@ def with_store(exp, path):
 
 def test_a_longer_point_after_a_shorter_one_equals_a_fresh_run(exp, fresh, tmp_path):
     e = with_store(exp, tmp_path / "r.sqlite")
-    ten = e.evaluate_point([s.replace(trials=10) for s in STRAT])
-    assert (e.store.read, e.store.ran) == (0, 30)
-    same_point(ten, exp.evaluate_point([s.replace(trials=10) for s in STRAT]))
-    forty = e.evaluate_point(STRAT)
-    assert (e.store.read, e.store.ran) == (30, 30 + 90)  # 40 after 10 runs 30 trials of each plan
-    same_point(forty, fresh["strat"])
-    again = e.evaluate_point([s.replace(trials=10) for s in STRAT])  # 10 after 40 runs nothing
-    assert e.store.ran == 120
-    same_point(again, ten)
+    few = e.evaluate_point([s.replace(trials=4) for s in STRAT])
+    assert (e.store.read, e.store.ran) == (0, 12)
+    same_point(few, exp.evaluate_point([s.replace(trials=4) for s in STRAT]))
+    more = e.evaluate_point(STRAT)
+    assert (e.store.read, e.store.ran) == (12, 12 + 24)  # 12 after 4 runs 8 trials of each plan
+    same_point(more, fresh["strat"])
+    again = e.evaluate_point([s.replace(trials=4) for s in STRAT])  # 4 after 12 runs nothing
+    assert e.store.ran == 36
+    same_point(again, few)
     # a fresh process's store object reads the same file: the whole point, nothing run
     other = with_store(exp, tmp_path / "r.sqlite")
     same_point(other.evaluate_point(STRAT), fresh["strat"])
-    assert (other.store.read, other.store.ran) == (120, 0)
+    assert (other.store.read, other.store.ran) == (36, 0)
 
 
 def test_plain_points_and_single_campaigns_share_the_store(exp, fresh, tmp_path):
     e = with_store(exp, tmp_path / "r.sqlite")
-    alone = e.evaluate(PLAIN[0].replace(trials=5))  # the plan without its baseline
-    assert alone.accuracies == fresh["plain"].results[1].accuracies[:5]
+    alone = e.evaluate(PLAIN[0].replace(trials=3))  # the plan without its baseline
+    assert alone.accuracies == fresh["plain"].results[1].accuracies[:3]
     point = e.evaluate_point(PLAIN)
     same_point(point, fresh["plain"])
-    assert e.store.ran == 5 + 12 + 7 and e.store.read == 5
+    assert e.store.ran == 3 + 6 + 3 and e.store.read == 3
     again = e.evaluate(PLAIN[0])
-    assert again.accuracies == fresh["plain"].results[1].accuracies and e.store.ran == 24
+    assert again.accuracies == fresh["plain"].results[1].accuracies and e.store.ran == 12
 
 
 def test_a_stopped_point_keeps_its_trials(exp, fresh, tmp_path):
@@ -125,14 +125,14 @@ def test_another_engine_model_or_data_is_never_read(exp, fresh, tmp_path, monkey
     }
     for name, e in others.items():
         e.evaluate_point(PLAIN)
-        assert e.store.read == 0 and e.store.ran == 24, name
+        assert e.store.read == 0 and e.store.ran == 12, name
     monkeypatch.setattr(store_mod, "RESULT_FORMAT", store_mod.RESULT_FORMAT + 1)
     e = with_store(exp, path)
     same_point(e.evaluate_point(PLAIN), fresh["plain"])
     assert e.store.read == 0, "a store of another result format was read"
     e2 = with_store(exp, path)
     e2.evaluate_point(PLAIN, design="plain")
-    assert e2.store.read == 24  # both formats' rows are there, each read by its own engine only
+    assert e2.store.read == 12  # both formats' rows are there, each read by its own engine only
 
 
 def test_the_store_round_trips_a_trial_exactly(tmp_path):
@@ -256,16 +256,16 @@ def test_two_processes_writing_at_once_neither_duplicate_nor_lose_a_trial(tmp_pa
     Store(path).close()
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_writer, args=(path, start, 300, barrier)) for start in (0, 150)]
+    procs = [ctx.Process(target=_writer, args=(path, start, 120, barrier)) for start in (0, 60)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0]
     (got,) = Store(path).trials("p", [plan_key(CampaignSpec())], 1000, 100)
-    assert sorted(got) == list(range(450))
+    assert sorted(got) == list(range(180))
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 450
+        assert conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 180
     for t, trial in got.items():
         assert trial.flips == t and np.array_equal(trial.correct, np.arange(100) % (t + 2) == 0)
 
@@ -387,4 +387,38 @@ def test_batched_trials_fill_the_gaps_the_same(exp, fresh, tmp_path):
     e.evaluate_point([s.replace(trials=4) for s in PLAIN])
     e.store.write("x", {}, [])  # no rows: nothing written, nothing counted
     same_point(e.evaluate_point(PLAIN), fresh["plain"])
-    assert (e.store.read, e.store.ran) == (8, 24)
+    assert (e.store.read, e.store.ran) == (8, 12)
+
+
+def test_scores_are_kept_exactly_and_read_back_by_their_own_fingerprint_only(exp, tmp_path, monkeypatch):
+    import xtmr_core.experiment as experiment_mod
+
+    path = tmp_path / "r.sqlite"
+    e = with_store(exp, path)
+    e._scores = {}  # not the fixture's cache
+    lrp = e.scores("lrp", "epsilon")
+    assert np.array_equal(lrp, experiment_mod.Experiment.scores(exp, "lrp", "epsilon"))
+
+    def computed(*args, **kwargs):
+        raise RuntimeError("computed again")
+
+    monkeypatch.setattr(experiment_mod, "score_weights", computed)
+
+    def fresh_copy(**fingerprint):
+        f = with_store(exp, path)
+        f._scores = {}
+        f._fingerprint = {**exp.fingerprint(), **fingerprint}
+        f._fingerprint.pop("device")
+        return f
+
+    got = fresh_copy().scores("lrp", "epsilon")
+    assert got.dtype == np.float64 and got.tobytes() == lrp.tobytes()  # read back bit for bit, not computed
+    with pytest.raises(RuntimeError, match="computed again"):
+        fresh_copy().scores("lrp", "z")  # another rule
+    with pytest.raises(RuntimeError, match="computed again"):
+        fresh_copy(weights="another checkpoint").scores("lrp", "epsilon")
+    with sqlite3.connect(path) as conn:  # a damaged row: computed again, never a wrong ranking
+        conn.execute("UPDATE scores SET data = substr(data, 1, 8) || zeroblob(8) || substr(data, 17)")
+    with pytest.raises(RuntimeError, match="computed again"):
+        fresh_copy().scores("lrp", "epsilon")
+    assert Store(path).info()["scores"] == 1

@@ -36,7 +36,16 @@ from xtmr_core.protection import ProtectionPlan, make_plan
 from xtmr_core.scoring import score_weights
 from xtmr_core.sensitivity import bit_sensitivity
 from xtmr_core.spec import CampaignSpec
-from xtmr_core.store import CarriedStore, Store, Trial, default_store, plan_key, point_key, spec_fields
+from xtmr_core.store import (
+    CarriedStore,
+    Store,
+    Trial,
+    default_store,
+    plan_key,
+    point_key,
+    score_key,
+    spec_fields,
+)
 from xtmr_core.strata import Strata, deciding_pairs, make_strata, stratified_faults
 from xtmr_core.vocabulary import DESIGNS, SCORERS, WORD_BITS, check_choice, check_format
 
@@ -182,21 +191,36 @@ class Experiment:
         Returns:
             float64 array of ``n_weights`` scores, larger = more important.
         """
-        key = (scorer, rule if scorer == "lrp" else "", seed if scorer == "random" else 0)
+        key = _score_id(scorer, rule, seed)
         with self._lock:
             if key not in self._scores:
-                # magnitude and random look at the weights alone: no reference images needed
-                if scorer in ("magnitude", "random"):
-                    x, y = torch.empty(0), torch.empty(0, dtype=torch.int64)
-                else:
-                    if scorer == "lrp":
-                        lrp_ready(self.model)  # an unsupported layer is named before any image is chosen
-                    x, y = self.reference()
-                per_layer = score_weights(
-                    self.model, x, y, scorer, rule=rule, seed=seed, fault_biases=self.fault_biases
-                )
-                self._scores[key] = self.layout.flatten(per_layer)
+                stored = self._stored_scores(*key)  # another run (or the warm command) computed them
+                self._scores[key] = self._score(scorer, rule, seed) if stored is None else stored
             return self._scores[key]
+
+    def _score(self, scorer: str, rule: str, seed: int) -> np.ndarray:
+        """Compute one scorer's flat scores (and keep them in the results store, if any)."""
+        # magnitude and random look at the weights alone: no reference images needed
+        if scorer in ("magnitude", "random"):
+            x, y = torch.empty(0), torch.empty(0, dtype=torch.int64)
+        else:
+            if scorer == "lrp":
+                lrp_ready(self.model)  # an unsupported layer is named before any image is chosen
+            x, y = self.reference()
+        per_layer = score_weights(self.model, x, y, scorer, rule=rule, seed=seed, fault_biases=self.fault_biases)
+        flat = self.layout.flatten(per_layer)
+        store = self.store
+        if isinstance(store, Store) and scorer not in ("magnitude", "random"):  # those two cost nothing
+            info = {"model": self.model_name, "dataset": self.dataset, "scorer": scorer, "rule": rule, "seed": seed}
+            store.put_scores(score_key(self.fingerprint(), *_score_id(scorer, rule, seed)), info, flat)
+        return flat
+
+    def _stored_scores(self, scorer: str, rule: str, seed: int) -> np.ndarray | None:
+        """One scorer's scores from the results store (``None``: no store, none stored, or a cheap scorer)."""
+        store = self.store
+        if not isinstance(store, Store) or scorer in ("magnitude", "random"):
+            return None
+        return store.scores(score_key(self.fingerprint(), scorer, rule, seed), self.n_weights)
 
     def injector(self, fmt: str = "fp32", int8_granularity: str = "channel") -> FaultInjector:
         """The fault injector for one storage format (cached; its worker is a private model copy)."""
@@ -529,6 +553,11 @@ class Experiment:
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         return h.hexdigest()
+
+
+def _score_id(scorer: str, rule: str, seed: int) -> tuple[str, str, int]:
+    """What decides a scorer's scores: the rule for ``lrp`` only, the seed for ``random`` only."""
+    return scorer, rule if scorer == "lrp" else "", seed if scorer == "random" else 0
 
 
 def _snapshot(point: PointResult) -> PointResult:

@@ -2,6 +2,8 @@
 
 One row per (point, plan, trial index) holds what the intervals and exports need: accuracy, mismatch, bit
 flips, the trial's stratum, its seconds and the per-image correctness, bit-packed (``numpy.packbits``). The
+scorers' per-weight scores (LRP per rule, gradient, Taylor, ...) are kept too, exactly (float64, with their
+SHA-256), keyed by the experiment's fingerprint, the scorer, its rule and seed. The
 file is SQLite through the standard library in WAL mode, so an app server, a CLI run and a report can read
 and write it at once; rows are inserted with ``INSERT OR IGNORE`` on their primary key, so two writers of
 the same trial never duplicate or lose one.
@@ -69,6 +71,8 @@ CREATE TABLE IF NOT EXISTS trials (
     seconds REAL NOT NULL, images INTEGER NOT NULL, correct BLOB NOT NULL,
     PRIMARY KEY (point, plan, trial)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, info TEXT NOT NULL, n INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, data BLOB NOT NULL);
 """
 
 #: The columns of ``store export``.
@@ -138,6 +142,13 @@ def point_key(fingerprint: Mapping[str, Any], design: str, point: CampaignSpec) 
     or ``Strata.key()``) and the point's spec without its trial count."""
     return _digest({"result_format": RESULT_FORMAT, "fingerprint": dict(fingerprint), "design": design,
                     "point": spec_fields(point.point)})  # fmt: skip
+
+
+def score_key(fingerprint: Mapping[str, Any], scorer: str, rule: str, seed: int) -> str:
+    """The key of one scorer's per-weight scores: ``RESULT_FORMAT``, the experiment's fingerprint (weights, data,
+    reference set, deployment, device, torch), the scorer, its LRP rule and its seed (``random``)."""
+    return _digest({"result_format": RESULT_FORMAT, "fingerprint": dict(fingerprint), "scorer": scorer,
+                    "rule": rule, "seed": seed})  # fmt: skip
 
 
 def plan_key(spec: CampaignSpec) -> str:
@@ -459,13 +470,42 @@ class Store:
 
         return int(self._run("write", work, 0))
 
+    # -- scores -----------------------------------------------------------------------------------------------
+
+    def scores(self, key: str, n: int) -> np.ndarray | None:
+        """The stored per-weight scores of ``key`` (``score_key``), or ``None``: none stored, or a row whose
+        length or checksum disagrees (computed again, never a wrong ranking)."""
+
+        def work(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row = conn.execute("SELECT n, sha256, data FROM scores WHERE key = ?", (key,)).fetchone()
+            return None if row is None else tuple(row)
+
+        row = self._run("read", work, None)
+        if row is None:
+            return None
+        m, sha, blob = row
+        if m != n or len(blob) != 8 * n or hashlib.sha256(blob).hexdigest() != sha:
+            return None
+        return np.frombuffer(blob, dtype="<f8").astype(np.float64)  # a writable copy
+
+    def put_scores(self, key: str, info: Mapping[str, Any], scores: np.ndarray) -> None:
+        """Keep per-weight scores (float64, exactly) under ``key``; a key already stored is kept as it was."""
+        blob = np.ascontiguousarray(scores, dtype="<f8").tobytes()
+        row = (key, json.dumps(dict(info), sort_keys=True), int(scores.size), hashlib.sha256(blob).hexdigest(), blob)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?)", row)
+
+        self._run("write", work, None)
+
     # -- the store command ------------------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """``path``, ``bytes`` (the file with its WAL), ``trials``, ``points``, ``plans``, ``models``."""
+        """``path``, ``bytes`` (the file with its WAL), ``trials``, ``points``, ``plans``, ``scores``, ``models``."""
 
         def work(conn: sqlite3.Connection) -> dict[str, Any]:
-            count = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("trials", "points", "plans")}
+            tables = ("trials", "points", "plans", "scores")
+            count = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
             models = sorted({json.loads(r[0]).get("model", "?") for r in conn.execute("SELECT info FROM points")})
             return {**count, "models": models}
 
@@ -473,12 +513,12 @@ class Store:
         return {"path": str(self.path), "bytes": size, **self._run("read", work, {})}
 
     def clear(self) -> int:
-        """Delete every trial, point and plan (the file stays, compacted); returns the trials deleted."""
+        """Delete every trial, point, plan and score (the file stays, compacted); returns the trials deleted."""
 
         def work(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             n = conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-            for table in ("trials", "plans", "points"):
+            for table in ("trials", "plans", "points", "scores"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("COMMIT")
             conn.execute("VACUUM")
@@ -617,6 +657,7 @@ __all__ = [
     "open_store",
     "plan_key",
     "point_key",
+    "score_key",
     "spec_fields",
     "human_bytes",
 ]
