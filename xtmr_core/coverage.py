@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from xtmr_core.campaign import PointResult
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.stats import judge, mean_interval, paired_interval  # noqa: F401
 from xtmr_core.strata import Strata
+
+if TYPE_CHECKING:  # a type only: the experiment module imports much more than this study needs
+    from xtmr_core.experiment import Experiment
 
 #: A true difference this close to 0 (accuracy, 0.1 point) counts as no difference for the verdict check.
 NOISE_TOLERANCE = 0.001
@@ -96,8 +100,10 @@ class Pool:
         """Per plan: the pool's grand mean accuracy (strata-weighted), the value intervals should cover."""
         acc = self.correct.mean(axis=2)
         if self.strata is None or self.weights is None:
-            return acc.mean(axis=1)
-        return sum(w * acc[:, self.strata == s].mean(axis=1) for s, w in enumerate(self.weights))
+            grand: np.ndarray = acc.mean(axis=1)
+            return grand
+        weighted: np.ndarray = sum(w * acc[:, self.strata == s].mean(axis=1) for s, w in enumerate(self.weights))
+        return weighted
 
     def resample(self, n: int, rng: np.random.Generator, plain: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """A two-level resample imitating a campaign of ``n`` trials: ``(correct, strata)``.
@@ -111,7 +117,12 @@ class Pool:
         if self.design is None or self.strata is None:
             rows = rng.integers(0, self.correct.shape[1], size=n)
             return self.correct[:, rows][:, :, cols], None
-        counts = rng.multinomial(n, self.weights / self.weights.sum()) if plain else self.design.allocation(n)
+        counts: Sequence[int] | np.ndarray
+        if plain:
+            assert self.weights is not None, "a stratified pool has stratum weights"
+            counts = rng.multinomial(n, self.weights / self.weights.sum())
+        else:
+            counts = self.design.allocation(n)
         picks, labels = [], []
         for s, count in enumerate(counts):
             members = np.flatnonzero(self.strata == s)
@@ -157,7 +168,7 @@ def study(
         for r in range(reps):
             correct, strata = pool.resample(n, rng, plain)
             acc = correct.mean(axis=2)
-            design = {} if strata is None else {"strata": strata, "weights": weights, "rare": rare}
+            design: dict[str, Any] = {} if strata is None else {"strata": strata, "weights": weights, "rare": rare}
             ivs = [mean_interval(acc[k], correct[k], **design) for k in range(len(pool.labels))]
             if strata is not None and pool.design is not None:
                 design["rare"] = pool.design.differs  # a pair differs only where a differ fault fell
@@ -194,9 +205,9 @@ def study(
     return pd.DataFrame(rows)
 
 
-def build_pool(exp: object, point: CoveragePoint, design: str, trials: int, seed: int) -> Pool:
+def build_pool(exp: Experiment, point: CoveragePoint, design: str, trials: int, seed: int) -> Pool:
     """Run ``trials`` paired trials of ``point`` on an ``Experiment`` with ``design`` (``auto``/``plain``)."""
-    result = exp.evaluate_point(point.specs(trials, seed), design=design)  # type: ignore[attr-defined]
+    result = exp.evaluate_point(point.specs(trials, seed), design=design)
     return Pool.of(result)
 
 
@@ -252,10 +263,10 @@ def format_table(table: pd.DataFrame) -> str:
     """The coverage table as Markdown (points in points, accuracies in points)."""
     rows = ["| point | design | quantity | n | truth | coverage | unknown | half-width | false verdicts |"]
     rows.append("|---|---|---|---|---|---|---|---|---|")
-    for r in table.itertuples():
-        fv = "" if math.isnan(r.false_verdict) else f"{r.false_verdict:.3f}"
+    for r in table.to_dict("records"):
+        fv = "" if math.isnan(r["false_verdict"]) else f"{r['false_verdict']:.3f}"
         rows.append(
-            f"| {r.point} | {r.design} | {r.quantity} | {r.n} | {100 * r.truth:+.3f} | {r.coverage:.3f} | "
-            f"{r.unknown:.2f} | {100 * r.half_width:.3f} | {fv} |"
+            f"| {r['point']} | {r['design']} | {r['quantity']} | {r['n']} | {100 * r['truth']:+.3f} | "
+            f"{r['coverage']:.3f} | {r['unknown']:.2f} | {100 * r['half_width']:.3f} | {fv} |"
         )
     return "\n".join(rows)

@@ -39,10 +39,11 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _st
+from scipy import stats as _st  # type: ignore[import-untyped]  # scipy's hints (scipy-stubs) are not in the lock
 
 from xtmr_core.vocabulary import VERDICTS
 
@@ -90,7 +91,7 @@ class Interval:
             return self
         return Interval(self.estimate, max(lo, self.low), min(hi, self.high), self.confidence, self.n, self.image_se)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``estimate``, ``low``, ``high``, ``half_width``, ``confidence``, ``n``, ``image_se``
         (non-finite numbers become ``None``)."""
 
@@ -140,7 +141,7 @@ def image_variance(matrix: np.ndarray, trial_weights: np.ndarray | None = None) 
     c = np.asarray(matrix, dtype=np.float64)
     if c.ndim != 2 or c.shape[1] < 2 or c.shape[0] < 1:
         return 0.0
-    n, m = c.shape
+    n, m = int(c.shape[0]), int(c.shape[1])
     if trial_weights is not None:
         b = np.asarray(trial_weights, dtype=np.float64) @ c
         return float(np.var(b, ddof=1)) / m
@@ -201,7 +202,8 @@ class _Design:
 
     def means(self, data: np.ndarray) -> np.ndarray:
         """Weighted means of the rows of ``data`` (``rows x n``)."""
-        return sum(w * data[:, g].mean(axis=1) for g, w in zip(self.groups, self.weights) if g.size)
+        means: np.ndarray = sum(w * data[:, g].mean(axis=1) for g, w in zip(self.groups, self.weights) if g.size)
+        return means
 
     def flat_plain(self, data: np.ndarray) -> bool:
         """A plain sample of paired differences that were 0 in every trial: the plans never differed in
@@ -219,7 +221,9 @@ class _Design:
         return int(max(2, round(a.sum() ** 2 / np.sum(a * a / dfs) + 1)))
 
 
-def _bca(data: np.ndarray, of_means: Callable, design: _Design, confidence: float, n_eff: int) -> tuple[float, float]:
+def _bca(
+    data: np.ndarray, of_means: Callable[[np.ndarray], np.ndarray], design: _Design, confidence: float, n_eff: int
+) -> tuple[float, float]:
     """scipy's BCa interval over trials of ``of_means(weighted row means of data)``, at the expanded level.
 
     ``data`` is ``rows x n`` (paired rows are resampled together); with strata each stratum is resampled
@@ -298,7 +302,7 @@ def _matrix(correct: Sequence[np.ndarray] | np.ndarray | None, n: int) -> np.nda
 
 
 def mean_interval(
-    values: Sequence[float],
+    values: Sequence[float] | np.ndarray,
     correct: Sequence[np.ndarray] | np.ndarray | None = None,
     confidence: float = 0.95,
     *,
@@ -416,7 +420,7 @@ def ratio_interval(
         return Interval(math.nan, math.nan, math.nan, confidence, 0)
     data = np.stack([np.asarray(plan[:n], dtype=np.float64), np.asarray(base[:n], dtype=np.float64)])
     design = _Design.of(n, strata, weights, rare)
-    ref = float(clean) if kind == "recovered" else 0.0
+    ref = float(clean) if kind == "recovered" and clean is not None else 0.0  # None was refused above
     sign = 1.0 if kind == "recovered" else -1.0  # denominator: clean - base, or base
 
     def of_means(m: np.ndarray) -> np.ndarray:
@@ -489,7 +493,7 @@ class Judgement:
         """Whether the data show a difference of practical size (``helps`` or ``hurts``)."""
         return self.verdict in VERDICTS[:2]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``verdict``, ``threshold``, ``loss``, ``needed``."""
         return {
             "verdict": self.verdict,
