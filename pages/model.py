@@ -8,6 +8,8 @@ import app_session
 import app_state
 import ui
 from app_views import model_parts as parts
+from app_views import model_summary as summary
+from app_views import model_weights as weights
 from xtmr_core.vocabulary import DATASETS
 
 ui.enter_page()
@@ -34,22 +36,22 @@ model, folder, dataset = ui.model_ref(), app_session.current_folder(), app_sessi
 data_label = "an image folder" if folder is not None else dataset
 until = parts.until_text(model, data_label, app_session.has_shipped_weights(model, dataset))
 if source == "train":
-    parts.train_section(model, dataset, folder, data_label, until)
+    weights.train_section(model, dataset, folder, data_label, until)
 elif source == "upload":
-    parts.upload_section(model, dataset, folder, data_label, until)
+    weights.upload_section(model, dataset, folder, data_label, until)
 if source != "shipped" and app_session.current_choice().ckpt_id == "missing":
     st.stop()  # nothing trained or uploaded yet and no shipped weights: the note above says what to do
 
 choice, exp = app_session.require_experiment(on_model_page=True)
 custom = app_session.custom_checkpoint()
-parts.model_heading(choice, custom)
+summary.model_heading(choice, custom)
 fmt = ui.setting("fmt")
 accuracy = app_state.clean_accuracies(choice)
-parts.metrics(fmt, accuracy[fmt], exp.n_weights, exp.x_test.shape[0])
+summary.metrics(fmt, accuracy[fmt], exp.n_weights, exp.x_test.shape[0])
 layers = app_state.layer_rows(choice)
-parts.layer_chart(layers)
-parts.layer_table(layers)
-parts.format_table(accuracy, exp.n_weights)
+summary.layer_chart(layers)
+summary.layer_table(layers)
+summary.format_table(accuracy, exp.n_weights)
 if choice.source == "custom" and custom and custom.get("history"):
-    parts.history_chart(custom["history"])
-parts.checkpoint_details(exp.meta)
+    summary.history_chart(custom["history"])
+summary.checkpoint_details(exp.meta)

@@ -6,6 +6,7 @@ import streamlit as st
 
 import app_session
 import ui
+from app_views import sweeps_ber, sweeps_budget
 from app_views import sweeps_parts as parts
 
 ui.enter_page()
@@ -17,6 +18,6 @@ fmt = ui.format_select(c1)
 setting = parts.Setting(choice, fmt, int(parts.trials_select(c2)), str(ui.setting("rule")))
 tab_ber, tab_budget = st.tabs(["Accuracy vs BER", "Accuracy vs budget, and the budget each scorer needs"])
 with tab_ber:
-    parts.ber_tab(setting)
+    sweeps_ber.ber_tab(setting)
 with tab_budget:
-    parts.budget_tab(setting)
+    sweeps_budget.budget_tab(setting)
