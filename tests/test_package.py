@@ -83,6 +83,126 @@ def test_pages_import_only_the_seam_the_ui_helpers_and_the_vocabulary(page):
     assert not extra, f"{page} imports {', '.join(sorted(extra))}: reach the engine through app_state"
 
 
+#: The longest a function of a page or a page part may be, in lines (docstring included).
+MAX_PAGE_FUNCTION_LINES = 60
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _outer_functions(tree: ast.AST) -> list[ast.AST]:
+    """The functions (and lambdas) of a module that no other function encloses."""
+    found: list[ast.AST] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _FUNCTIONS):
+                found.append(child)
+            else:
+                visit(child)
+
+    visit(tree)
+    return found
+
+
+@pytest.mark.parametrize("page", PAGE_SOURCES)
+def test_no_page_function_is_longer_than_60_lines(page):
+    tree = ast.parse((ROOT / page).read_text())
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_PAGE_FUNCTION_LINES
+    ]
+    assert not long, f"{page}: {', '.join(long)} over {MAX_PAGE_FUNCTION_LINES}: split into functions"
+
+
+def _module_globals(tree: ast.Module) -> set[str]:
+    """Names a page script binds at module level by assignment, loop, ``with ... as`` or ``:=`` (not imports or
+    definitions)."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (*_FUNCTIONS, ast.ClassDef)):
+                continue
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names.add(child.id)
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def _bound_inside(function: ast.AST) -> set[str]:
+    """Every name a function (or any function inside it) binds: parameters, assignments, loop and comprehension
+    variables, imports, nested definitions."""
+    bound: set[str] = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not function:
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return bound
+
+
+@pytest.mark.parametrize("page", [p for p in PAGE_SOURCES if p.startswith("pages/")])
+def test_no_page_function_reads_a_page_global(page):
+    tree = ast.parse((ROOT / page).read_text())
+    page_globals = _module_globals(tree)
+    reads = []
+    for function in _outer_functions(tree):
+        loaded = {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        for name in sorted((loaded & page_globals) - _bound_inside(function)):
+            reads.append(f"{getattr(function, 'name', 'lambda')} (line {function.lineno}) reads {name}")
+    assert not reads, f"{page}: " + "; ".join(reads) + ": pass it as an argument"
+
+
+def _experiment_names(tree: ast.AST) -> set[str]:
+    """Names bound to an ``Experiment``: ``exp = ...experiment(...)`` or ``choice, exp = ...require_experiment()``."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and _is_experiment_call(node.value):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    names.add(target.id)
+                elif isinstance(target, ast.Tuple) and len(target.elts) == 2 and isinstance(target.elts[1], ast.Name):
+                    names.add(target.elts[1].id)
+    return names
+
+
+def _is_experiment_call(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return name in ("experiment", "require_experiment")
+
+
+def _root(node: ast.AST) -> ast.AST:
+    """What an attribute chain (``a.b[0].c``) hangs from."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node
+
+
+@pytest.mark.parametrize("page", PAGE_SOURCES)
+def test_pages_never_call_the_experiment(page):
+    """Attribute reads (``exp.n_weights``) are fine; a call through the Experiment (``exp.clean_predictions()``,
+    ``app_state.experiment(choice).scores(...)``, ``exp.layout.split(...)``) bypasses the caching seam."""
+    tree = ast.parse((ROOT / page).read_text())
+    names = _experiment_names(tree)
+    calls = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root = _root(node.func)
+            if _is_experiment_call(root) or (isinstance(root, ast.Name) and root.id in names):
+                calls.append(f"line {node.lineno}: {ast.unparse(node.func)}(...)")
+    assert not calls, f"{page} calls the Experiment: {'; '.join(calls)}: add a cached call to app_state"
+
+
 def test_the_torch_free_modules_type_check():
     mypy_api = pytest.importorskip("mypy.api")
     out, err, status = mypy_api.run(["--config-file", str(ROOT / "pyproject.toml")])
