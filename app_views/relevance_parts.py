@@ -469,16 +469,17 @@ def attribution_comparison(image: np.ndarray, comparison: app_state.Comparison, 
     peaks = ", ".join(f"{METHOD_LABELS[n]} {p:.3g}" for n, p in comparison.peaks.items())
     c2.caption(
         f"Image #{index}, every map started at class {start}. Each map is divided by its own largest |value| "
-        f"({peaks}): Saliency is a gradient size, the others add up to about the class score, so one shared range "
-        "would wash one of them out. The table: the share of the top "
+        f"({peaks}): Saliency measures a gradient, the others shares of the class score, so their sizes do not "
+        "compare; where each map puts its weight does. The table: the share of the top "
         f"{comparison.k:,} pixels by |value| two maps have in common (100%: the same pixels)."
     )
     c2.caption(METHODS_TEXT)
     if "lrp" in comparison.maps and "input_x_gradient" in comparison.maps:
         c2.caption(
-            "On a plain ReLU network LRP's epsilon rule gives exactly Input × Gradient (Ancona et al., 2018), so "
-            "there those two maps match; the gamma and alpha-beta rules, and LRP's rules for residual adds, gates "
-            "and attention, are where LRP differs."
+            "Where a network is linear layers, ReLU and max-pooling (residual adds and folded BatchNorm "
+            "included), LRP's epsilon rule gives Input × Gradient (Ancona et al., 2018), so those two maps match; "
+            "the gamma and alpha-beta rules, and LRP's rules for gates, attention and normalisation, are where "
+            "they part."
         )
 
 
