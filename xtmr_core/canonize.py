@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import operator
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -227,11 +229,12 @@ def _fold(model: nn.Module, private: bool = False) -> tuple[nn.Module, dict[str,
         else:
             continue
         fused.weight.requires_grad_(layer.weight.requires_grad)
-        _set_module(gm, prev.target, fused)
-        modules[prev.target] = fused
+        name = str(prev.target)  # a call_module node's target is the module's qualified name
+        _set_module(gm, name, fused)
+        modules[name] = fused
         node.replace_all_uses_with(prev)
         gm.graph.erase_node(node)
-        folded[prev.target] = node.target
+        folded[name] = str(node.target)
     gm.graph.lint()
     gm.delete_all_unused_submodules()
     gm.recompile()
@@ -292,7 +295,9 @@ def lrp_ready(model: nn.Module) -> tuple[nn.Module, dict[str, str]]:
     base = copy.deepcopy(model).eval()
     for m in base.modules():
         if isinstance(getattr(m, "inplace", None), bool):
-            m.inplace = False  # Zennit's hooks and the rules keep the tensors they see
+            # Zennit's hooks and the rules keep the tensors they see. (nn.Module's __setattr__ is typed for
+            # tensors and modules only; a plain attribute is what torch stores for anything else.)
+            m.inplace = False  # type: ignore[assignment]
     lrp_attention_swap(base, sink)
     work, folded = _fold(base, private=True)
     if not isinstance(work, fx.GraphModule):
@@ -301,7 +306,7 @@ def lrp_ready(model: nn.Module) -> tuple[nn.Module, dict[str, str]]:
     _rules_for_operations(work, sink)
     for p in work.parameters():
         p.requires_grad_(False)
-    work.lrp_sink = sink
+    work.lrp_sink = sink  # type: ignore[assignment]  # a plain attribute (nn.Module's __setattr__ is typed narrower)
     return work, folded
 
 
@@ -324,13 +329,13 @@ def _refuse_shared_layers(work: fx.GraphModule) -> None:
             )
 
 
-def _flat_nodes(args: object) -> list[fx.Node]:
+def _flat_nodes(args: fx.node.Argument) -> list[fx.Node]:
     out: list[fx.Node] = []
     fx.node.map_arg(args, lambda n: out.append(n) or n)  # type: ignore[func-returns-value]
     return out
 
 
-def _key(node: fx.Node) -> object:
+def _key(node: fx.Node) -> fx.node.Target:
     """What a call node calls: the function object, or the method's name."""
     return node.target
 
@@ -361,7 +366,8 @@ class _Method:
         self.name = name
 
     def __call__(self, x: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
-        return getattr(x, self.name)(*args, **kwargs)
+        out: torch.Tensor = getattr(x, self.name)(*args, **kwargs)
+        return out
 
 
 def _label(node: fx.Node) -> str:
@@ -414,7 +420,12 @@ def _rules_for_operations(gm: fx.GraphModule, sink: Sink) -> None:
             continue
         key = _key(node)
         is_method = node.op == "call_method"
-        fn = _Method(str(key)) if is_method else key
+        fn: Callable[..., Any]
+        if is_method:
+            fn = _Method(str(key))
+        else:
+            assert callable(key), key  # a live node here is a call_function, whose target is the function
+            fn = key
         positions = [i for i, a in enumerate(node.args) if isinstance(a, fx.Node) and a in live]
         label = _label(node)
         if key in _GATES and (is_method or node.op == "call_function"):
@@ -422,11 +433,7 @@ def _rules_for_operations(gm: fx.GraphModule, sink: Sink) -> None:
         if (is_method and key in _ROUTE_METHODS) or (not is_method and key in _ROUTE_FUNCTIONS):
             if key in (torch.cat, torch.concat, torch.stack):
                 parts = node.args[0] if node.args else node.kwargs.get("tensors")
-                frozen = [
-                    (0, j)
-                    for j, a in enumerate(parts)
-                    if isinstance(a, fx.Node) and a not in live  # type: ignore[arg-type]
-                ]
+                frozen = [(0, j) for j, a in enumerate(parts) if isinstance(a, fx.Node) and a not in live]
                 if frozen and node.args:
                     moving = [(0, j) for j, a in enumerate(node.args[0]) if isinstance(a, fx.Node) and a in live]
                     put(node, ConstRouteRule(fn, tuple(frozen), tuple(moving), sink=sink, label=label), "route")
