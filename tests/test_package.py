@@ -103,15 +103,18 @@ def _outer_functions(tree: ast.AST) -> list[ast.AST]:
     return found
 
 
-@pytest.mark.parametrize("page", PAGE_SOURCES)
-def test_no_page_function_is_longer_than_60_lines(page):
-    tree = ast.parse((ROOT / page).read_text())
-    long = [
+def _long_functions(tree: ast.AST) -> list[str]:
+    return [
         f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
         for node in ast.walk(tree)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         and node.end_lineno - node.lineno + 1 > MAX_PAGE_FUNCTION_LINES
     ]
+
+
+@pytest.mark.parametrize("page", PAGE_SOURCES)
+def test_no_page_function_is_longer_than_60_lines(page):
+    long = _long_functions(ast.parse((ROOT / page).read_text()))
     assert not long, f"{page}: {', '.join(long)} over {MAX_PAGE_FUNCTION_LINES}: split into functions"
 
 
@@ -148,15 +151,19 @@ def _bound_inside(function: ast.AST) -> set[str]:
     return bound
 
 
-@pytest.mark.parametrize("page", [p for p in PAGE_SOURCES if p.startswith("pages/")])
-def test_no_page_function_reads_a_page_global(page):
-    tree = ast.parse((ROOT / page).read_text())
+def _global_reads(tree: ast.Module) -> list[str]:
     page_globals = _module_globals(tree)
     reads = []
     for function in _outer_functions(tree):
         loaded = {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         for name in sorted((loaded & page_globals) - _bound_inside(function)):
             reads.append(f"{getattr(function, 'name', 'lambda')} (line {function.lineno}) reads {name}")
+    return reads
+
+
+@pytest.mark.parametrize("page", [p for p in PAGE_SOURCES if p.startswith("pages/")])
+def test_no_page_function_reads_a_page_global(page):
+    reads = _global_reads(ast.parse((ROOT / page).read_text()))
     assert not reads, f"{page}: " + "; ".join(reads) + ": pass it as an argument"
 
 
@@ -188,11 +195,7 @@ def _root(node: ast.AST) -> ast.AST:
     return node
 
 
-@pytest.mark.parametrize("page", PAGE_SOURCES)
-def test_pages_never_call_the_experiment(page):
-    """Attribute reads (``exp.n_weights``) are fine; a call through the Experiment (``exp.clean_predictions()``,
-    ``app_state.experiment(choice).scores(...)``, ``exp.layout.split(...)``) bypasses the caching seam."""
-    tree = ast.parse((ROOT / page).read_text())
+def _experiment_calls(tree: ast.AST) -> list[str]:
     names = _experiment_names(tree)
     calls = []
     for node in ast.walk(tree):
@@ -200,6 +203,14 @@ def test_pages_never_call_the_experiment(page):
             root = _root(node.func)
             if _is_experiment_call(root) or (isinstance(root, ast.Name) and root.id in names):
                 calls.append(f"line {node.lineno}: {ast.unparse(node.func)}(...)")
+    return calls
+
+
+@pytest.mark.parametrize("page", PAGE_SOURCES)
+def test_pages_never_call_the_experiment(page):
+    """Attribute reads (``exp.n_weights``) are fine; a call through the Experiment (``exp.clean_predictions()``,
+    ``app_state.experiment(choice).scores(...)``, ``exp.layout.split(...)``) bypasses the caching seam."""
+    calls = _experiment_calls(ast.parse((ROOT / page).read_text()))
     assert not calls, f"{page} calls the Experiment: {'; '.join(calls)}: add a cached call to app_state"
 
 
@@ -225,3 +236,43 @@ def test_the_lock_satisfies_the_declared_dependencies():
         pins = [s.version for s in req.specifier if s.operator == "=="]
         for version in pins:  # an exact pin must lie inside the declared range
             assert declared[req.name.lower()].specifier.contains(version), (req, declared[req.name.lower()])
+
+
+#: A page that breaks each rule once, and keeps it where it may: the checks above must find exactly these.
+_BAD_PAGE = """
+import app_session, app_state
+choice, exp = app_session.require_experiment()
+spec = 1
+n = exp.n_weights  # an attribute read: allowed
+
+
+def reads_spec():
+    return spec + n
+
+
+def binds_its_own(spec):
+    return [spec for spec in range(3)]
+
+
+def calls_through():
+    return exp.clean_predictions("fp32"), app_state.experiment(choice).layout.split([]), exp.x_test.shape
+
+
+shown = sorted([1], key=lambda v: v * spec)
+""" + "\n".join(["def long():"] + ["    x = 1"] * 60)
+
+
+def test_the_page_checks_find_what_they_look_for():
+    tree = ast.parse(_BAD_PAGE)
+    assert _long_functions(tree) == ["long (61 lines)"]
+    assert _global_reads(tree) == [
+        "reads_spec (line 8) reads n",
+        "reads_spec (line 8) reads spec",
+        "calls_through (line 16) reads choice",
+        "calls_through (line 16) reads exp",
+        "lambda (line 20) reads spec",
+    ]
+    assert _experiment_calls(tree) == [
+        "line 17: exp.clean_predictions(...)",
+        "line 17: app_state.experiment(choice).layout.split(...)",
+    ]
