@@ -1,5 +1,6 @@
-"""xtmr: the Streamlit app. The entry point draws the shell (page config, styling, top navigation) and the Home page,
-then runs the page chosen in ``pages/``.
+"""xtmr: the Streamlit app. The entry point draws the shell (page config, styling, top navigation, the sidebar's
+model line), then runs the page chosen: Home (``home`` below, its parts in ``app_views.home_parts``) or one of
+``pages/`` (listed in ``ui.PAGE_FILES``).
 
 Run with ``make run`` (``streamlit run app.py``): it starts on the embedded mnist5k data and the
 shipped lenet5 checkpoint, with no training and no network.
