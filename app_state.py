@@ -12,7 +12,8 @@ normalised: it is the cache key as it is). Each call fetches the shared ``Experi
 * Scores arrays handed to pages are read-only views.
 
 Each wrapper fetches what the engine needs from the ``Experiment`` and calls the engine, gluing at most its
-results into one table; the rules themselves live in ``xtmr_core``. Which model a session uses, and the error
+results into one table (and ``versions`` names the software a CSV came from); the rules themselves live in
+``xtmr_core``. Which model a session uses, and the error
 a page shows when it cannot load, live in ``app_session``; constants, help texts, formatting and widgets in
 ``ui``.
 """
