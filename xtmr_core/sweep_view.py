@@ -30,7 +30,7 @@ def mask_recovered(table: pd.DataFrame) -> pd.DataFrame:
     loss = none["clean_accuracy"] - none["mean_accuracy"]
     noise = (none["ci_high"] - none["mean_accuracy"]).fillna(math.inf)
     real = (loss > noise).to_dict()
-    keep = [bool(real.get((f, b), False)) for f, b in zip(t["format"], t["ber"])]
+    keep = pd.Series([bool(real.get((f, b), False)) for f, b in zip(t["format"], t["ber"])], index=t.index)
     for column in RECOVERED_COLUMNS:
         if column in t:
             t[column] = t[column].where(keep)
