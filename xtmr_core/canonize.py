@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: Layers that carry an LRP rule on their weights (a BatchNorm that could not be folded is an elementwise layer).
-LRP_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear, _BatchNorm)
+LRP_LAYERS: tuple[type[nn.Conv2d], type[nn.Linear], type[_BatchNorm]] = (nn.Conv2d, nn.Linear, _BatchNorm)
 #: Elementwise activations and no-ops: relevance passes through unchanged (the identity rule).
 LRP_PASS: tuple[type[nn.Module], ...] = (
     nn.ReLU,

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd import Function
-from zennit.core import stabilize
+from zennit.core import stabilize  # type: ignore[import-untyped]  # Zennit ships no type hints
 
 from xtmr_core.errors import XtmrError
 
@@ -75,10 +75,13 @@ def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
     return t if t.shape == shape else t.sum_to_size(shape)
 
 
-def _call(fn: Callable, args: tuple, index: int, value: Tensor, kwargs: dict) -> Tensor:
+def _call(
+    fn: Callable[..., Tensor], args: tuple[Any, ...], index: int, value: Tensor, kwargs: dict[str, Any]
+) -> Tensor:
     full = list(args)
     full[index] = value
-    return fn(*full, **kwargs)
+    result: Tensor = fn(*full, **kwargs)
+    return result
 
 
 class _Identity(Function):
@@ -184,7 +187,8 @@ class _Norm(Function):
     def forward(ctx: Any, x: Tensor, module: nn.Module, sink: Sink) -> Tensor:
         ctx.save_for_backward(x)
         ctx.module, ctx.sink = module, sink
-        return module(x)
+        result: Tensor = module(x)
+        return result
 
     @staticmethod
     def backward(ctx: Any, r: Tensor) -> tuple[Tensor, None, None]:
@@ -261,7 +265,7 @@ class _RuleModule(nn.Module):
     """A rule put in place of one graph operation ``fn(*args, **kwargs)``; ``live`` are the positions of the
     arguments that depend on the network's input."""
 
-    def __init__(self, fn: Callable, live: tuple[int, ...], sink: Sink | None, label: str) -> None:
+    def __init__(self, fn: Callable[..., Tensor], live: tuple[int, ...], sink: Sink | None, label: str) -> None:
         super().__init__()
         self.fn, self.live, self.label = fn, live, label
         self.sink = sink if sink is not None else Sink()
@@ -276,7 +280,8 @@ class IdentityRule(_RuleModule):
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         """Apply the operation (relevance: the identity rule)."""
         (i,) = self.live
-        return _Identity.apply(args[i], lambda v: _call(self.fn, args, i, v, kwargs))
+        result: Tensor = _Identity.apply(args[i], lambda v: _call(self.fn, args, i, v, kwargs))
+        return result
 
 
 class EpsilonRule(_RuleModule):
@@ -285,13 +290,14 @@ class EpsilonRule(_RuleModule):
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         """Apply the operation (relevance: the epsilon rule)."""
         (i,) = self.live
-        return _Epsilon.apply(args[i], lambda v: _call(self.fn, args, i, v, kwargs))
+        result: Tensor = _Epsilon.apply(args[i], lambda v: _call(self.fn, args, i, v, kwargs))
+        return result
 
 
 class GateRule(_RuleModule):
     """``x * gate``: the gate is a constant; relevance follows ``x``."""
 
-    def __init__(self, fn: Callable, signal: int, gate: int, sink: Sink | None, label: str) -> None:
+    def __init__(self, fn: Callable[..., Tensor], signal: int, gate: int, sink: Sink | None, label: str) -> None:
         super().__init__(fn, (signal, gate), sink, label)
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
@@ -301,9 +307,11 @@ class GateRule(_RuleModule):
         def f(x: Tensor, gate: Tensor) -> Tensor:
             full = list(args)
             full[s], full[g] = x, gate
-            return self.fn(*full, **kwargs)
+            result: Tensor = self.fn(*full, **kwargs)
+            return result
 
-        return _Gate.apply(args[s], args[g], f)
+        result: Tensor = _Gate.apply(args[s], args[g], f)
+        return result
 
 
 class ProductRule(_RuleModule):
@@ -317,9 +325,11 @@ class ProductRule(_RuleModule):
             full = list(args)
             for i, t in zip(live, factors):
                 full[i] = t
-            return self.fn(*full, **kwargs)
+            result: Tensor = self.fn(*full, **kwargs)
+            return result
 
-        return _Product.apply(f, *(args[i] for i in live))
+        result: Tensor = _Product.apply(f, *(args[i] for i in live))
+        return result
 
 
 class SoftmaxRule(_RuleModule):
@@ -331,7 +341,8 @@ class SoftmaxRule(_RuleModule):
 
     def forward(self, x: Tensor, *_args: Any, **_kwargs: Any) -> Tensor:
         """Return ``softmax(x, dim)`` (in x's dtype)."""
-        return _Softmax.apply(x, self.dim, self.sink)
+        result: Tensor = _Softmax.apply(x, self.dim, self.sink)
+        return result
 
 
 class AddConstRule(_RuleModule):
@@ -347,8 +358,10 @@ class AddConstRule(_RuleModule):
         if not isinstance(c, Tensor):
             c = torch.as_tensor(c, dtype=x.dtype, device=x.device)
         if self.live == (1,) and self.sign < 0:  # c - x = (-x) + c, and -x takes x's relevance (identity rule)
-            return _AddConst.apply(_Identity.apply(x, torch.neg), c.detach(), 1.0, self.sink)
-        return _AddConst.apply(x, c.detach(), self.sign, self.sink)
+            flipped: Tensor = _AddConst.apply(_Identity.apply(x, torch.neg), c.detach(), 1.0, self.sink)
+            return flipped
+        result: Tensor = _AddConst.apply(x, c.detach(), self.sign, self.sink)
+        return result
 
 
 class NormRule(nn.Module):
@@ -363,14 +376,21 @@ class NormRule(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Return the normalised ``x``."""
-        return _Norm.apply(x, self.norm, self.sink)
+        result: Tensor = _Norm.apply(x, self.norm, self.sink)
+        return result
 
 
 class ConstRouteRule(_RuleModule):
     """A routing operation (``cat``, ``stack``) with constant operands: relevance is routed, and the part that
     reaches a constant is a bias share."""
 
-    def __init__(self, fn: Callable, consts: tuple[tuple[int, int], ...], live: tuple[tuple[int, int], ...], **kw: Any):
+    def __init__(
+        self,
+        fn: Callable[..., Tensor],
+        consts: tuple[tuple[int, int], ...],
+        live: tuple[tuple[int, int], ...],
+        **kw: Any,
+    ):
         super().__init__(fn, (), kw.get("sink"), kw.get("label", ""))
         self.where = consts + live
         self.flags = tuple([False] * len(consts) + [True] * len(live))
@@ -386,14 +406,17 @@ class ConstRouteRule(_RuleModule):
                     full[i] = t
                 else:
                     full[i][j] = t
-            return self.fn(*full, **kwargs)
+            result: Tensor = self.fn(*full, **kwargs)
+            return result
 
-        return _ConstRoute.apply(f, self.flags, self.sink, *tensors)
+        result: Tensor = _ConstRoute.apply(f, self.flags, self.sink, *tensors)
+        return result
 
 
-def _pick(args: tuple, pos: tuple[int, int]) -> Tensor:
+def _pick(args: tuple[Any, ...], pos: tuple[int, int]) -> Tensor:
     i, j = pos
-    return args[i] if j < 0 else args[i][j]
+    result: Tensor = args[i] if j < 0 else args[i][j]
+    return result
 
 
 #: Every rule module (a graph's operation that carries its own rule: no Zennit hook).
@@ -459,9 +482,11 @@ class LrpSelfAttention(nn.Module):
         return (out if self.batch_first else out.transpose(0, 1)), None
 
 
-def _swin_forward(self: nn.Module, x: Tensor) -> Tensor:
+def _swin_forward(self: Any, x: Tensor) -> Tensor:
     """torchvision's ``shifted_window_attention`` (BSD-3-Clause) with the projections called as modules and
-    LRP rules on the softmax, the products and the constant biases and masks."""
+    LRP rules on the softmax, the products and the constant biases and masks.
+
+    ``self`` is torchvision's ``ShiftedWindowAttention`` (or its V2), typed ``Any`` as torchvision has no hints."""
     rules: dict[str, nn.Module] = self._xtmr_rules
     window_size, num_heads = list(self.window_size), self.num_heads
     logit_scale = getattr(self, "logit_scale", None)

@@ -28,19 +28,23 @@ all layers. Everything runs on a private canonical copy in eval mode: the caller
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from zennit.core import BasicHook, Composite, Hook, ParamMod, stabilize
-from zennit.rules import Pass
+
+# Zennit ships no type hints: its hooks and composites are Any here.
+from zennit.core import BasicHook, Composite, Hook, ParamMod, stabilize  # type: ignore[import-untyped]
+from zennit.rules import Pass  # type: ignore[import-untyped]
 
 from xtmr_core.canonize import LRP_LAYERS, LRP_PASS, LRP_POOLS, lrp_ready
 from xtmr_core.errors import XtmrError
-from xtmr_core.models import Add, weight_layers
+from xtmr_core.lrp_rules import Sink
+from xtmr_core.models import Add, WeightLayer, weight_layers
 from xtmr_core.vocabulary import RULES, check_choice
 
 __all__ = [
@@ -87,11 +91,12 @@ def _stabiliser(rule: str, epsilon: float) -> float:
 def _layer_forward(module: nn.Module, a: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """The layer's output for input ``a`` with the given weight and bias."""
     if isinstance(module, nn.Conv2d):
-        return module._conv_forward(a, weight, bias)
+        z: Tensor = module._conv_forward(a, weight, bias)
+        return z
     return nn.functional.linear(a, weight, bias)
 
 
-class _AddRule(Hook):
+class _AddRule(Hook):  # type: ignore[misc]  # Zennit's Hook is untyped (Any)
     """``z = a + b``: ``R_a = a / stab(z) * R_z``, ``R_b = b / stab(z) * R_z``."""
 
     def __init__(self, eps: float) -> None:
@@ -101,7 +106,9 @@ class _AddRule(Hook):
     def forward(self, module: nn.Module, input: tuple[Tensor, ...], output: Tensor) -> None:
         self.stored_tensors["input"] = input
 
-    def backward(self, module: nn.Module, grad_input, grad_output):
+    def backward(
+        self, module: nn.Module, grad_input: tuple[Tensor, ...], grad_output: tuple[Tensor, ...]
+    ) -> tuple[Tensor, Tensor]:
         a, b = (t.detach() for t in self.stored_tensors["input"])
         ratio = grad_output[0] / stabilize(a + b, self.eps)
         return a * ratio, b * ratio
@@ -129,7 +136,7 @@ def _composite(rule: str, epsilon: float, gamma: float) -> Composite:
     eps = _stabiliser(rule, epsilon)
     rule_hook, pool_hook, add_hook, pass_hook = _rule_hook(rule, eps, gamma), _pool_hook(), _AddRule(eps), Pass()
 
-    def module_map(_ctx: dict, _name: str, module: nn.Module) -> Hook | None:
+    def module_map(_ctx: dict[str, Any], _name: str, module: nn.Module) -> Hook | None:
         if isinstance(module, LRP_LAYERS):
             return rule_hook
         if isinstance(module, LRP_POOLS):
@@ -163,7 +170,7 @@ def _check_params(rule: str, epsilon: float, gamma: float, batch_size: int) -> N
 def _lrp_pass(
     work: nn.Module,
     composite: Composite,
-    layers: list[nn.Module],
+    layers: Sequence[nn.Module],
     xb: Tensor,
     target: Tensor,
     logits: list[Tensor] | None = None,
@@ -176,7 +183,7 @@ def _lrp_pass(
     acts: dict[int, Tensor] = {}
     r_out: dict[int, Tensor] = {}
 
-    def make_hook(k: int) -> Callable:
+    def make_hook(k: int) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], None]:
         def keep(g: Tensor | None) -> None:
             if g is not None:  # None: the output feeds only a gate, which gets no relevance
                 r_out[k] = g.detach()
@@ -184,7 +191,7 @@ def _lrp_pass(
         def hook(_module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
             acts[k] = inputs[0].detach()
             if output.requires_grad:
-                output.register_hook(keep)
+                output.register_hook(keep)  # type: ignore[no-untyped-call]  # torch leaves register_hook unannotated
 
         return hook
 
@@ -275,6 +282,7 @@ def lrp_weight_relevance(
         elif name in folded:
             out[name] = found[name][0]
             bn = given[folded[name]]
+            assert isinstance(bn, _BatchNorm) and bn.running_var is not None  # only such BatchNorms are folded
             scale = _param64(bn.weight, acc_r[name]) / torch.sqrt(bn.running_var.double().to(device) + bn.eps)
             biases[name] = _param64(module.bias, acc_r[name]) * scale * acc_r[name]
         else:
@@ -357,6 +365,8 @@ class _Sums:
 
 def _bn_affine(m: _BatchNorm, weight: Tensor | None) -> tuple[Tensor, Tensor]:
     """An evaluation BatchNorm as ``a * s + t`` per channel: ``s = w / sqrt(var + eps)``, ``t = beta - mean * s``."""
+    # _relevance_sums refuses a BatchNorm without running statistics
+    assert m.running_var is not None and m.running_mean is not None
     std = torch.sqrt(m.running_var + m.eps)
     s = (weight if weight is not None else torch.ones_like(std)) / std
     beta = m.bias.detach() if m.bias is not None else torch.zeros_like(std)
@@ -377,8 +387,9 @@ def _relevance_sums(
     composite = _composite(rule, epsilon, gamma)
     stab = _stabiliser(rule, epsilon)
     sink = work.lrp_sink
+    assert isinstance(sink, Sink)  # lrp_ready attaches one
 
-    def channels(m: nn.Module) -> int:
+    def channels(m: WeightLayer) -> int:
         return m.num_features if isinstance(m, _BatchNorm) else m.weight.shape[0]
 
     sums = _Sums(
@@ -493,12 +504,13 @@ def block_sum(m: np.ndarray, fr: int, fc: int) -> np.ndarray:
     out_r, out_c = math.ceil(rows / fr), math.ceil(cols / fc)
     padded = np.zeros((out_r * fr, out_c * fc), dtype=np.float64)
     padded[:rows, :cols] = m
-    return padded.reshape(out_r, fr, out_c, fc).sum(axis=(1, 3))
+    blocks: np.ndarray = padded.reshape(out_r, fr, out_c, fc).sum(axis=(1, 3))
+    return blocks
 
 
 def _block_sum(m: np.ndarray, max_cells: int) -> np.ndarray:
     """Sum m over rectangular blocks until it has at most max_cells cells (the longer axis first)."""
-    fr, fc = block_factors(*m.shape, max_cells)
+    fr, fc = block_factors(m.shape[0], m.shape[1], max_cells)
     return m if (fr, fc) == (1, 1) else block_sum(m, fr, fc)
 
 
@@ -534,7 +546,8 @@ def relevance_map(weight_rel: Tensor, max_cells: int = 4096) -> np.ndarray:
             m = w.sum(axis=(2, 3))
     else:
         raise XtmrError(f"relevance_map needs a Linear (2-D) or Conv2d (4-D) weight, got shape {w.shape}")
-    return np.ascontiguousarray(_block_sum(m, max_cells))
+    grid: np.ndarray = np.ascontiguousarray(_block_sum(m, max_cells))
+    return grid
 
 
 def input_relevance(
