@@ -506,6 +506,31 @@ def test_a_fault_list_download_names_its_plan_and_equals_the_command_line(app_ur
     assert len(plan) > 0 and plan[columns].equals(pd.read_csv(out)[columns]), "the app's trial 1 is not the CLI's"
 
 
+@pytest.mark.slow
+def test_relevance_draws_lrp_beside_captum_on_one_colour_bar(app_url, browser):
+    """The Relevance page's attribution section as a reader sees it: the image and four maps in one row with one
+    colour bar, and the agreement table beside the caption (a screenshot in test-artifacts/)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 3600})
+    page.goto(f"{app_url}/relevance", timeout=STARTUP_S * 1000)
+    page.locator("text=At k = 1%").first.wait_for(timeout=STARTUP_S * 1000)
+    _idle(page, settle=1.0)
+    maps = page.locator("[class*='st-key-attr_maps']").first
+    maps.scroll_into_view_if_needed()
+    titles = maps.locator(".annotation-text").all_text_contents()  # SVG text: no innerText
+    colour_bars = maps.locator(".colorbar").count()
+    cells = page.locator("[class*='st-key-attr_agree'] text").all_text_contents()
+    box = page.get_by_text("LRP beside gradient methods").first.bounding_box()
+    page.screenshot(
+        path=str(ARTIFACTS / "relevance_attributions.png"), clip={**box, "x": 0, "width": 1280, "height": 900}
+    )
+    errors = page.locator("[data-testid='stException']").count()
+    page.close()
+    assert errors == 0
+    assert titles == ["image", "LRP", "Integrated Gradients", "Saliency", "Input × Gradient"]
+    assert colour_bars == 1  # one scale for the four maps
+    assert sum(c == "100%" for c in cells) >= 4, cells  # the diagonal of the agreement table, drawn
+
+
 # ---------------------------------------------------------------- no value cut, on any page
 
 #: (page path, what shows once the page has drawn its values)
