@@ -13,21 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from xtmr_core.format_registry import format_info
+from xtmr_core.plan_registry import plan_info
 from xtmr_core.vocabulary import (
     ECC_DOUBLE,
-    FORMATS,
     GUARD_SUFFIX,
     HARMS,
     INT8_GRANULARITIES,
     MODES,
-    PLANS,
     RULES,
     SCORERS,
     check_ber,
     check_bits,
-    check_budget,
     check_choice,
-    check_damage_budget,
+    check_plan_budget,
     check_seed,
     check_trials,
 )
@@ -41,9 +40,10 @@ class CampaignSpec:
     """One campaign: a protection plan under one fault model, over ``trials`` seeded trials.
 
     Attributes:
-        protect: the plan (one of ``vocabulary.PLANS``).
+        protect: the plan (a name of ``plan_registry.PLAN_INFO``, whose ``spec_fields`` say which of the
+            plan fields below apply to it; the others take their defaults).
         budget: percent of weights, for the scorer plans; percent extra memory (0..200) for ``damage``,
-            so ``damage 2`` buys as many triplicated bits as ``lrp 1`` (else 0).
+            so ``damage 2`` buys as many triplicated bits as ``lrp 1`` (else 0): ``PlanInfo.budget_unit``.
         ber: bit error rate. fmt: storage format. mode: fault mode.
         trials: number of trials. seed: campaign seed; trial ``t`` draws from ``(seed, t)``.
         fault_bits: only these bit positions can fail (``None`` = all).
@@ -79,33 +79,31 @@ class CampaignSpec:
     harm: str = "delta"
 
     def __post_init__(self) -> None:
-        protect = check_choice("protection", self.protect, PLANS)
-        if protect == "none" and self.guard:
-            protect = "range"  # no protection plus the guard is the guard alone: one name for one campaign
+        protect = "range" if self.protect == "none" and self.guard else self.protect  # one name for one campaign
+        uses = set(plan_info(protect).spec_fields)  # which plan fields apply: the plan registry says
         check_choice("ECC double-error policy", self.ecc_double, ECC_DOUBLE)
         check_choice("scorer", self.scorer, SCORERS)
         check_choice("harm", self.harm, HARMS)
-        damage = protect == "damage"
-        fmt = check_choice("format", self.fmt, FORMATS)
+        fmt = format_info(self.fmt).name
         check_choice("fault mode", self.mode, MODES)
         check_choice("LRP rule", self.rule, RULES)
         check_choice("int8 granularity", self.int8_granularity, INT8_GRANULARITIES)
-        scorer = protect in SCORERS
+        scorer = self.scorer if "scorer" in uses else protect  # a plan that picks its scorer ranks by it
         norm = {
             "protect": protect,
-            "budget": check_budget(self.budget) if scorer else check_damage_budget(self.budget) if damage else 0.0,
+            "budget": check_plan_budget(protect, self.budget) if "budget" in uses else 0.0,
             "ber": check_ber(self.ber),
             "trials": check_trials(int(self.trials) if _integral(self.trials) else self.trials),
             "seed": check_seed(int(self.seed) if _integral(self.seed) else self.seed),
             "fault_bits": None if self.fault_bits is None else check_bits(self.fault_bits, fmt, "fault bit position"),
-            "bits": check_bits(self.bits or (), fmt) if protect == "bits" else None,
-            "rule": self.rule if protect == "lrp" or (damage and self.scorer == "lrp") else "epsilon",
-            "per_layer": bool(self.per_layer) and scorer,
-            "int8_granularity": self.int8_granularity if fmt == "int8" else "channel",
-            "guard": bool(self.guard) and protect != "range",
-            "ecc_double": self.ecc_double if protect == "ecc" else "zero",
-            "scorer": self.scorer if damage else "lrp",
-            "harm": self.harm if damage else "delta",
+            "bits": check_bits(self.bits or (), fmt) if "bits" in uses else None,
+            "rule": self.rule if "rule" in uses and scorer == "lrp" else "epsilon",
+            "per_layer": bool(self.per_layer) and "per_layer" in uses,
+            "int8_granularity": self.int8_granularity if not format_info(fmt).is_float else "channel",
+            "guard": bool(self.guard) and "guard" in uses,
+            "ecc_double": self.ecc_double if "ecc_double" in uses else "zero",
+            "scorer": self.scorer if "scorer" in uses else "lrp",
+            "harm": self.harm if "harm" in uses else "delta",
         }
         for name, value in norm.items():
             object.__setattr__(self, name, value)
@@ -143,7 +141,7 @@ def grid(
     for fmt, name, ber in itertools.product(formats, protects, bers):
         protect, guard = split_plan_name(name)
         fields = {**common, "guard": True} if guard else common
-        for budget in budgets if protect in SCORERS or protect == "damage" else [0.0]:
+        for budget in budgets if plan_info(protect).uses_budget else [0.0]:
             specs.append(CampaignSpec(protect, budget, ber, fmt, **fields))
     return list(dict.fromkeys(specs))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 from xtmr_core.errors import XtmrError
+from xtmr_core.format_registry import FORMAT_INFO, format_info
+from xtmr_core.plan_registry import EXTRA_MEMORY_PCT, PLAN_INFO, WEIGHTS_PCT, plan_info
 
 #: Built-in architectures (``models.build_model``).
 MODELS: tuple[str, ...] = ("mlp", "lenet5", "alexnet", "vgg16", "resnet20", "mobilenetv2", "mobilenetv3", "vit")
@@ -24,16 +26,18 @@ MODEL_KINDS: tuple[str, ...] = ("builtin", "torchvision", "file", "module")
 IMAGEFOLDER_PREFIX = "imagefolder:"
 #: How image-folder pixels are normalised: not at all ([0, 1]), by ImageNet's or by the train split's statistics.
 NORMALIZATIONS: tuple[str, ...] = ("none", "imagenet", "dataset")
-#: Storage formats of weight memory and their word sizes.
-FORMATS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
-WORD_BITS: dict[str, int] = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
+#: Storage formats of weight memory and their word sizes (the built-in ones of ``format_registry``).
+FORMATS: tuple[str, ...] = tuple(FORMAT_INFO)
+WORD_BITS: dict[str, int] = {name: info.bits for name, info in FORMAT_INFO.items()}
 #: Scale granularities of int8.
 INT8_GRANULARITIES: tuple[str, ...] = ("channel", "tensor")
 #: Weight-importance scorers (``scoring.score_weights``).
 SCORERS: tuple[str, ...] = ("lrp", "magnitude", "gradient", "taylor", "random")
-#: Protection plans: the scorer plans choose the top ``budget`` % weights by their scorer; ``ecc`` is SEC-DED
-#: (72, 64); ``damage`` triplicates the (weight, bit) pairs of highest expected damage.
-PLANS: tuple[str, ...] = ("none", *SCORERS, "full", "bits", "range", "ecc", "damage")
+#: Protection plans (the built-in ones of ``plan_registry``, which says what each is): the scorer plans choose
+#: the top ``budget`` % weights by their scorer; ``ecc`` is SEC-DED (72, 64); ``damage`` triplicates the
+#: (weight, bit) pairs of highest expected damage. Checks read ``plan_names()``, which includes plans
+#: registered at run time.
+PLANS: tuple[str, ...] = tuple(PLAN_INFO)
 #: What an ECC word with a detected, uncorrectable error reads as: its weights as 0, or as read.
 ECC_DOUBLE: tuple[str, ...] = ("zero", "read")
 #: The harm of a flip at a bit position, for ``damage``: the weight's |delta w| of the flip, or the accuracy
@@ -41,8 +45,19 @@ ECC_DOUBLE: tuple[str, ...] = ("zero", "read")
 HARMS: tuple[str, ...] = ("delta", "scan")
 #: Suffix that adds the range guard to a plan on the command line and in sweeps (``lrp+range``).
 GUARD_SUFFIX = "+range"
-#: Plan names with the guard suffix allowed (``none+range`` is ``range``; ``range+range`` is not a name).
-PLAN_NAMES: tuple[str, ...] = PLANS + tuple(p + GUARD_SUFFIX for p in PLANS if p not in ("none", "range"))
+
+
+def plan_names(guarded: bool = False) -> tuple[str, ...]:
+    """Every plan name now in the registry; with ``guarded``, also ``PLAN+range`` for each plan that takes the
+    guard (``none+range`` is ``range``; ``range+range`` is not a name)."""
+    names = tuple(PLAN_INFO)
+    if not guarded:
+        return names
+    return names + tuple(n + GUARD_SUFFIX for n, info in PLAN_INFO.items() if "guard" in info.spec_fields)
+
+
+#: Plan names with the guard suffix allowed, of the built-in plans (``plan_names(guarded=True)`` reads live).
+PLAN_NAMES: tuple[str, ...] = plan_names(guarded=True)
 #: LRP rules.
 RULES: tuple[str, ...] = ("epsilon", "gamma", "alpha1beta0")
 #: Input attribution methods (``attribution.input_attribution``): the project's LRP, then Captum's.
@@ -127,8 +142,8 @@ def dataset_kind(text: str) -> str:
 
 
 def check_format(fmt: str) -> str:
-    """Return ``fmt`` if it is a known storage format, else raise ``XtmrError``."""
-    return check_choice("format", fmt, FORMATS)
+    """Return ``fmt`` if it is a known storage format (``format_registry``, read live), else raise ``XtmrError``."""
+    return format_info(fmt).name
 
 
 def check_ber(ber: float) -> float:
@@ -140,23 +155,33 @@ def check_ber(ber: float) -> float:
 
 def check_budget(budget: float) -> float:
     """Return ``budget`` (percent of weights) as a float if it lies in [0, 100], else raise ``XtmrError``."""
-    try:
-        value = float(budget)
-    except (TypeError, ValueError):
-        raise XtmrError(f"budget must be a percentage in [0, 100], got {budget!r}") from None
-    if not 0.0 <= value <= 100.0:
-        raise XtmrError(f"budget must be a percentage in [0, 100], got {budget!r}")
-    return value
+    return _percent(budget, 100.0, "budget must be a percentage")
 
 
 def check_damage_budget(budget: float) -> float:
     """Return a ``damage`` budget (percent extra memory, up to 200 = every bit triplicated) as a float."""
+    return _percent(budget, 200.0, "damage budget must be a % of extra memory")
+
+
+def check_plan_budget(plan: str, budget: float) -> float:
+    """Return ``budget`` as a float if it lies within what ``plan`` takes (``PlanInfo.budget_unit`` up to
+    ``budget_max``), else raise ``XtmrError``; a plan without a budget takes any number (a spec sets it to 0)."""
+    info = plan_info(plan)
+    if info.budget_unit is None or info.budget_unit == WEIGHTS_PCT and info.budget_max == 100.0:
+        return check_budget(budget)
+    if info.budget_unit == EXTRA_MEMORY_PCT and info.budget_max == 200.0:
+        return check_damage_budget(budget)
+    return _percent(budget, info.budget_max, f"{info.name} budget must be a {info.budget_unit}")
+
+
+def _percent(budget: float, high: float, what: str) -> float:
+    """``budget`` as a float in [0, ``high``], else ``XtmrError`` saying ``what``."""
     try:
         value = float(budget)
     except (TypeError, ValueError):
-        raise XtmrError(f"damage budget must be a % of extra memory in [0, 200], got {budget!r}") from None
-    if not 0.0 <= value <= 200.0:
-        raise XtmrError(f"damage budget must be a % of extra memory in [0, 200], got {budget!r}")
+        raise XtmrError(f"{what} in [0, {high:g}], got {budget!r}") from None
+    if not 0.0 <= value <= high:
+        raise XtmrError(f"{what} in [0, {high:g}], got {budget!r}")
     return value
 
 
@@ -212,7 +237,7 @@ def check_bits(bits: tuple[int, ...], fmt: str, what: str = "bit position") -> t
     Raises:
         XtmrError: an empty list, or a position outside ``0 .. WORD_BITS[fmt] - 1``.
     """
-    return check_positions(bits, WORD_BITS[check_format(fmt)], what)
+    return check_positions(bits, format_info(fmt).bits, what)
 
 
 def check_positions(bits: tuple[int, ...], word_bits: int, what: str = "bit position") -> tuple[int, ...]:
