@@ -574,6 +574,9 @@ def test_torchvision_edge_networks_balance_in_float64(name, zoo_folder):
     assert row.logits_abs is not None and row.logits_abs > 1e-3  # not a balance of nothing
 
 
+# Whole torchvision networks, 0.3-2.4 s each on an idle 2-core machine: end to end, so `slow` (`make test` runs
+# them). The edge networks above stay in the quick run: squeeze-excitation, channel shuffle and Hardswish, cheaply.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["efficientnet_b0", "regnet_y_400mf", "convnext_tiny", "swin_t", "densenet121"])
 def test_torchvision_modern_networks_balance_in_float64(name, zoo_folder):
     from xtmr_core.zoo import run_zoo
@@ -592,9 +595,7 @@ def test_zoo_reports_a_balance_over_zero_logits_as_vacuous_not_pass(zoo_folder):
     (row,) = run_zoo(zoo_folder, ["squeezenet1_0"], images=2)
     assert row.status == "vacuous" and row.logits_abs is not None and row.logits_abs <= VACUOUS_LOGITS
     assert "no relevance" in row.operation and "\n" not in row.operation
-    # its sibling has non-zero logits and passes
-    (row,) = run_zoo(zoo_folder, ["squeezenet1_1"], images=2)
-    assert row.status == "pass" and row.logits_abs is not None and row.logits_abs > VACUOUS_LOGITS
+    # (its sibling squeezenet1_1 has non-zero logits and passes: test_zoo_command_writes_the_csv)
 
 
 def test_zoo_command_writes_the_csv(tmp_path):
@@ -609,16 +610,21 @@ def test_zoo_command_writes_the_csv(tmp_path):
     with out.open() as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["squeezenet1_1"]
-    assert rows[0]["status"] == "pass" and set(rows[0]) == {
-        "name",
-        "params",
-        "status",
-        "size",
-        "operation",
-        "balance_error",
-        "logits_abs",
-        "seconds",
-    }
+    assert (
+        rows[0]["status"] == "pass"
+        and float(rows[0]["logits_abs"]) > 1e-3
+        and set(rows[0])
+        == {
+            "name",
+            "params",
+            "status",
+            "size",
+            "operation",
+            "balance_error",
+            "logits_abs",
+            "seconds",
+        }
+    )
     assert main(["zoo", "--image-folder", str(folder), "--names", "nonet"]) == 2
     assert main(["zoo", "--image-folder", str(tmp_path / "empty"), "--images", "0"]) == 2
 
