@@ -18,6 +18,8 @@ import streamlit as st
 from streamlit import config
 
 from xtmr_core.errors import XtmrError
+from xtmr_core.format_registry import format_info
+from xtmr_core.plan_registry import plan_info, plan_names
 from xtmr_core.vocabulary import (
     DATASETS,
     FORMATS,
@@ -27,7 +29,6 @@ from xtmr_core.vocabulary import (
     NORMALIZATIONS,
     PLANS,
     RULES,
-    SCORERS,
     TORCHVISION_PREFIX,
     WORD_BITS,
     check_bits,
@@ -129,44 +130,40 @@ FORMAT_HELP = {
     "int8": "8-bit two's-complement integers with a scale per output channel: a flip moves a weight by at "
     "most 128 steps (bit 7 is worth −128: +127 becomes −1).",
 }
-PLAN_LABELS = {
-    "none": "no protection",
-    "lrp": "LRP: top budget% by relevance (the paper)",
-    "magnitude": "magnitude: top budget% by |w|",
-    "gradient": "gradient: top budget% by |dL/dw|",
-    "taylor": "Taylor: top budget% by |w·dL/dw|",
-    "random": "random: budget% chosen at random",
-    "full": "full TMR: every bit three times",
-    "bits": "bit positions: chosen bits of every weight",
-    "range": "range guard: out-of-range reads → 0 (no copies)",
-    "ecc": "ECC SEC-DED (72, 64): 8 check bits per 64-bit word (12.5%)",
-    "damage": "damage: top (weight, bit) pairs by LRP × |Δw| (budget = % extra memory)",
-}
 RULE_HELP = {
     "epsilon": "epsilon: the basic rule, relevance split in proportion to each contribution a·w.",
     "gamma": "gamma: favours positive contributions (w + 0.25·w⁺); smoother maps.",
     "alpha1beta0": "alpha1-beta0: positive contributions only (w⁺).",
 }
 SOURCE_LABELS = {"shipped": "Shipped checkpoint", "train": "Train one here", "upload": "Upload a .pt file"}
-#: The top exponent bit of each float format (its flip scales a weight by 2^(2^(e-1)) at worst).
-_TOP_EXPONENT_BIT = {"fp32": 30, "fp16": 14, "bf16": 14}
+#: Colours for plans the registry does not know (combinations such as ``lrp+range``), in order of appearance.
+SPARE_COLOURS = ("#2c7a7b", "#553c9a", "#9c4221", "#4a5568")
 
 
 def top_bit(fmt: str) -> int:
-    """The bit whose flip does the most harm in ``fmt``: the top exponent bit of fp32/fp16/bf16, int8's bit 7
-    (two's complement's top bit, worth −128)."""
-    return 7 if fmt == "int8" else _TOP_EXPONENT_BIT[fmt]
+    """The bit whose flip does the most harm in ``fmt`` (``format_registry``): the top exponent bit of
+    fp32/fp16/bf16, int8's bit 7 (two's complement's top bit, worth −128)."""
+    return format_info(fmt).top_bit
 
 
 def plan_label(plan: str) -> str:
-    """A plan's name with what it protects (a plan new to the vocabulary shows its bare name)."""
-    return PLAN_LABELS.get(plan, plan)
+    """A plan's name with what it protects (``plan_registry``; a plan it does not know shows its bare name)."""
+    return plan_info(plan).label if plan in plan_names() else plan
 
 
 def uses_budget(plan: str) -> bool:
-    """Whether the budget slider means something for ``plan``: % of weights for a scorer, % extra memory for
-    ``damage``."""
-    return plan in SCORERS or plan == "damage"
+    """Whether the budget slider means something for ``plan`` (``plan_registry``): % of weights for a scorer,
+    % extra memory for ``damage``."""
+    return plan in plan_names() and plan_info(plan).uses_budget
+
+
+def plan_colour(plan: str, order: list[str] | tuple[str, ...] = ()) -> str:
+    """The colour every chart draws ``plan`` in (``plan_registry``); a plan it does not know gets a spare colour
+    by its place among the unknown plans in ``order``."""
+    if plan in plan_names():
+        return plan_info(plan).colour
+    spare = [p for p in dict.fromkeys(order) if p not in plan_names()]
+    return SPARE_COLOURS[spare.index(plan) % len(SPARE_COLOURS)] if plan in spare else SPARE_COLOURS[-1]
 
 
 def role_label(fmt: str, bit: int, role: str) -> str:

@@ -13,7 +13,6 @@ import streamlit as st
 import app_state
 import ui
 from app_views.sweeps_parts import (
-    PALETTE,
     SYMBOLS,
     Setting,
     colour,
@@ -107,7 +106,7 @@ def budget_chart(table: pd.DataFrame, ask: BudgetAsk) -> list[str]:
     for protect, name, dash in (("none", "no protection", "dash"), ("full", "full TMR (200%)", "dot")):
         ref = table[table["protect"] == protect]
         if len(ref):
-            reference_line(fig, tested, float(ref["mean_accuracy"].iloc[0]), name, PALETTE[protect], dash)
+            reference_line(fig, tested, float(ref["mean_accuracy"].iloc[0]), name, ui.plan_colour(protect), dash)
     # tick at each tested budget, labelled in %: plotly's log ticks read 0.5 as "5"
     log = bool(len(scored)) and bool((scored["budget"] > 0).all())
     fig.update_xaxes(type="log" if log else "linear", tickvals=tested, ticktext=[f"{b:g}%" for b in tested])

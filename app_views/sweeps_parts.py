@@ -16,21 +16,6 @@ from app_session import ModelChoice
 from xtmr_core.spec import CampaignSpec, grid, split_plan_name
 from xtmr_core.vocabulary import WORD_BITS, check_bits, parse_bits
 
-PALETTE = {
-    "none": "#c53030",
-    "lrp": "#2b6cb0",
-    "magnitude": "#dd6b20",
-    "gradient": "#38a169",
-    "taylor": "#805ad5",
-    "random": "#718096",
-    "full": "#1a202c",
-    "bits": "#d69e2e",
-    "range": "#319795",
-    "ecc": "#b83280",
-    "damage": "#975a16",
-}
-#: Colours for plans without one above (new plans, combinations), in order of appearance.
-SPARE_COLOURS = ("#2c7a7b", "#553c9a", "#9c4221", "#4a5568")
 #: One marker per line, so lines that coincide stay distinguishable.
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon", "triangle-down")
 #: The campaign seed of every point (trial t draws its faults from (SEED, t)); written into the CSV.
@@ -93,11 +78,8 @@ def trials_select(col) -> int:
 
 
 def colour(protect: str, order: list[str]) -> str:
-    """A plan's colour: its own, else a spare one by its place among the plans without one."""
-    if protect in PALETTE:
-        return PALETTE[protect]
-    spare = [p for p in dict.fromkeys(order) if p not in PALETTE]
-    return SPARE_COLOURS[spare.index(protect) % len(SPARE_COLOURS)] if protect in spare else "#4a5568"
+    """A plan's colour (``ui.plan_colour``: the plan registry's, else a spare one by its place in ``order``)."""
+    return ui.plan_colour(protect, order)
 
 
 def bits_input(tag: str, protects: list[str], fmt: str) -> tuple[int, ...] | None:

@@ -42,6 +42,18 @@ def test_every_plan_has_a_label():
     assert ui.pct(0.9712) == "97.1%" and ui.pct(None) == "–"
 
 
+def test_plan_budgets_and_colours_come_from_the_plan_registry():
+    # what ui.uses_budget spelled out before the registry: the scorers, and damage in % extra memory
+    assert {p for p in PLANS if ui.uses_budget(p)} == {"lrp", "magnitude", "gradient", "taylor", "random", "damage"}
+    assert not ui.uses_budget("lrp+range") and not ui.uses_budget("new_plan")
+    colours = [ui.plan_colour(p) for p in PLANS]
+    assert len(set(colours)) == len(PLANS) and ui.plan_colour("none") == "#c53030"
+    # plans the registry does not know: a spare colour each, by their order among the unknown ones
+    order = ["lrp", "a+b", "lrp", "c+d"]
+    assert [ui.plan_colour(p, order) for p in ("a+b", "c+d")] == list(ui.SPARE_COLOURS[:2])
+    assert ui.plan_colour("never_seen", order) == ui.SPARE_COLOURS[-1]
+
+
 # ---------------------------------------------------------------- links
 
 
