@@ -31,19 +31,18 @@ from xtmr_core.vocabulary import (
     MODES,
     NORMALIZATIONS,
     OPTIMIZERS,
-    PLAN_NAMES,
     RULES,
     SCORERS,
     VERDICTS,
     check_accuracy_target,
     check_ber,
-    check_budget,
-    check_damage_budget,
+    check_plan_budget,
     check_seed,
     check_trials,
     dataset_kind,
     model_kind,
     parse_bits,
+    plan_names,
 )
 
 if TYPE_CHECKING:
@@ -224,10 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ber", type=float, default=1e-4, help="bit error rate in [0, 1]")
     e.add_argument(
         "--protect",
-        choices=PLAN_NAMES,
+        choices=plan_names(guarded=True),  # read now: a plan registered at run time is a choice
         default="none",
         metavar="PLAN",
-        help="protection plan: " + ", ".join(p for p in PLAN_NAMES if "+" not in p) + "; PLAN+range adds the guard",
+        help="protection plan: " + ", ".join(plan_names()) + "; PLAN+range adds the guard",
     )
     e.add_argument(
         "--budget",
@@ -253,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--formats", type=_names(FORMATS), default=["fp32"], help="e.g. fp32,int8")
     s.add_argument(
         "--protect",
-        type=_names(PLAN_NAMES),
+        type=_names(plan_names(guarded=True)),
         default=["lrp", "magnitude", "random", "full"],
         help="plans, comma-separated, PLAN+range adds the guard (none is always added)",
     )
@@ -290,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", choices=DATASETS, default="mnist5k")
     r.add_argument("--models", type=_names(MODELS), help="default: lenet5,alexnet,vgg16")
     r.add_argument("--device", choices=DEVICES, help="default: cuda if present, else cpu")
+    r.add_argument(
+        "--minutes",
+        type=float,
+        help="size the trial counts to fit this wall-clock budget (default: 30 for the full grid, none for "
+        "--quick; 0: none); trials already in the results store are free, so a second run adds trials",
+    )
     _add_ray_arg(r)
     _add_store_arg(r)
 
@@ -472,9 +477,11 @@ def _check_cheap(a: argparse.Namespace) -> None:
     _check_sources(a)
     for ber in getattr(a, "bers", None) or [a.ber]:
         _flag("--ber", check_ber, ber)
-    damage = getattr(a, "protect", None) in ("damage", "damage+range")  # evaluate: % extra memory, up to 200
+    # evaluate: the budget in its plan's unit (damage: % extra memory, up to 200); sweep: % of weights
+    named = getattr(a, "protect", None)
+    plan = split_plan_name(named)[0] if isinstance(named, str) else "lrp"
     for budget in getattr(a, "budgets", None) or [getattr(a, "budget", 0.0)]:
-        _flag("--budget", check_damage_budget if damage else check_budget, budget)
+        _flag("--budget", lambda value: check_plan_budget(plan, value), budget)
     _flag("--trials", check_trials, a.trials)
     _flag("--seed", check_seed, a.seed)
     if getattr(a, "target", None) is not None:
@@ -705,7 +712,9 @@ def _cmd_report(a: argparse.Namespace) -> int:
     # --ray or --device: the grid's points through a GridRunner (Ray tasks, or here on that device)
     runner = GridRunner(make_runner(a.ray, a.device), device) if a.ray or a.device else None
     try:
-        path = run_report(out_dir=a.out, quick=a.quick, dataset=a.dataset, models=a.models, runner=runner)
+        path = run_report(
+            out_dir=a.out, quick=a.quick, dataset=a.dataset, models=a.models, runner=runner, minutes=a.minutes
+        )
     finally:
         if runner is not None:
             runner.shutdown()

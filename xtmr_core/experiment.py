@@ -23,7 +23,7 @@ import torch
 from xtmr_core.campaign import CampaignResult, PointResult, run_point
 from xtmr_core.canonize import deployed_model, lrp_ready
 from xtmr_core.checkpoints import load_model
-from xtmr_core.damage import damage_plan, delta_harm, scan_harm
+from xtmr_core.damage import delta_harm, scan_harm
 from xtmr_core.data import DataSplits, load_dataset, reference_set
 from xtmr_core.device import default_device
 from xtmr_core.errors import XtmrError
@@ -32,7 +32,7 @@ from xtmr_core.faults import FaultModel, FaultSet
 from xtmr_core.inflight import shared
 from xtmr_core.injection import FaultInjector, trial_faults, trial_rng
 from xtmr_core.memory import layout_of
-from xtmr_core.protection import ProtectionPlan, make_plan
+from xtmr_core.protection import ProtectionPlan, spec_plan
 from xtmr_core.scoring import score_weights
 from xtmr_core.sensitivity import bit_sensitivity
 from xtmr_core.spec import CampaignSpec
@@ -47,7 +47,7 @@ from xtmr_core.store import (
     spec_fields,
 )
 from xtmr_core.strata import Strata, deciding_pairs, make_strata, stratified_faults
-from xtmr_core.vocabulary import DESIGNS, SCORERS, WORD_BITS, check_choice, check_format
+from xtmr_core.vocabulary import DESIGNS, check_choice, check_format
 
 
 class Experiment:
@@ -275,26 +275,12 @@ class Experiment:
         The ``random`` scorer draws from ``spec.seed``; ``spec.guard`` adds the range guard on read
         (``+range``); ``damage`` ranks (weight, bit) pairs by ``spec.scorer`` x ``spec.harm``.
         """
-        if spec.protect == "damage":
-            detail = ", ".join(v for v, default in ((spec.scorer, "lrp"), (spec.harm, "delta")) if v != default)
-            plan = damage_plan(
-                self.scores(spec.scorer, spec.rule, spec.seed),
-                self.harm(spec.fmt, spec.harm, spec.int8_granularity),
-                spec.budget,
-                WORD_BITS[spec.fmt],
-                detail=detail,
-            )
-            return replace(plan, guard=True) if spec.guard else plan
-        scores = self.scores(spec.protect, spec.rule, spec.seed) if spec.protect in SCORERS else None
-        return make_plan(
-            spec.protect,
-            WORD_BITS[spec.fmt],
-            budget=spec.budget,
-            scores=scores,
-            bits=spec.bits,
-            offsets=self.layout.offsets if spec.per_layer else None,
-            guard=spec.guard,
-            on_double=spec.ecc_double,
+        # the plan's registered builder asks for what it needs (protection.spec_plan): nothing is computed else
+        return spec_plan(
+            spec,
+            scores=lambda scorer: self.scores(scorer, spec.rule, spec.seed),
+            harm=lambda: self.harm(spec.fmt, spec.harm, spec.int8_granularity),
+            offsets=self.layout.offsets,
         )
 
     def evaluate(
@@ -448,6 +434,22 @@ class Experiment:
         got = store.trials(pkey, keys, base.trials, int(self.y_test.numel()), count=False)
         return CarriedStore({pkey: dict(zip(keys, got))}, all(len(d) >= base.trials for d in got))
 
+    def stored_trials(self, specs: Sequence[CampaignSpec], design: str = "auto") -> tuple[int, float]:
+        """What the results store holds of the point ``evaluate_point(specs, design=design)`` runs:
+        ``(k, seconds)``, where trials ``0..k-1`` of every plan are stored, and the seconds the stored trials
+        ``0..n-1`` (``n`` the specs' trial count) of all plans took when they were run. ``(0, 0.0)`` without
+        a store. The time a report sizes its trials by: reading a trial back costs next to nothing."""
+        carried = self.carried([s.replace(trials=_ALL) for s in specs], design)
+        if carried is None:
+            return 0, 0.0
+        (plans,) = carried.known.values()
+        k = 0
+        while all(k in d for d in plans.values()):
+            k += 1
+        n = specs[0].trials
+        seconds = sum(tr.seconds for d in plans.values() for t, tr in d.items() if t < n)
+        return k, float(seconds)
+
     def _flight_key(
         self, kind: str, base: CampaignSpec, specs: Sequence[CampaignSpec], strata: Strata | None
     ) -> tuple[Any, ...]:
@@ -553,6 +555,10 @@ class Experiment:
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         return h.hexdigest()
+
+
+#: More trials than any point has: ``stored_trials`` reads every stored trial of a point.
+_ALL = 1 << 30
 
 
 def _score_id(scorer: str, rule: str, seed: int) -> tuple[str, str, int]:

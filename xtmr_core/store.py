@@ -3,7 +3,8 @@
 One row per (point, plan, trial index) holds what the intervals and exports need: accuracy, mismatch, bit
 flips, the trial's stratum, its seconds and the per-image correctness, bit-packed (``numpy.packbits``). The
 scorers' per-weight scores (LRP per rule, gradient, Taylor, ...) are kept too, exactly (float64, with their
-SHA-256), keyed by the experiment's fingerprint, the scorer, its rule and seed. The
+SHA-256), keyed by the experiment's fingerprint, the scorer, its rule and seed; and small computed tables
+(the report's single-flip scan) as JSON. The
 file is SQLite through the standard library in WAL mode, so an app server, a CLI run and a report can read
 and write it at once; rows are inserted with ``INSERT OR IGNORE`` on their primary key, so two writers of
 the same trial never duplicate or lose one.
@@ -71,6 +72,8 @@ CREATE TABLE IF NOT EXISTS trials (
     seconds REAL NOT NULL, images INTEGER NOT NULL, correct BLOB NOT NULL,
     PRIMARY KEY (point, plan, trial)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tables (key TEXT PRIMARY KEY, info TEXT NOT NULL, sha256 TEXT NOT NULL,
+    data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, info TEXT NOT NULL, n INTEGER NOT NULL,
     sha256 TEXT NOT NULL, data BLOB NOT NULL);
 """
@@ -149,6 +152,12 @@ def score_key(fingerprint: Mapping[str, Any], scorer: str, rule: str, seed: int)
     reference set, deployment, device, torch), the scorer, its LRP rule and its seed (``random``)."""
     return _digest({"result_format": RESULT_FORMAT, "fingerprint": dict(fingerprint), "scorer": scorer,
                     "rule": rule, "seed": seed})  # fmt: skip
+
+
+def table_key(fingerprint: Mapping[str, Any], what: str, **params: Any) -> str:
+    """The key of a small computed table (``what``, e.g. ``bit_sensitivity``, with its parameters) of one
+    experiment: ``RESULT_FORMAT``, the experiment's fingerprint, ``what`` and the parameters."""
+    return _digest({"result_format": RESULT_FORMAT, "fingerprint": dict(fingerprint), "what": what, **params})
 
 
 def plan_key(spec: CampaignSpec) -> str:
@@ -498,13 +507,37 @@ class Store:
 
         self._run("write", work, None)
 
+    # -- small tables (the report's single-flip scan) ----------------------------------------------------------
+
+    def table(self, key: str) -> Any:
+        """The JSON value stored under ``key`` (``table_key``), or ``None`` (none, or a damaged row)."""
+
+        def work(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row = conn.execute("SELECT sha256, data FROM tables WHERE key = ?", (key,)).fetchone()
+            return None if row is None else tuple(row)
+
+        row = self._run("read", work, None)
+        if row is None or hashlib.sha256(row[1].encode()).hexdigest() != row[0]:
+            return None
+        return json.loads(row[1])
+
+    def put_table(self, key: str, info: Mapping[str, Any], value: Any) -> None:
+        """Keep a JSON-ready value (floats round-trip exactly) under ``key``; a key already stored is kept."""
+        data = json.dumps(value)
+        row = (key, json.dumps(dict(info), sort_keys=True), hashlib.sha256(data.encode()).hexdigest(), data)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR IGNORE INTO tables VALUES (?, ?, ?, ?)", row)
+
+        self._run("write", work, None)
+
     # -- the store command ------------------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
         """``path``, ``bytes`` (the file with its WAL), ``trials``, ``points``, ``plans``, ``scores``, ``models``."""
 
         def work(conn: sqlite3.Connection) -> dict[str, Any]:
-            tables = ("trials", "points", "plans", "scores")
+            tables = ("trials", "points", "plans", "scores", "tables")
             count = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
             models = sorted({json.loads(r[0]).get("model", "?") for r in conn.execute("SELECT info FROM points")})
             return {**count, "models": models}
@@ -518,7 +551,7 @@ class Store:
         def work(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             n = conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-            for table in ("trials", "plans", "points", "scores"):
+            for table in ("trials", "plans", "points", "scores", "tables"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("COMMIT")
             conn.execute("VACUUM")
@@ -658,6 +691,7 @@ __all__ = [
     "plan_key",
     "point_key",
     "score_key",
+    "table_key",
     "spec_fields",
     "human_bytes",
 ]

@@ -13,6 +13,7 @@ import os
 import platform
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from xtmr_core.errors import XtmrError
@@ -65,10 +66,14 @@ __all__ = [
 ]
 
 
-def _command(quick: bool, dataset: str, models: Sequence[str] | None, out_dir: str | Path) -> str:
+def _command(
+    quick: bool, dataset: str, models: Sequence[str] | None, out_dir: str | Path, minutes: float | None = None
+) -> str:
     parts = ["python -m xtmr_core report"]
     if quick:
         parts.append("--quick")
+    if minutes is not None:
+        parts.append(f"--minutes {minutes:g}")
     if dataset != "mnist5k":
         parts.append(f"--dataset {dataset}")
     if models:
@@ -105,6 +110,7 @@ def run_report(
     runner: Runner | None = None,
     caveats: Sequence[str] = (),
     progress: bool = True,
+    minutes: float | None = None,
 ) -> Path:
     """Run the reproduction grid and write the report, its figures and its CSV.
 
@@ -118,6 +124,8 @@ def run_report(
         runner: runs the grid points (default: in this process; see ``grid.Runner``).
         caveats: sentences the document states about this run (e.g. what was left out).
         progress: show a progress bar on stderr.
+        minutes: a wall-clock budget that sizes the trial counts (``Grid.minutes``; 0: none, the grid's trial
+            counts as they are). Trials already in the results store are free: a second run adds to them.
 
     Returns:
         The path of the written ``REPRODUCTION.md``.
@@ -127,9 +135,15 @@ def run_report(
     """
     import torch
 
+    from xtmr_core.store import default_store
+
     start = time.perf_counter()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     base = with_models(grid or (QUICK_GRID if quick else FULL_GRID), models)
+    if minutes is not None:
+        if minutes < 0:
+            raise XtmrError(f"--minutes must be 0 or more, got {minutes:g}")
+        base = replace(base, minutes=float(minutes))
     caveats = list(caveats)
     if not models and grid is None and not checkpoints:  # the default grid runs the models that are shipped
         present, missing = shipped_models(base.models, dataset)
@@ -149,7 +163,10 @@ def run_report(
         (out / FIGURES).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise XtmrError(f"cannot create {out / FIGURES} ({e.strerror}); choose another --out") from None
+    store = default_store()  # the store the grid's experiments use (one object per file and process)
+    before = (store.read, store.ran) if store is not None else (0, 0)
     table, info = run_grid(base, dataset, checkpoints, runner=runner, progress=progress)
+    trials = None if store is None else (store.read - before[0], store.ran - before[1])
     table.to_csv(out / CSV_NAME, index=False)
     view = ReportView(table, info.get("grid", base), info)
     figs = draw_figures(view, out)
@@ -158,12 +175,13 @@ def run_report(
         f"{torch.get_num_threads()} threads" + (", CUDA" if torch.cuda.is_available() else ", no GPU")
     )
     meta = {
-        "command": _command(bool(quick) and grid is None, dataset, models, out_dir),
+        "command": _command(bool(quick) and grid is None, dataset, models, out_dir, minutes),
         "duration_s": time.perf_counter() - start,
         "machine": machine,
         "load": load,
         "dataset": dataset,
         "quick": grid is None and bool(quick) or base == with_models(QUICK_GRID, models),
         "caveats": caveats,
+        "trials_read_run": trials,  # (read from the results store, run); None: no store
     }
     return write_document(view, all_claims(view), out, figs, meta)

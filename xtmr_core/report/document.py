@@ -264,6 +264,20 @@ def render_claims(claims: Sequence[Claim]) -> list[str]:
 # Sections.
 
 
+def _store_line(meta: dict) -> list[str]:
+    """What the results store gave this run: how many trials it read and how many it ran (each trial of one
+    plan; none when the run had no store or the meta predates it)."""
+    counts = meta.get("trials_read_run")
+    if counts is None:
+        return ["Results store off: every trial was run.", ""] if "trials_read_run" in meta else []
+    read, ran = counts
+    return [
+        f"Results store: {read:,} trials read back from earlier runs, {ran:,} run (one plan's trial each; the "
+        "s / trial column is the time trials took when they were run).",
+        "",
+    ]
+
+
 def _section_run(view: ReportView, meta: dict) -> list[str]:
     g, camp = view.grid, view.camp
     lines = [
@@ -272,6 +286,7 @@ def _section_run(view: ReportView, meta: dict) -> list[str]:
         f"Command: `{meta['command']}` (from the repository root). Duration: **{meta['duration_s'] / 60:.1f} "
         f"minutes** of wall-clock time on {meta['machine']}; load average at start {meta['load']}.",
         "",
+        *_store_line(meta),
         f"Dataset `{meta['dataset']}`; fault model: every stored weight bit flips independently with the given "
         "BER (biases are not faulted); seed 0 for every point (trial *t* uses the seed pair (0, *t*)). The "
         "quantities and formulas are defined in [DESIGN.md](DESIGN.md).",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -235,7 +235,12 @@ def point_rows(exp, point: GridPoint) -> list[dict]:
     bits = {spec: plan.bits for plan, spec in zip(point.plans, specs)}
     t0 = time.perf_counter()
     result = exp.evaluate_point(specs)
-    seconds = (time.perf_counter() - t0) / len(result.results)  # the plans of a trial run together
+    seconds = time.perf_counter() - t0
+    if getattr(exp, "store", None) is not None:
+        # The time the trials took when they were run (now all stored), not the time to read them back: the
+        # report's s / trial and the sizing of a later run must not mistake a read for a run.
+        seconds = exp.stored_trials(specs)[1] or seconds
+    seconds /= len(result.results)  # the plans of a trial run together
     base = specs[0].point
     order = list(dict.fromkeys([base, *specs]))  # evaluate_point's order: the baseline, then distinct specs
     rows = []
@@ -333,31 +338,51 @@ RESERVE_S = 120.0
 SAFETY = 1.25
 
 
-def size_grid(grid: Grid, probe: pd.DataFrame, fronts: dict[tuple[str, str], list[float]], seconds_left: float) -> Grid:
+def size_grid(
+    grid: Grid,
+    probe: pd.DataFrame,
+    fronts: dict[tuple[str, str], list[float]],
+    seconds_left: float,
+    stored: Mapping[tuple[str, str, float], int] | None = None,
+) -> Grid:
     """The grid with trial counts that fit ``seconds_left`` (``grid`` itself when it has no time budget).
 
     Each plan-trial at a point is costed at ``SAFETY`` times the probe's seconds per unprotected trial at that
-    point. Only timings decide: the choice cannot favour any plan.
+    point (the seconds its trials took when they were run, also when they were read from the results store).
+    Trials already in the store cost nothing: ``stored`` gives, per (model, format, BER), how many trials of
+    every plan of the point are stored, so a second run with the same budget adds trials to the first's (up to
+    ``grid.trials`` more than the fewest stored at any point). Only timings and stored counts decide: the choice
+    cannot favour any plan.
     """
     if not grid.minutes or probe.empty:
         return grid
+    stored = stored or {}
     cost = {
         (r["model"], r["format"], float(r["ber"])): float(r["seconds"]) / max(1, int(r["trials"]))
         for _, r in probe.iterrows()
     }
-    front = sweep = 0.0
+    points = []  # (cost of one trial of every plan, trials stored, frontier?)
     for m in grid.models:
         for f in grid.formats:
             for b in grid.bers:
-                c = cost.get((m, f, float(b)), 0.0)
-                if b in fronts.get((m, f), ()):
-                    front += len(point_plans(grid, f, True)) * c
-                else:
-                    sweep += len(point_plans(grid, f, False)) * c
-    per_n = SAFETY * (front + sweep / 2)
-    n = int((seconds_left - RESERVE_S) / per_n) if per_n > 0 else grid.trials
-    n = max(grid.min_trials, min(grid.trials, n))
-    return replace(grid, trials=n, sweep_trials=max(grid.min_trials, min(grid.sweep_trials or n, n // 2)))
+                front = b in fronts.get((m, f), ())
+                c = len(point_plans(grid, f, front)) * cost.get((m, f, float(b)), 0.0)
+                points.append((SAFETY * c, stored.get((m, f, float(b)), 0), front))
+
+    def counts(n: int) -> tuple[int, int]:
+        return n, max(grid.min_trials, min(grid.sweep_trials or n, n // 2))
+
+    def new_seconds(n: int) -> float:  # what running the trials not yet stored costs
+        front_n, sweep_n = counts(n)
+        return sum(c * max(0, (front_n if front else sweep_n) - have) for c, have, front in points)
+
+    cap = grid.trials + min((have for _, have, front in points if front), default=0)
+    n = min(grid.min_trials, cap)
+    budget = seconds_left - RESERVE_S
+    while n < cap and new_seconds(n + 1) <= budget:
+        n += 1
+    front_n, sweep_n = counts(n)
+    return replace(grid, trials=front_n, sweep_trials=sweep_n)
 
 
 def second_ber(probe: pd.DataFrame, chance: float) -> float | None:
@@ -457,8 +482,6 @@ def run_grid(
     """
     from tqdm import tqdm
 
-    from xtmr_core.sensitivity import bit_sensitivity
-
     start = time.perf_counter()
     checkpoints = dict(checkpoints or {})
     require_checkpoints(grid.models, dataset, checkpoints)
@@ -509,9 +532,7 @@ def run_grid(
             }
             for fmt in grid.formats:
                 bar.set_postfix_str(f"{model} {fmt} one flip per bit")
-                sens = bit_sensitivity(
-                    exp, fmt, trials=grid.sensitivity_weights, seed=0, progress=lambda done, total: bar.update(1)
-                )
+                sens = stored_scan(exp, fmt, grid.sensitivity_weights, lambda n: bar.update(n))
                 for rec in sens.to_dict("records"):
                     flips.append(
                         {
@@ -530,7 +551,8 @@ def run_grid(
                 for scorer in grid.scorers:
                     exp.scores(scorer)
             info["models"][model]["setup_seconds"] = time.perf_counter() - t0
-        grid = size_grid(grid, probe, fronts, 60 * grid.minutes - (time.perf_counter() - start))
+        stored = stored_counts(grid, fronts, local, dataset, checkpoints) if grid.minutes else {}
+        grid = size_grid(grid, probe, fronts, 60 * grid.minutes - (time.perf_counter() - start), stored)
         info["grid"] = grid  # with the trial counts it ran
         t0 = time.perf_counter()
         rows = run(grid_points(grid, fronts), dataset, checkpoints, tick)
@@ -540,6 +562,38 @@ def run_grid(
     campaigns = pd.DataFrame(rows)
     table = pd.concat([campaigns, pd.DataFrame(flips)], ignore_index=True)
     return table.reindex(columns=CSV_COLUMNS), info
+
+
+def stored_scan(exp: Any, fmt: str, weights: int, step: Callable[[int], None]) -> pd.DataFrame:
+    """The single-flip scan (``sensitivity.bit_sensitivity``, seed 0) of one model and format, read from the
+    results store when an earlier run computed it (``step(n)`` after every ``n`` flips done or read)."""
+    from xtmr_core.sensitivity import bit_sensitivity
+    from xtmr_core.store import Store, table_key
+
+    store = getattr(exp, "store", None)
+    key = table_key(exp.fingerprint(), "bit_sensitivity", fmt=fmt, trials=weights, seed=0) if store else ""
+    if isinstance(store, Store):
+        kept = store.table(key)
+        if kept is not None:
+            table = pd.DataFrame(kept["rows"], columns=kept["columns"])
+            step(len(table) * weights)
+            return table
+    table = bit_sensitivity(exp, fmt, trials=weights, seed=0, progress=lambda done, total: step(1))
+    if isinstance(store, Store):
+        info = {"model": exp.model_name, "what": "bit_sensitivity", "format": fmt}
+        store.put_table(key, info, {"columns": list(table.columns), "rows": table.to_dict("records")})
+    return table
+
+
+def stored_counts(
+    grid: Grid, fronts: dict[tuple[str, str], list[float]], local: LocalRunner, dataset: str, checkpoints: dict
+) -> dict[tuple[str, str, float], int]:
+    """Per (model, format, BER): how many trials of every plan of the grid point the results store holds."""
+    out = {}
+    for point in grid_points(grid, fronts):
+        exp = local.experiment(point.model, dataset, checkpoints.get(point.model))
+        out[(point.model, point.fmt, float(point.ber))] = exp.stored_trials(point.specs())[0]
+    return out
 
 
 def _num_classes(local: LocalRunner, model: str, dataset: str, checkpoints: dict) -> int:
