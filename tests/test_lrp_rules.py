@@ -25,7 +25,7 @@ EPS = 1e-9  # the epsilon rule's default and the rules' stabiliser
 def one_torch_thread():
     """One intra-op thread for this module's many small float64 ops: on 2 cores shared with other work, torch's
     second thread spin-waits for a core (measured: the torchvision tests took 97 s with 2 threads and 18 s with
-    1 under load 3; the same on an idle machine)."""
+    1 under load 3, and the whole module 9.5 s and 9.1 s on an idle machine)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -610,21 +610,8 @@ def test_zoo_command_writes_the_csv(tmp_path):
     with out.open() as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["squeezenet1_1"]
-    assert (
-        rows[0]["status"] == "pass"
-        and float(rows[0]["logits_abs"]) > 1e-3
-        and set(rows[0])
-        == {
-            "name",
-            "params",
-            "status",
-            "size",
-            "operation",
-            "balance_error",
-            "logits_abs",
-            "seconds",
-        }
-    )
+    assert rows[0]["status"] == "pass" and float(rows[0]["logits_abs"]) > 1e-3  # not a balance of nothing
+    assert set(rows[0]) == {"name", "params", "status", "size", "operation", "balance_error", "logits_abs", "seconds"}
     assert main(["zoo", "--image-folder", str(folder), "--names", "nonet"]) == 2
     assert main(["zoo", "--image-folder", str(tmp_path / "empty"), "--images", "0"]) == 2
 
