@@ -11,38 +11,27 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from xtmr_core.format_registry import format_info
 from xtmr_core.memory import WeightLayout
 from xtmr_core.vocabulary import FORMATS, INT8_GRANULARITIES, WORD_BITS, check_choice, check_format
 
 # The names re-exported from the vocabulary are kept importable from here for older callers.
 __all__ = ["FORMATS", "INT8_GRANULARITIES", "WORD_BITS", "check_format", "bit_roles", "sign_exponent_bits"]
 __all__ += ["StoredWeights", "encode", "word_to_bits"]
-_WORD_DTYPE = {"fp32": np.int32, "fp16": np.int16, "bf16": np.int16, "int8": np.int8}
-# (sign bit, lowest exponent bit, highest exponent bit) of the float formats.
-_FLOAT_FIELDS = {"fp32": (31, 23, 30), "fp16": (15, 10, 14), "bf16": (15, 7, 14)}
 
 
 def bit_roles(fmt: str) -> list[str]:
-    """Name the role of each bit position of a word, index = bit position (0 = LSB).
+    """Name the role of each bit position of a word, index = bit position (0 = LSB) (``FormatInfo.bit_roles``).
 
     Returns:
         e.g. for fp32: ``['mantissa', ..., 'exponent', ..., 'sign']``; for int8 ``['value', ..., 'sign']``.
     """
-    check_format(fmt)
-    n = WORD_BITS[fmt]
-    if fmt == "int8":
-        return ["value"] * (n - 1) + ["sign"]
-    sign, lo, hi = _FLOAT_FIELDS[fmt]
-    return ["mantissa" if b < lo else "exponent" if b <= hi else "sign" for b in range(n)]
+    return format_info(fmt).bit_roles()
 
 
 def sign_exponent_bits(fmt: str) -> tuple[int, ...]:
     """Bit positions of the sign and the exponent (for int8: the sign and the top value bit)."""
-    check_format(fmt)
-    if fmt == "int8":
-        return (6, 7)
-    sign, lo, hi = _FLOAT_FIELDS[fmt]
-    return tuple(range(lo, hi + 1)) + (sign,)
+    return format_info(fmt).sign_exponent_bits
 
 
 @dataclass(frozen=True)

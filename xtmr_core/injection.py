@@ -108,7 +108,7 @@ class FaultInjector:
         """
         positions = fault.positions(self.stored.bits)
         regions = [Region(None, positions, 0, self.n_weights)]
-        if plan.protect == "ecc":
+        if plan.ecc:  # a SEC-DED read path: check bits instead of copies
             if fault.bits is None:
                 m = ecc.weights_per_word(self.stored.bits)
                 n_words = ecc.n_code_words(self.n_weights, self.stored.bits)
@@ -148,7 +148,7 @@ class FaultInjector:
         """
         if faults.count == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        if plan.protect == "ecc":
+        if plan.ecc:  # the read path: decode SEC-DED words, or vote TMR copies
             index, word, detected = self._read_ecc(faults, plan, mode)
         else:
             index, word = self._read_tmr(faults, plan, mode)

@@ -106,7 +106,7 @@ def deciding_pairs(stored: StoredWeights, layout: WeightLayout, fault: FaultMode
 def protects(plan: ProtectionPlan, weights: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """Whether ``plan`` changes what a fault at each (weight, bit) pair reads: TMR on that bit, ECC on every
     word, or the range guard (a deciding value always lies outside its layer's range)."""
-    if plan.protect == "ecc" or plan.guard:
+    if plan.ecc or plan.guard:
         return np.ones(weights.size, dtype=bool)
     return ((plan.mask_of(weights) >> bits) & 1).astype(bool)
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from xtmr_core.plan_registry import PLAN_INFO
 from xtmr_core.report.grid import (
     PAPER_LRP_BUDGET,
     PAPER_MAGNITUDE_OVERHEAD,
@@ -20,7 +21,6 @@ from xtmr_core.report.grid import (
 )
 from xtmr_core.report.view import BETTER, SAME, UNKNOWN, WORSE, ReportView, compare, paired, word
 from xtmr_core.stats import Interval
-from xtmr_core.vocabulary import SCORERS
 
 HOLDS, FAILS, PARTLY, MIXED = "holds", "does not hold", "holds in part", "mixed"
 NOT_SHOWN, UNTESTABLE, INCONCLUSIVE = "not shown", "not testable", "inconclusive"
@@ -272,8 +272,10 @@ def damage_vs_lrp(view: ReportView, model: str, fmt: str, ber: float) -> Claim |
     return Claim("damage", where(model, fmt, ber), status, nums)
 
 
-#: The plans that spend memory on chosen weights or (weight, bit) pairs: what ECC, the guard and bit TMR face.
-WEIGHT_PLANS = (*SCORERS, "damage")
+def weight_plans() -> tuple[str, ...]:
+    """The plans that spend a budget of memory on chosen weights or (weight, bit) pairs (``PlanInfo.uses_budget``,
+    read live): what ECC, the guard and bit TMR face."""
+    return tuple(name for name, info in PLAN_INFO.items() if info.uses_budget)
 
 
 def _series(name: str) -> str:
@@ -294,7 +296,7 @@ def dominance(view: ReportView, model: str, fmt: str, ber: float, name: str) -> 
         return None
     sel = view.select(model, fmt, ber)
     cost = float(p["overhead_with_index_pct"])
-    rivals = sel[sel["name"].map(_series).isin(WEIGHT_PLANS) & (sel["overhead_with_index_pct"] >= cost - 1e-9)]
+    rivals = sel[sel["name"].map(_series).isin(weight_plans()) & (sel["overhead_with_index_pct"] >= cost - 1e-9)]
     beaten = [r["name"] for _, r in rivals.iterrows() if compare(p, r) == BETTER]
     cheaper = sel[(sel["overhead_with_index_pct"] <= cost + 1e-9) & (sel["name"] != name)]
     better = [r for _, r in cheaper.iterrows() if compare(r, p) == BETTER]
