@@ -223,6 +223,7 @@ class PlanRequest:
         scorer, harm: ``damage``: the weight scorer and the harm of a flip (``vocabulary.HARMS``).
         score_fn: per-weight scores of a scorer, computed when asked (``scores``); ``None`` = none at hand.
         harm_fn: the log2 harm of a flip at each (weight, bit), computed when asked (``harms``).
+        n_weights: the model's number of faultable weights, where known (``spec_plan`` knows it).
     """
 
     protect: str
@@ -235,6 +236,7 @@ class PlanRequest:
     harm: str = "delta"
     score_fn: Callable[[str], np.ndarray] | None = None
     harm_fn: Callable[[], np.ndarray] | None = None
+    n_weights: int | None = None
 
     def scores(self, scorer: str | None = None) -> np.ndarray:
         """Flat per-weight scores of ``scorer`` (default: the scorer named like the plan)."""
@@ -297,7 +299,8 @@ def spec_plan(
         spec: the campaign (its plan fields).
         scores: per-weight scores of a scorer, computed only if the plan's builder asks.
         harm: the (weight, bit) harms of ``spec.fmt`` and ``spec.harm``, computed only if asked.
-        offsets: the layer boundaries (used when ``spec.per_layer``).
+        offsets: the layer boundaries (ranking per layer when ``spec.per_layer``; their last is the weight
+            count a builder may read as ``n_weights``).
     """
     request = PlanRequest(
         spec.protect,
@@ -310,6 +313,7 @@ def spec_plan(
         harm=spec.harm,
         score_fn=scores,
         harm_fn=harm,
+        n_weights=None if offsets is None else int(offsets[-1]),  # the layout's last boundary
     )
     return build_plan(request, guard=spec.guard)
 
