@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 PORT   ?= 8501
 
-.PHONY: run test lint setup browser bench report clean
+.PHONY: run test lint setup browser bench report warm clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: setup
 
 report: setup
 	$(PY) -m xtmr_core report
+
+# Fill the results store with the Fault lab's default points (lenet5, fp32 and int8, every BER stop).
+warm: setup
+	$(PY) -m xtmr_core warm
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

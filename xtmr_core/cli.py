@@ -1,4 +1,4 @@
-"""The command line: ``python -m xtmr_core {train,evaluate,sweep,bench,coverage,report,zoo,store}``.
+"""The command line: ``python -m xtmr_core {train,evaluate,sweep,bench,coverage,report,zoo,store,warm}``.
 
 A thin face over the engine. Bad input gets one line on stderr and exit code 2, never a traceback.
 """
@@ -304,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--store", metavar="PATH", help="the store (default: $XTMR_STORE, else ~/.cache/xtmr/results.sqlite)"
     )
     st.add_argument("--out", help="export: CSV file to write (default: standard output)")
+
+    w = sub.add_parser("warm", help="fill the results store with the Fault lab's default points (every BER stop)")
+    w.add_argument("--models", type=_names(MODELS), default=["lenet5"], help="shipped models (default: lenet5)")
+    w.add_argument("--formats", type=_names(FORMATS), default=["fp32", "int8"], help="default: fp32,int8")
+    _add_store_arg(w)
 
     z = sub.add_parser("zoo", help="LRP weight relevance and its float64 balance over torchvision's classifiers")
     z.add_argument("--image-folder", required=True, help="folder of class sub-folders (written if it does not exist)")
@@ -786,6 +791,22 @@ def _cmd_store(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_warm(a: argparse.Namespace) -> int:
+    import time
+
+    from xtmr_core.report.grid import require_checkpoints
+    from xtmr_core.warm import warm
+
+    require_checkpoints(a.models, "mnist5k")
+    store, before = _use_store(a)
+    if store is None:
+        raise XtmrError("the results store is off (XTMR_STORE=none); name one with --store PATH")
+    t0 = time.perf_counter()
+    done = warm(a.models, a.formats, log=lambda w: print(w.line(), flush=True))
+    print(f"warmed {len(done)} points in {time.perf_counter() - t0:.1f} s; {_store_text(store, before)}")
+    return 0
+
+
 def _cmd_zoo(a: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -811,6 +832,7 @@ def _cmd_zoo(a: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "zoo": _cmd_zoo,
+    "warm": _cmd_warm,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "sweep": _cmd_sweep,
