@@ -15,7 +15,6 @@ import streamlit as st
 import app_state
 import ui
 from app_session import ModelChoice
-from app_views.fault_lab_numbers import PLAN_COLOUR, UNPROTECTED_COLOUR
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.vocabulary import PLANS
 
@@ -81,7 +80,7 @@ def compare_figure(many, diffs: list, spec: CampaignSpec) -> go.Figure:
         go.Bar(
             x=[r.plan if i else "unprotected" for i, r in enumerate(many.results)],
             y=means,
-            marker_color=[UNPROTECTED_COLOUR] + [PLAN_COLOUR] * len(diffs),
+            marker_color=[ui.plan_colour(r.protect) for r in many.results],
             error_y=dict(
                 type="data",
                 symmetric=False,

@@ -14,8 +14,8 @@ import streamlit as st
 
 import ui
 
-#: Bar colours: clean, unprotected, the plan.
-CLEAN_COLOUR, UNPROTECTED_COLOUR, PLAN_COLOUR = "#718096", "#c53030", "#2b6cb0"
+#: The clean bar's colour (not a plan: the plans' colours come from the plan registry, ``ui.plan_colour``).
+CLEAN_COLOUR = "#a0aec0"
 
 
 def ci_text(iv) -> str:
@@ -114,7 +114,7 @@ def bars_figure(point, k: int) -> go.Figure:
         go.Bar(
             x=names,
             y=[100 * v for v in means],
-            marker_color=[CLEAN_COLOUR, UNPROTECTED_COLOUR, PLAN_COLOUR],
+            marker_color=[CLEAN_COLOUR, ui.plan_colour("none"), ui.plan_colour(res.protect)],
             error_y=dict(
                 type="data", symmetric=False, array=[100 * v for v in hi_err], arrayminus=[100 * v for v in lo_err]
             ),

@@ -20,11 +20,9 @@ from app_session import ModelChoice
 from app_views import fault_lab_compare, fault_lab_exports, fault_lab_results
 from app_views.fault_lab_numbers import draw_bars, draw_numbers
 from xtmr_core.errors import XtmrError
+from xtmr_core.plan_registry import plan_info, plan_names
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.vocabulary import MODES, PLANS, RULES, WORD_BITS, check_bits, parse_bits
-
-#: The plans that rank weights on reference images (the others run on any model).
-NEEDS_REFERENCE = ("lrp", "gradient", "taylor", "damage")
 
 
 @dataclass(frozen=True)
@@ -224,8 +222,9 @@ def _run(choice: ModelChoice, spec: CampaignSpec, boxes: Boxes):
         return _stream(choice, spec, boxes)
     except XtmrError as e:
         boxes.numbers.error(str(e))
-        if spec.protect in NEEDS_REFERENCE:  # the plans that rank weights on reference images
-            boxes.status.info("Plans that need no reference images: magnitude, random, full, bits, range, ecc.")
+        if plan_info(spec.protect).needs_reference:  # it ranks weights on reference images the model cannot give
+            others = [p for p in plan_names() if p != "none" and not plan_info(p).needs_reference]
+            boxes.status.info(f"Plans that need no reference images: {', '.join(others)}.")
         st.stop()
 
 

@@ -11,7 +11,7 @@ import streamlit as st
 import app_state
 import ui
 from app_session import ModelChoice
-from app_views.fault_lab_numbers import PLAN_COLOUR, UNPROTECTED_COLOUR, ci_text
+from app_views.fault_lab_numbers import ci_text
 from xtmr_core.spec import CampaignSpec
 
 FLIPS_HELP = (
@@ -92,7 +92,7 @@ def trials_and_layers(point, layers: pd.DataFrame) -> None:
             "Stratified: the rare trials where a fault decides are sampled far more often than they occur, so this "
             "histogram over-represents them; the means above weigh each stratum by its exact probability."
         )
-    right.plotly_chart(layers_figure(layers), width="stretch", key="layers")
+    right.plotly_chart(layers_figure(layers, ui.plan_colour(point.results[-1].protect)), width="stretch", key="layers")
 
 
 def trials_figure(point) -> go.Figure:
@@ -102,11 +102,11 @@ def trials_figure(point) -> go.Figure:
     span = max(accs) - min(accs)
     size = 0.1 if span < 2 else span / 20  # int8's trials all lie within a point: bins of 0.1 pt, not 2.5
     fig = go.Figure()
-    for r, name, colour in ((base, "unprotected", UNPROTECTED_COLOUR), (res, res.plan, PLAN_COLOUR)):
+    for r, name in ((base, "unprotected"), (res, res.plan)):
         fig.add_histogram(
             x=[100 * a for a in r.accuracies],
             name=name,
-            marker_color=colour,
+            marker_color=ui.plan_colour(r.protect),
             xbins=dict(start=min(accs) - size / 2, end=max(accs) + size, size=size),
         )
     fig.update_layout(
@@ -121,13 +121,14 @@ def trials_figure(point) -> go.Figure:
     return fig
 
 
-def layers_figure(layers: pd.DataFrame) -> go.Figure:
-    """Protected weights per layer (``app_state.protected_layers``), with each layer's share on hover."""
+def layers_figure(layers: pd.DataFrame, colour: str) -> go.Figure:
+    """Protected weights per layer (``app_state.protected_layers``) in the plan's ``colour``, with each layer's
+    share on hover."""
     fig = go.Figure(
         go.Bar(
             x=layers["layer"],
             y=layers["protected"],
-            marker_color=PLAN_COLOUR,
+            marker_color=colour,
             customdata=np.stack([layers["layer %"], layers["weights"]], axis=1),
             hovertemplate="%{x}: %{y:,} of %{customdata[1]:,} weights (%{customdata[0]:.2f}%)<extra></extra>",
         )

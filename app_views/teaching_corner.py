@@ -19,7 +19,7 @@ import app_state
 import ui
 from app_session import ModelChoice
 from xtmr_core.errors import XtmrError
-from xtmr_core.vocabulary import WORD_BITS
+from xtmr_core.format_registry import format_info
 
 #: Underline colour of each bit role in the stored word.
 ROLE_COLOURS = {"sign": "#c53030", "exponent": "#dd6b20", "mantissa": "#2b6cb0", "value": "#2b6cb0"}
@@ -43,7 +43,7 @@ def _corner(choice: ModelChoice, layout, fmt: str, rule: str) -> None:
         "Pick a weight and a bit: see the stored word, the value before and after the flip, and what that "
         "single flip does to accuracy. Then store the word three times and watch the vote."
     )
-    roles = bit_roles(fmt)
+    roles = format_info(fmt).bit_roles()  # index = bit position (0 = LSB)
     weight = pick_weight(choice, layout, rule)
     bit = st.slider(
         "Bit to flip",
@@ -57,16 +57,6 @@ def _corner(choice: ModelChoice, layout, fmt: str, rule: str) -> None:
     show_word(out, fmt, roles)
     flip_metrics(out)
     tmr_vote(choice, weight, out, fmt)
-
-
-def bit_roles(fmt: str) -> list[str]:
-    """Role of each bit position (0 = LSB), as the word rows colour them."""
-    n_bits = WORD_BITS[fmt]
-    if fmt == "int8":
-        return ["value"] * (n_bits - 1) + ["sign"]
-    top = ui.top_bit(fmt)
-    lo = {"fp32": 23, "fp16": 10, "bf16": 7}[fmt]
-    return ["mantissa" if b < lo else "exponent" if b <= top else "sign" for b in range(n_bits)]
 
 
 def role_ranges(roles: list[str]) -> str:
@@ -177,7 +167,7 @@ def tmr_vote(choice: ModelChoice, weight: int, out, fmt: str) -> None:
         "**Triple modular redundancy, bit by bit.** The word is stored three times; each copy can suffer "
         "its own flips; the voter keeps, at each bit, the value at least two copies agree on."
     )
-    n_bits = WORD_BITS[fmt]
+    n_bits = format_info(fmt).bits
     flips = copy_flips(weight, out.bit, n_bits, fmt)
     demo = app_state.vote(int(out.bits_before, 2), n_bits, flips)
     st.plotly_chart(vote_figure(demo.table()), width="stretch", key="vote")

@@ -59,8 +59,11 @@ def _project_imports(path: pathlib.Path) -> set[str]:
 
 #: What a page (or a part of one, in app_views/) may import of the project: the app's one caching seam, the
 #: session's model choice, its UI helpers, the page parts, and the torch-free leaves (names and checks, the
-#: campaign spec, the error type). Everything else goes through app_state.
-PAGE_IMPORTS = {"app_state", "app_session", "ui", "xtmr_core.vocabulary", "xtmr_core.spec", "xtmr_core.errors"}
+#: campaign spec, the error type, the plan and format registries). Everything else goes through app_state.
+PAGE_IMPORTS = {"app_state", "app_session", "ui", "xtmr_core.vocabulary", "xtmr_core.spec", "xtmr_core.errors"} | {
+    "xtmr_core.plan_registry",  # what a plan is (label, budget, colour, reference images): torch-free
+    "xtmr_core.format_registry",  # what a format is (bits, roles): torch-free
+}
 #: The page scripts and their parts, as paths under the repository root.
 PAGE_SOURCES = sorted(
     p.relative_to(ROOT).as_posix() for folder in ("pages", "app_views") for p in (ROOT / folder).glob("*.py")
