@@ -9,7 +9,7 @@ from xtmr_core.batched import evaluate_many, run_trials, trials_per_pass, weight
 from xtmr_core.campaign import run_trial
 from xtmr_core.evaluation import predict
 from xtmr_core.faults import FaultModel
-from xtmr_core.injection import FaultInjector, trial_faults
+from xtmr_core.injection import FaultInjector, TrialSetup, trial_faults
 from xtmr_core.protection import make_plan
 from xtmr_core.vocabulary import FORMATS, WORD_BITS
 
@@ -41,8 +41,9 @@ def test_every_format_and_plan_gives_the_one_trial_results(tiny_model, tiny_data
         clean_pred = predict(worker, x)
     for plan, mode in zip(_plans(WORD_BITS[fmt], inj.n_weights), ("flip", "stuck1", "flip", "stuck0", "flip")):
         fault = FaultModel(0.03, mode)
-        one = [run_trial(inj, plan, fault, x, y, clean_pred, 3, t) for t in range(5)]
-        many = run_trials(inj, plan, fault, x, y, clean_pred, 3, range(5), per_pass=3)
+        setup = TrialSetup(inj, plan, fault, x, y, clean_pred, 3)
+        one = [run_trial(setup, t) for t in range(5)]
+        many = run_trials(setup, range(5), per_pass=3)
         if device.type == "cpu":
             assert many == one
         else:
@@ -72,10 +73,11 @@ def test_the_batched_path_reads_exactly_the_faults_of_each_trial(tiny_model, tin
     seen: list = []
     read = inj.read
     monkeypatch.setattr(inj, "read", lambda faults, *a: seen.append(faults) or read(faults, *a))
+    setup = TrialSetup(inj, plan, fault, x, y, clean_pred, 9)
     for t in range(6):
-        run_trial(inj, plan, fault, x, y, clean_pred, 9, t)
+        run_trial(setup, t)
     one, seen[:] = list(seen), []
-    run_trials(inj, plan, fault, x, y, clean_pred, 9, range(6), per_pass=4)
+    run_trials(setup, range(6), per_pass=4)
     assert len(seen) == len(one) == 6
     for a, b in zip(seen, one):
         assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bit, b.bit) and np.array_equal(a.copy, b.copy)
@@ -139,12 +141,14 @@ def test_outcomes_mix_plans_and_give_each_images_correctness(tiny_model, tiny_da
     with inj.clean() as worker:
         clean_pred = predict(worker, x)
     fault = FaultModel(0.02)
-    jobs = [Job(plan, fault, 1, t) for t in range(3) for plan in _plans(32, inj.n_weights)[:3]]
-    got = outcomes(inj, jobs, x, y, clean_pred, per_pass=4)
+    setups = [TrialSetup(inj, plan, fault, x, y, clean_pred, 1) for plan in _plans(32, inj.n_weights)[:3]]
+    jobs = [Job(setup, t) for t in range(3) for setup in setups]
+    got = outcomes(jobs, per_pass=4)
+    assert len(got) == len(jobs) and outcomes([]) == []
     for job, (acc, mis, flips, correct) in zip(jobs, got):
         assert 0.0 <= mis <= 1.0
-        faults = trial_faults(inj, job.plan, fault, 1, job.trial)
-        with inj.applied(*inj.read(faults, job.plan)) as worker:
+        faults = trial_faults(inj, job.setup.plan, fault, 1, job.trial)
+        with inj.applied(*inj.read(faults, job.setup.plan)) as worker:
             pred = predict(worker, x)
         assert flips == faults.count and correct.dtype == bool
         if device.type == "cpu":

@@ -10,7 +10,7 @@ from conftest import same_state, state_bytes
 from xtmr_core import campaign as campaign_mod
 from xtmr_core.campaign import run_campaign, run_point
 from xtmr_core.faults import FaultModel
-from xtmr_core.injection import FaultInjector, trial_faults
+from xtmr_core.injection import FaultInjector, TrialSetup, trial_faults
 from xtmr_core.protection import make_plan
 from xtmr_core.stats import mean_interval, paired_interval, ratio_interval
 
@@ -148,6 +148,7 @@ def test_a_trial_whose_faults_are_all_outvoted_skips_evaluation_with_the_same_re
     real = campaign_mod.predict
     monkeypatch.setattr(campaign_mod, "predict", lambda m, d: evaluated.append(1) or real(m, d))
     slow = [
-        campaign_mod.run_trial(inj, plan, fault, x, y, real(inj.worker, x), 1, t, skip_clean=False) for t in range(20)
+        campaign_mod.run_trial(TrialSetup(inj, plan, fault, x, y, real(inj.worker, x), 1), t, skip_clean=False)
+        for t in range(20)
     ]
     assert [a for a, _, _ in slow] == full.accuracies and len(evaluated) == 20

@@ -26,13 +26,14 @@ import torch
 from torch.func import functional_call, vmap
 
 from xtmr_core.device import eval_batch_size, faithful_fp32
-from xtmr_core.faults import FaultModel, FaultSet
-from xtmr_core.injection import FaultInjector, trial_faults
+from xtmr_core.faults import FaultSet
+from xtmr_core.injection import FaultInjector, TrialSetup
 from xtmr_core.models import without_layout_changes
-from xtmr_core.protection import ProtectionPlan
 
 #: One trial's read-back: sorted flat weight indices and the float32 values read there.
 Read = tuple[np.ndarray, np.ndarray]
+#: One trial's outcome: ``(accuracy, mismatch, faulty_bits, correct)`` (``campaign.trial_outcome``).
+Outcome = tuple[float, float, int, np.ndarray]
 
 #: Most trials stacked in one pass (beyond this a GPU is saturated and the weight stack only grows).
 MAX_PER_PASS = 256
@@ -151,43 +152,41 @@ class Job:
     """One trial of one plan: what ``campaign.trial_outcome`` evaluates.
 
     Attributes:
-        plan, fault: the protection plan and the fault model. seed, trial: which trial.
+        setup: the campaign the trial belongs to (injector, plan, fault, test split, seed).
+        trial: which trial.
         faults: the trial's faults when given (e.g. stratified sampling); ``None`` = sampled from
             ``(seed, trial)`` exactly as the one-trial path does.
     """
 
-    plan: ProtectionPlan
-    fault: FaultModel
-    seed: int
+    setup: TrialSetup
     trial: int
     faults: FaultSet | None = None
 
 
-def outcomes(
-    injector: FaultInjector,
-    jobs: Sequence[Job],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    clean_pred: torch.Tensor,
-    *,
-    per_pass: int | None = None,
-    skip_clean: bool = True,
-) -> list[tuple[float, float, int, np.ndarray]]:
+def outcomes(jobs: Sequence[Job], *, per_pass: int | None = None, skip_clean: bool = True) -> list[Outcome]:
     """The outcome of every job, ``per_pass`` weight sets per forward pass, in the order of ``jobs``.
 
     Faults are sampled (or taken from the job), voted and decoded per job exactly as on the one-trial
-    path; a job whose weights read back clean reuses ``clean_pred`` (``skip_clean``), the others are
-    evaluated together.
+    path; a job whose weights read back clean reuses the clean predictions (``skip_clean``), the others are
+    evaluated together. Jobs may differ in plan, fault and seed, but share one injector and test split.
 
     Returns:
         One ``(accuracy, mismatch, faulty_bits, correct)`` per job, ``correct`` the per-image correctness
         (bool numpy array), as ``campaign.trial_outcome`` returns them.
-    """
 
+    Raises:
+        ValueError: jobs of different injectors or test splits.
+    """
+    if not jobs:
+        return []
+    first = jobs[0].setup
+    injector, x, y, clean_pred = first.injector, first.x, first.y, first.clean_pred
+    if any(j.setup.injector is not injector or j.setup.x is not x or j.setup.y is not y for j in jobs):
+        raise ValueError("jobs evaluated together must share one injector and one test split")
     step = trials_per_pass(injector, x, per_pass)
     clean_words = injector.clean_values.view(np.uint32)
     n = y.numel()
-    results: list = [None] * len(jobs)
+    results: list[Outcome | None] = [None] * len(jobs)
     pending: list[tuple[int, Read, int]] = []  # (job position, read, faulty bits)
 
     def record(pos: int, pred: torch.Tensor, flips: int) -> None:
@@ -202,10 +201,8 @@ def outcomes(
         pending.clear()
 
     for pos, job in enumerate(jobs):
-        faults = (
-            job.faults if job.faults is not None else trial_faults(injector, job.plan, job.fault, job.seed, job.trial)
-        )
-        index, values = injector.read(faults, job.plan, job.fault.mode)
+        faults = job.faults if job.faults is not None else job.setup.faults(job.trial)
+        index, values = injector.read(faults, job.setup.plan, job.setup.fault.mode)
         if skip_clean and np.array_equal(values.view(np.uint32), clean_words[index]):
             record(pos, clean_pred, faults.count)
             continue
@@ -214,32 +211,24 @@ def outcomes(
             flush()
     if pending:
         flush()
-    return results
+    done = [r for r in results if r is not None]
+    assert len(done) == len(jobs)  # every job recorded once, by the clean shortcut or a flush
+    return done
 
 
 def run_trials(
-    injector: FaultInjector,
-    plan: ProtectionPlan,
-    fault: FaultModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    clean_pred: torch.Tensor,
-    seed: int,
-    trials: Sequence[int],
-    *,
-    per_pass: int | None = None,
-    skip_clean: bool = True,
+    setup: TrialSetup, trials: Sequence[int], *, per_pass: int | None = None, skip_clean: bool = True
 ) -> list[tuple[float, float, int]]:
     """Several trials of one campaign, evaluated ``per_pass`` at a time: the results of
-    ``[campaign.run_trial(..., seed, t) for t in trials]``, in that order.
+    ``[campaign.run_trial(setup, t) for t in trials]``, in that order.
 
     Args:
-        injector, plan, fault, x, y, clean_pred, seed, skip_clean: as in ``campaign.run_trial``.
+        setup: the campaign (``injection.TrialSetup``). skip_clean: as in ``campaign.run_trial``.
         trials: the trial numbers.
         per_pass: trials per forward pass (``None`` = ``trials_per_pass``).
 
     Returns:
         One ``(accuracy, mismatch, faulty_bits)`` per trial.
     """
-    jobs = [Job(plan, fault, int(seed), int(t)) for t in trials]
-    return [o[:3] for o in outcomes(injector, jobs, x, y, clean_pred, per_pass=per_pass, skip_clean=skip_clean)]
+    jobs = [Job(setup, int(t)) for t in trials]
+    return [(acc, mis, flips) for acc, mis, flips, _ in outcomes(jobs, per_pass=per_pass, skip_clean=skip_clean)]

@@ -25,7 +25,7 @@ from xtmr_core.campaign import run_trial
 from xtmr_core.evaluation import predict
 from xtmr_core.experiment import Experiment
 from xtmr_core.faults import FaultModel
-from xtmr_core.injection import trial_rng
+from xtmr_core.injection import TrialSetup, trial_rng
 from xtmr_core.models import weight_layers
 from xtmr_core.protection import make_plan
 
@@ -134,13 +134,12 @@ def run_bench(
 
             def trial() -> None:
                 # skip_clean=False: always the full trial, also when no fault reached a weight
-                run_trial(inj, plan, fault, x, y, clean_pred, 0, next(counter), skip_clean=False)
+                run_trial(TrialSetup(inj, plan, fault, x, y, clean_pred, 0), next(counter), skip_clean=False)
 
             def batch() -> None:
                 first = next(counter) * stack
-                run_trials(
-                    inj, plan, fault, x, y, clean_pred, 1, range(first, first + stack), per_pass=stack, skip_clean=False
-                )
+                setup = TrialSetup(inj, plan, fault, x, y, clean_pred, 1)
+                run_trials(setup, range(first, first + stack), per_pass=stack, skip_clean=False)
 
             def inject_only() -> None:
                 faults = inj.sample(plan, fault, trial_rng(0, next(counter)))

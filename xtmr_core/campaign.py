@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from xtmr_core.batched import Job, outcomes, trials_per_pass
+from xtmr_core.batched import Job, Outcome, outcomes, trials_per_pass
 from xtmr_core.evaluation import accuracy, mismatch, predict
 from xtmr_core.faults import FaultModel, FaultSet
-from xtmr_core.injection import FaultInjector, trial_faults, trial_rng
+from xtmr_core.injection import FaultInjector, TrialSetup, trial_rng
 from xtmr_core.protection import Overhead, ProtectionPlan, make_plan, overhead
 from xtmr_core.stats import Interval, Judgement, judge, mean_interval, paired_interval, ratio_interval
 from xtmr_core.stats import matching_budget as stats_matching_budget
@@ -167,62 +167,36 @@ class CampaignResult:
         }
 
 
-#: One trial's outcome: ``(accuracy, mismatch, faulty_bits, correct)`` (``trial_outcome``).
-Outcome = tuple[float, float, int, np.ndarray]
-
-
-def trial_outcome(
-    injector: FaultInjector,
-    plan: ProtectionPlan,
-    fault: FaultModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    clean_pred: torch.Tensor,
-    seed: int,
-    trial: int,
-    *,
-    skip_clean: bool = True,
-    faults: FaultSet | None = None,
-) -> tuple[float, float, int, np.ndarray]:
+def trial_outcome(setup: TrialSetup, trial: int, *, skip_clean: bool = True, faults: FaultSet | None = None) -> Outcome:
     """One trial: sample faults, read the voted weights back, evaluate, restore.
 
     Args:
-        injector, plan, fault: what is faulted, how it is protected, how it fails.
-        x, y: the test split. clean_pred: the clean model's predictions on ``x``.
-        seed, trial: which trial (its faults depend on these alone).
+        setup: what is faulted and how, the test split and the clean predictions, the campaign seed.
+        trial: which trial (its faults depend on ``(setup.seed, trial)`` alone).
         skip_clean: when every weight reads back bit-identical to the clean one (no fault, or every
-            fault outvoted or masked), reuse ``clean_pred`` instead of evaluating: same result, no cost.
+            fault outvoted or masked), reuse ``setup.clean_pred`` instead of evaluating: same result, no cost.
         faults: use these faults instead of sampling trial ``(seed, trial)`` (stratified sampling).
 
     Returns:
         ``(accuracy, mismatch, faulty_bits, correct)``; ``correct`` is the per-image correctness (bool, numpy).
     """
+    injector, clean_pred, y = setup.injector, setup.clean_pred, setup.y
     if faults is None:
-        faults = trial_faults(injector, plan, fault, seed, trial)
-    index, values = injector.read(faults, plan, fault.mode)
+        faults = setup.faults(trial)
+    index, values = injector.read(faults, setup.plan, setup.fault.mode)
     if skip_clean and np.array_equal(values.view(np.uint32), injector.clean_values[index].view(np.uint32)):
         pred = clean_pred
     else:
         with injector.applied(index, values) as model:
-            pred = predict(model, x)
+            pred = predict(model, setup.x)
     correct = (pred == y).cpu().numpy()
     return accuracy(pred, y), mismatch(pred, clean_pred), faults.count, correct
 
 
-def run_trial(
-    injector: FaultInjector,
-    plan: ProtectionPlan,
-    fault: FaultModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    clean_pred: torch.Tensor,
-    seed: int,
-    trial: int,
-    *,
-    skip_clean: bool = True,
-) -> tuple[float, float, int]:
+def run_trial(setup: TrialSetup, trial: int, *, skip_clean: bool = True) -> tuple[float, float, int]:
     """``trial_outcome`` without the per-image correctness: ``(accuracy, mismatch, faulty_bits)``."""
-    return trial_outcome(injector, plan, fault, x, y, clean_pred, seed, trial, skip_clean=skip_clean)[:3]
+    acc, mis, flips, _ = trial_outcome(setup, trial, skip_clean=skip_clean)
+    return acc, mis, flips
 
 
 def _clean_pred(injector: FaultInjector, x: torch.Tensor, clean_pred: torch.Tensor | None) -> torch.Tensor:
@@ -546,6 +520,7 @@ def run_point(
     # Batched (a GPU): several trials' weight sets per forward pass, the same faults, the same outcomes.
     step = trials_per_pass(injector, x, per_pass)
     chunk = max(1, step // len(plans)) if step > 1 else 1
+    setups = [TrialSetup(injector, plan, fault, x, y, clean_pred, int(seed)) for plan in plans]
     t = 0
     while t < int(trials):
         ts = range(t, min(t + chunk, int(trials)))
@@ -560,15 +535,15 @@ def run_point(
                     faults = stratified_faults(
                         injector.regions(plan, fault), fault, strata, strata.stratum_of(tt), trial_rng(seed, tt)
                     )
-                jobs.append(Job(plan, fault, int(seed), tt, faults))
+                jobs.append(Job(setups[pi], tt, faults))
         t0 = time.perf_counter()
         if step > 1 and jobs:
-            outs = outcomes(injector, jobs, x, y, clean_pred, per_pass=step)
+            outs = outcomes(jobs, per_pass=step)
             seconds = [(time.perf_counter() - t0) / len(jobs)] * len(jobs)
         else:
             outs, seconds = [], []
             for j in jobs:
-                outs.append(trial_outcome(injector, j.plan, fault, x, y, clean_pred, seed, j.trial, faults=j.faults))
+                outs.append(trial_outcome(j.setup, j.trial, faults=j.faults))
                 seconds.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
         ran = {pair: k for k, pair in enumerate(where)}

@@ -11,6 +11,7 @@ import copy
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -252,3 +253,32 @@ def trial_rng(seed: int, trial: int) -> np.random.Generator:
 def trial_faults(injector: FaultInjector, plan: ProtectionPlan, fault: FaultModel, seed: int, trial: int) -> FaultSet:
     """The exact faults of trial ``trial`` of a campaign with ``seed`` (for export and inspection)."""
     return injector.sample(plan, fault, trial_rng(seed, trial))
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: tensors have no truth value to compare by
+class TrialSetup:
+    """What every trial of one campaign shares, passed as one value (``campaign.trial_outcome``,
+    ``batched.run_trials``); the trial number travels beside it, since one setup serves many trials.
+
+    Attributes:
+        injector: what is faulted (its format decides the stored words).
+        plan: how it is protected. fault: how it fails.
+        x, y: the test split, on the injector's device. clean_pred: the clean model's predictions on ``x``.
+        seed: the campaign seed; trial ``t`` draws from ``(seed, t)``.
+    """
+
+    injector: FaultInjector
+    plan: ProtectionPlan
+    fault: FaultModel
+    x: torch.Tensor
+    y: torch.Tensor
+    clean_pred: torch.Tensor
+    seed: int
+
+    def faults(self, trial: int) -> FaultSet:
+        """The exact faults of trial ``trial`` (``trial_faults``)."""
+        return trial_faults(self.injector, self.plan, self.fault, self.seed, trial)
+
+    def with_plan(self, plan: ProtectionPlan) -> TrialSetup:
+        """The same trials under another plan (every plan of a grid point shares the rest)."""
+        return replace(self, plan=plan)
