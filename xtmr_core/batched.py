@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 from torch.func import functional_call, vmap
 
 from xtmr_core.device import eval_batch_size, faithful_fp32
@@ -132,7 +133,7 @@ def _activations_per_image(injector: FaultInjector, x: torch.Tensor) -> int:
     """Sum of every module's output elements for one image (an upper bound on what a pass keeps alive)."""
     sizes: list[int] = []
 
-    def hook(_module, _inputs, output) -> None:
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
         if isinstance(output, torch.Tensor):
             sizes.append(output.numel())
 

@@ -78,7 +78,7 @@ class CampaignResult:
         """The unweighted mean of the per-trial accuracies."""
         return float(np.mean(self.accuracies)) if self.accuracies else math.nan
 
-    def design(self, k: int | None = None) -> dict:
+    def design(self, k: int | None = None) -> dict[str, Any]:
         """The ``strata``/``weights``/``rare`` keywords of the ``stats`` interval functions (first ``k`` trials)."""
         if self.strata is None:
             return {}
@@ -120,7 +120,7 @@ class CampaignResult:
         """Mean number of faulty stored bits per trial (strata-weighted if stratified)."""
         return self._mean(self.flips)
 
-    def _mean(self, values: list) -> float:
+    def _mean(self, values: Sequence[float]) -> float:
         """The campaign's estimate of a per-trial quantity's mean: plain, or ``sum_s w_s mean_s``."""
         if not values:
             return math.nan
@@ -129,12 +129,12 @@ class CampaignResult:
         v, st = np.asarray(values, dtype=np.float64), np.asarray(self.strata[: len(values)])
         return float(sum(w * v[st == s].mean() for s, w in enumerate(self.stratum_weights) if (st == s).any()))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (NaN becomes ``None``): the configuration, the per-trial lists, and
         ``interval`` (``Interval.to_dict``: estimate, low, high, half_width, confidence, n, image_se);
         ``ci95`` repeats its ends."""
 
-        def clean(v):
+        def clean(v: float) -> float | None:
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
         iv = self.interval()
@@ -328,12 +328,14 @@ class PointResult:
             raise KeyError(f"no plan {plan!r} at this point: {[r.plan for r in self.results]}")
         return int(plan)
 
-    def _pair(self, a: int | str | CampaignResult, b: int | str | CampaignResult, k: int | None):
+    def _pair(
+        self, a: int | str | CampaignResult, b: int | str | CampaignResult, k: int | None
+    ) -> tuple[CampaignResult, CampaignResult, int]:
         ra, rb = self.results[self.index(a)], self.results[self.index(b)]
         n = self.trials if k is None else min(int(k), self.trials)
         return ra, rb, n
 
-    def _paired_design(self, result: CampaignResult, n: int) -> dict:
+    def _paired_design(self, result: CampaignResult, n: int) -> dict[str, Any]:
         """The design keywords of a paired statistic: a stratum is rare for a pair only where a fault fell
         in the ``differ`` region (elsewhere plans differ by non-deciding faults alone)."""
         design = result.design(n)
@@ -419,14 +421,13 @@ class PointResult:
     def iso_cost(self, scorer: str, target: float) -> tuple[float, Interval | None]:
         """The smallest budget of ``scorer`` whose mean accuracy reaches ``target`` (iso-reliability
         cost), with that plan's accuracy interval; ``(nan, None)`` when no tested budget does."""
-        for r in sorted(
-            (r for r in self.results if r.protect == scorer and r.budget is not None), key=lambda r: r.budget
-        ):
+        budgeted = [(r.budget, r) for r in self.results if r.protect == scorer and r.budget is not None]
+        for budget, r in sorted(budgeted, key=lambda pair: pair[0]):
             if r.mean_accuracy >= target:
-                return float(r.budget), r.interval(self.trials)
+                return float(budget), r.interval(self.trials)
         return math.nan, None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``trials``, ``clean_accuracy``, and per plan its ``CampaignResult.to_dict`` plus the
         paired ``difference``, ``recovered`` and ``relative_gain`` against the baseline and ``verdict``."""
         plans = []

@@ -70,8 +70,11 @@ class StoredWeights:
             return words.view(np.float16).astype(np.float32)
         if self.format == "bf16":
             return (words.view(np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
+        if self.scale is None:
+            raise ValueError(f"{self.format} words need their scales to decode")
         scale = self.scale if index is None else self.scale[index]
-        return words.astype(np.float32) * scale
+        out: np.ndarray = words.astype(np.float32) * scale
+        return out
 
     def values(self) -> np.ndarray:
         """The clean weights as this format stores them (float32)."""

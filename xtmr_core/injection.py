@@ -37,13 +37,16 @@ def corrupt(words: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
     Returns:
         The words as read from the faulty memory.
     """
+    out: np.ndarray
     if mode == "flip":
-        return words ^ mask
-    if mode == "stuck0":
-        return words & ~mask
-    if mode == "stuck1":
-        return words | mask
-    raise ValueError(f"unknown fault mode {mode!r}")
+        out = words ^ mask
+    elif mode == "stuck0":
+        out = words & ~mask
+    elif mode == "stuck1":
+        out = words | mask
+    else:
+        raise ValueError(f"unknown fault mode {mode!r}")
+    return out
 
 
 class FaultInjector:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from scipy import stats as _st
+from scipy import stats as _st  # type: ignore[import-untyped]  # scipy's hints (scipy-stubs) are not in the lock
 
 from xtmr_core.faults import FaultModel, FaultSet, Region, sample_positions
 from xtmr_core.formats import StoredWeights
@@ -108,7 +108,8 @@ def protects(plan: ProtectionPlan, weights: np.ndarray, bits: np.ndarray) -> np.
     word, or the range guard (a deciding value always lies outside its layer's range)."""
     if plan.ecc or plan.guard:
         return np.ones(weights.size, dtype=bool)
-    return ((plan.mask_of(weights) >> bits) & 1).astype(bool)
+    hit: np.ndarray = ((plan.mask_of(weights) >> bits) & 1).astype(bool)
+    return hit
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ class Strata:
         h.update(repr([(s.counts, s.share) for s in self.strata]).encode())
         return h.hexdigest()[:16]
 
-    def describe(self, n: int | None = None) -> list[dict]:
+    def describe(self, n: int | None = None) -> list[dict[str, object]]:
         """The strata as rows for JSON and CSV: label, exact weight, and trials among the first ``n``."""
         alloc = self.allocation(n) if n is not None else (None,) * len(self.strata)
         return [{"stratum": s.label, "weight": s.weight, "trials": a} for s, a in zip(self.strata, alloc)]

@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from xtmr_core.plan_registry import PLAN_INFO
 from xtmr_core.report.grid import (
@@ -21,6 +24,9 @@ from xtmr_core.report.grid import (
 )
 from xtmr_core.report.view import BETTER, SAME, UNKNOWN, WORSE, ReportView, compare, paired, word
 from xtmr_core.stats import Interval
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HOLDS, FAILS, PARTLY, MIXED = "holds", "does not hold", "holds in part", "mixed"
 NOT_SHOWN, UNTESTABLE, INCONCLUSIVE = "not shown", "not testable", "inconclusive"
@@ -83,7 +89,7 @@ def diff_numbers(prefix: str, d: Interval) -> dict[str, float]:
     return {prefix: d.estimate, f"{prefix}_low": d.low, f"{prefix}_high": d.high}
 
 
-def row_numbers(prefix: str, row, column: str) -> dict[str, float]:
+def row_numbers(prefix: str, row: pd.Series, column: str) -> dict[str, float]:
     """A row's paired column (``diff``, ``recovered``, ...) and its interval as numbers."""
     return {
         prefix: float(row[column]),
@@ -121,7 +127,7 @@ def recovery(view: ReportView, model: str, fmt: str, ber: float) -> Claim | None
     if _loss(view, model, fmt, ber) < MIN_LOSS:
         return Claim("recovery", where(model, fmt, ber), UNTESTABLE, nums)
     nums |= row_numbers("recovered", r, "recovered")
-    lo, hi = nums["recovered_low"], nums["recovered_high"]
+    lo, hi = float(nums["recovered_low"]), float(nums["recovered_high"])
     status = HOLDS if lo >= PAPER_RECOVERED else FAILS if hi < PAPER_RECOVERED else INCONCLUSIVE
     return Claim("recovery", where(model, fmt, ber), status, nums)
 
@@ -189,7 +195,7 @@ def matching_budget(view: ReportView, model: str, fmt: str, ber: float) -> Claim
     elif match is None:
         status = HOLDS
     else:
-        status = HOLDS if nums["overhead"] >= PAPER_MAGNITUDE_OVERHEAD else FAILS
+        status = HOLDS if float(nums["overhead"]) >= PAPER_MAGNITUDE_OVERHEAD else FAILS
     return Claim("matching_budget", where(model, fmt, ber), status, nums)
 
 
@@ -242,7 +248,8 @@ def damage_vs_lrp(view: ReportView, model: str, fmt: str, ber: float) -> Claim |
     if lrp is None or dam.empty:
         return None
     # the damage plan whose extra copies are closest to LRP 1%'s (they are sized to match)
-    pick = dam.loc[(dam["overhead_pct"] - float(lrp["overhead_pct"])).abs().idxmin()]
+    # (the first closest row, as idxmin finds it: by position, which a row selection keeps unique)
+    pick = dam.iloc[int(np.nanargmin((dam["overhead_pct"] - float(lrp["overhead_pct"])).abs().to_numpy()))]
     d = paired(pick, lrp)
     status = {BETTER: HOLDS, WORSE: FAILS}.get(word(d), NOT_SHOWN)
     nums: dict[str, float | str] = {
@@ -260,7 +267,7 @@ def damage_vs_lrp(view: ReportView, model: str, fmt: str, ber: float) -> Claim |
     rich = sel[(sel["protect"] == "lrp") & ~sel["name"].astype(str).str.contains(r"\+range", regex=True)]
     rich = rich[rich["overhead_with_index_pct"] >= float(pick["overhead_with_index_pct"]) - 1e-9]
     if not rich.empty:
-        iso = rich.loc[rich["overhead_with_index_pct"].idxmin()]
+        iso = rich.iloc[int(np.nanargmin(rich["overhead_with_index_pct"].to_numpy()))]
         di = paired(pick, iso)
         nums |= {
             "iso_total_plan": str(iso["name"]),
