@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.fx as fx
@@ -335,11 +336,6 @@ def _flat_nodes(args: fx.node.Argument) -> list[fx.Node]:
     return out
 
 
-def _key(node: fx.Node) -> fx.node.Target:
-    """What a call node calls: the function object, or the method's name."""
-    return node.target
-
-
 def _live_nodes(gm: fx.GraphModule) -> set[fx.Node]:
     """Nodes whose value depends on the values of the network's input (the path relevance flows along)."""
     live: set[fx.Node] = set()
@@ -380,45 +376,45 @@ def _qualname(target: object) -> str:
     return f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"
 
 
-def _rules_for_operations(gm: fx.GraphModule, sink: Sink) -> None:
-    """Replace every operation on the input's path by its LRP rule; refuse the ones no rule covers."""
-    live = _live_nodes(gm)
-    modules = dict(gm.named_modules())
-    gates: set[fx.Node] = set()
-    count = 0
+class _Rewrite:
+    """One graph being rewritten: the nodes on the input's path, the gates seen so far, and how rules go in."""
 
-    def put(node: fx.Node, module: nn.Module, kind: str) -> None:
-        nonlocal count
-        name = f"lrp_{kind}_{count}"
-        count += 1
-        gm.add_submodule(name, module)
-        with gm.graph.inserting_after(node):
-            call = gm.graph.call_module(name, tuple(node.args), dict(node.kwargs))
-        live.add(call)
-        if node in gates:
-            gates.add(call)
+    def __init__(self, gm: fx.GraphModule, sink: Sink) -> None:
+        self.gm = gm
+        self.sink = sink
+        self.live = _live_nodes(gm)
+        self.modules = dict(gm.named_modules())
+        self.gates: set[fx.Node] = set()  # sigmoid outputs and what routes them: the gate of a gated product
+        self.count = 0
+
+    def put(self, node: fx.Node, module: nn.Module, kind: str) -> None:
+        """Replace ``node`` by a call of ``module`` (a rule) on the same arguments."""
+        name = f"lrp_{kind}_{self.count}"
+        self.count += 1
+        self.gm.add_submodule(name, module)
+        with self.gm.graph.inserting_after(node):
+            call = self.gm.graph.call_module(name, tuple(node.args), dict(node.kwargs))
+        self.live.add(call)
+        if node in self.gates:
+            self.gates.add(call)
         node.replace_all_uses_with(call)
-        gm.graph.erase_node(node)
+        self.gm.graph.erase_node(node)
 
-    for node in list(gm.graph.nodes):
-        if node not in live or node.op == "placeholder":
-            continue
-        if node.op == "call_module":
-            m = modules[node.target]
-            if isinstance(m, (nn.Sigmoid, nn.Hardsigmoid)):
-                gates.add(node)
-            if isinstance(m, (nn.LayerNorm, nn.GroupNorm)):
-                _set_module(gm, node.target, NormRule(m, sink))
-            elif isinstance(m, nn.Softmax):
-                _set_module(gm, node.target, SoftmaxRule(m.dim if m.dim is not None else -1, sink))
-            elif not isinstance(
-                m, (*LRP_LAYERS, *LRP_PASS, *LRP_POOLS, *LRP_ROUTE, Add, *RULE_MODULES, LrpSelfAttention)
-            ) and not (getattr(m, "_xtmr_leaf", False)):
-                raise XtmrError(
-                    f"LRP cannot handle {type(m).__name__} layers (module {node.target}); use another scorer{_OTHERS}"
-                )
-            continue
-        key = _key(node)
+
+@dataclass(frozen=True)
+class _Op:
+    """A live function or method call: what it calls and which of its positional arguments are on the input's path."""
+
+    node: fx.Node
+    key: fx.node.Target  # the function object, or the method's name
+    is_method: bool
+    fn: Callable[..., Any]  # the call as a function (a method call wrapped in ``_Method``)
+    positions: list[int]
+    label: str
+
+    @staticmethod
+    def of(node: fx.Node, live: set[fx.Node]) -> _Op:
+        key = node.target
         is_method = node.op == "call_method"
         fn: Callable[..., Any]
         if is_method:
@@ -427,61 +423,171 @@ def _rules_for_operations(gm: fx.GraphModule, sink: Sink) -> None:
             assert callable(key), key  # a live node here is a call_function, whose target is the function
             fn = key
         positions = [i for i, a in enumerate(node.args) if isinstance(a, fx.Node) and a in live]
-        label = _label(node)
-        if key in _GATES and (is_method or node.op == "call_function"):
-            gates.add(node)
-        if (is_method and key in _ROUTE_METHODS) or (not is_method and key in _ROUTE_FUNCTIONS):
-            if key in (torch.cat, torch.concat, torch.stack):
-                parts = node.args[0] if node.args else node.kwargs.get("tensors")
-                frozen = [(0, j) for j, a in enumerate(parts) if isinstance(a, fx.Node) and a not in live]
-                if frozen and node.args:
-                    moving = [(0, j) for j, a in enumerate(node.args[0]) if isinstance(a, fx.Node) and a in live]
-                    put(node, ConstRouteRule(fn, tuple(frozen), tuple(moving), sink=sink, label=label), "route")
-            if node.args and node.args[0] in gates:
-                gates.add(node)
+        return _Op(node, key, is_method, fn, positions, _label(node))
+
+    def among(self, methods: set[str], functions: set[Any]) -> bool:
+        """Whether the call is one of ``methods`` (a method call) or ``functions`` (a function call)."""
+        return self.key in methods if self.is_method else self.key in functions
+
+
+def _rules_for_operations(gm: fx.GraphModule, sink: Sink) -> None:
+    """Replace every operation on the input's path by its LRP rule; refuse the ones no rule covers."""
+    rw = _Rewrite(gm, sink)
+    for node in list(gm.graph.nodes):
+        if node not in rw.live or node.op == "placeholder":
             continue
-        if not is_method and _qualname(key) in _ROUTE_NAMED:
+        if node.op == "call_module":
+            _module_rule(rw, node)
             continue
-        if (
-            not is_method
-            and _qualname(key).endswith("stochastic_depth")
-            and node.kwargs.get("training", node.args[3] if len(node.args) > 3 else True) is False
-        ):
-            node.replace_all_uses_with(node.args[0])  # an identity at evaluation
-            gm.graph.erase_node(node)
-            continue
-        if (is_method and key in _IDENTITY_METHODS) or (not is_method and key in _IDENTITY_FUNCTIONS):
-            put(node, IdentityRule(fn, (positions[0],), sink, label), "identity")
-        elif (is_method and key in _EPSILON_METHODS) or (not is_method and key in _EPSILON_FUNCTIONS):
-            put(node, EpsilonRule(fn, (positions[0],), sink, label), "epsilon")
-        elif key in _SOFTMAX:
-            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-            if not isinstance(dim, int):
-                raise XtmrError(f"LRP needs the softmax dimension as a number{_where(node)}")
-            put(node, SoftmaxRule(dim, sink), "softmax")
-        elif key in _ADDS and len(positions) == 2 and not node.kwargs:
-            put(node, Add(), "add")
-        elif key in (_ADDS | _SUBS) and len(positions) == 1 and len(node.args) == 2 and not node.kwargs:
-            put(node, AddConstRule(positions[0], -1.0 if key in _SUBS else 1.0, sink, label), "addconst")
-        elif key in (_MULS | _DIVS) and positions == [0] or (key in _MULS and positions == [1]):
-            put(node, IdentityRule(fn, (positions[0],), sink, label), "identity")
-        elif key in _MULS and len(positions) == 2:
-            a, b = node.args[0], node.args[1]
-            if (a in gates) != (b in gates):
-                signal, gate = (1, 0) if a in gates else (0, 1)
-                put(node, GateRule(fn, signal, gate, sink, label), "gate")
-            else:
-                put(node, ProductRule(fn, tuple(positions), sink, label), "product")
-        elif key in _PRODUCTS and len(positions) == 2:
-            put(node, ProductRule(fn, tuple(positions), sink, label), "product")
-        elif key in _PRODUCTS and len(positions) == 1:
-            put(node, IdentityRule(fn, (positions[0],), sink, label), "identity")
-        else:
-            what = f"the tensor method {label}" if is_method else f"the operation {label}"
+        op = _Op.of(node, rw.live)
+        if op.key in _GATES:
+            rw.gates.add(node)
+        # The first handler that takes the operation rewrites it (or keeps it: a routing operation); order matters.
+        if not any(handler(rw, op) for handler in _HANDLERS):
+            what = f"the tensor method {op.label}" if op.is_method else f"the operation {op.label}"
             raise XtmrError(f"LRP cannot handle {what}{_where(node)}; use another scorer{_OTHERS}")
     gm.graph.lint()
     gm.delete_all_unused_submodules()
     gm.recompile()
+
+
+def _module_rule(rw: _Rewrite, node: fx.Node) -> None:
+    """A layer on the input's path: a norm or softmax gets its rule in place, a layer LRP knows stays, any other
+    is refused."""
+    m = rw.modules[node.target]
+    if isinstance(m, (nn.Sigmoid, nn.Hardsigmoid)):
+        rw.gates.add(node)
+    if isinstance(m, (nn.LayerNorm, nn.GroupNorm)):
+        _set_module(rw.gm, str(node.target), NormRule(m, rw.sink))
+    elif isinstance(m, nn.Softmax):
+        _set_module(rw.gm, str(node.target), SoftmaxRule(m.dim if m.dim is not None else -1, rw.sink))
+    elif not isinstance(
+        m, (*LRP_LAYERS, *LRP_PASS, *LRP_POOLS, *LRP_ROUTE, Add, *RULE_MODULES, LrpSelfAttention)
+    ) and not (getattr(m, "_xtmr_leaf", False)):
+        raise XtmrError(
+            f"LRP cannot handle {type(m).__name__} layers (module {node.target}); use another scorer{_OTHERS}"
+        )
+
+
+def _route(rw: _Rewrite, op: _Op) -> bool:
+    """A routing operation: the gradient routes relevance (a concatenation with constant parts is a rule, which
+    gives the constants their share); a routed gate stays a gate."""
+    if not op.among(_ROUTE_METHODS, _ROUTE_FUNCTIONS):
+        return False
+    node = op.node
+    if op.key in (torch.cat, torch.concat, torch.stack):
+        # (fx types an argument as any value; the tensors of a concatenation are a sequence)
+        parts = cast(Sequence[fx.node.Argument], node.args[0] if node.args else node.kwargs.get("tensors"))
+        frozen = [(0, j) for j, a in enumerate(parts) if isinstance(a, fx.Node) and a not in rw.live]
+        if frozen and node.args:
+            tensors = cast(Sequence[fx.node.Argument], node.args[0])
+            moving = [(0, j) for j, a in enumerate(tensors) if isinstance(a, fx.Node) and a in rw.live]
+            rule = ConstRouteRule(op.fn, tuple(frozen), tuple(moving), sink=rw.sink, label=op.label)
+            rw.put(node, rule, "route")
+    if node.args and node.args[0] in rw.gates:
+        rw.gates.add(node)
+    return True
+
+
+def _route_named(rw: _Rewrite, op: _Op) -> bool:
+    """A torchvision routing function (known by name): left as it is."""
+    return not op.is_method and _qualname(op.key) in _ROUTE_NAMED
+
+
+def _stochastic_depth(rw: _Rewrite, op: _Op) -> bool:
+    """torchvision's stochastic depth at evaluation (``training=False``) is the identity: removed."""
+    node = op.node
+    if op.is_method or not _qualname(op.key).endswith("stochastic_depth"):
+        return False
+    if node.kwargs.get("training", node.args[3] if len(node.args) > 3 else True) is not False:
+        return False
+    node.replace_all_uses_with(cast(fx.Node, node.args[0]))  # its input tensor
+    rw.gm.graph.erase_node(node)
+    return True
+
+
+def _identity(rw: _Rewrite, op: _Op) -> bool:
+    """An element-wise non-linearity or normalisation: the identity rule."""
+    if not op.among(_IDENTITY_METHODS, _IDENTITY_FUNCTIONS):
+        return False
+    rw.put(op.node, IdentityRule(op.fn, (op.positions[0],), rw.sink, op.label), "identity")
+    return True
+
+
+def _epsilon(rw: _Rewrite, op: _Op) -> bool:
+    """A parameter-free linear map (mean, sum, average pooling): the epsilon rule."""
+    if not op.among(_EPSILON_METHODS, _EPSILON_FUNCTIONS):
+        return False
+    rw.put(op.node, EpsilonRule(op.fn, (op.positions[0],), rw.sink, op.label), "epsilon")
+    return True
+
+
+def _softmax(rw: _Rewrite, op: _Op) -> bool:
+    """A softmax over a dimension given as a number: AttnLRP's softmax rule."""
+    if op.key not in _SOFTMAX:
+        return False
+    node = op.node
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    if not isinstance(dim, int):
+        raise XtmrError(f"LRP needs the softmax dimension as a number{_where(node)}")
+    rw.put(node, SoftmaxRule(dim, rw.sink), "softmax")
+    return True
+
+
+def _add(rw: _Rewrite, op: _Op) -> bool:
+    """A sum of two tensors on the input's path: an ``Add`` module (a residual add), or of one and a constant:
+    the constant takes its share (subtraction: a negated constant)."""
+    plain = len(op.node.args) == 2 and not op.node.kwargs
+    if op.key in _ADDS and len(op.positions) == 2 and not op.node.kwargs:
+        rw.put(op.node, Add(), "add")
+    elif op.key in (_ADDS | _SUBS) and len(op.positions) == 1 and plain:
+        sign = -1.0 if op.key in _SUBS else 1.0
+        rw.put(op.node, AddConstRule(op.positions[0], sign, rw.sink, op.label), "addconst")
+    else:
+        return False
+    return True
+
+
+def _scale(rw: _Rewrite, op: _Op) -> bool:
+    """A tensor on the input's path times (divided by) a constant: the identity rule."""
+    if not ((op.key in (_MULS | _DIVS) and op.positions == [0]) or (op.key in _MULS and op.positions == [1])):
+        return False
+    rw.put(op.node, IdentityRule(op.fn, (op.positions[0],), rw.sink, op.label), "identity")
+    return True
+
+
+def _product(rw: _Rewrite, op: _Op) -> bool:
+    """A product of two tensors on the input's path: a gate times a signal is the gate rule (the gate held
+    constant), any other the product rule; a matrix product with one constant factor: the identity rule."""
+    node, positions = op.node, op.positions
+    if op.key in _MULS and len(positions) == 2:
+        a, b = node.args[0], node.args[1]
+        if (a in rw.gates) != (b in rw.gates):
+            signal, gate = (1, 0) if a in rw.gates else (0, 1)
+            rw.put(node, GateRule(op.fn, signal, gate, rw.sink, op.label), "gate")
+        else:
+            rw.put(node, ProductRule(op.fn, tuple(positions), rw.sink, op.label), "product")
+    elif op.key in _PRODUCTS and len(positions) == 2:
+        rw.put(node, ProductRule(op.fn, tuple(positions), rw.sink, op.label), "product")
+    elif op.key in _PRODUCTS and len(positions) == 1:
+        rw.put(node, IdentityRule(op.fn, (positions[0],), rw.sink, op.label), "identity")
+    else:
+        return False
+    return True
+
+
+# Each takes an operation (and returns True) or leaves it to the next; the order is the order of precedence.
+_HANDLERS: tuple[Callable[[_Rewrite, _Op], bool], ...] = (
+    _route,
+    _route_named,
+    _stochastic_depth,
+    _identity,
+    _epsilon,
+    _softmax,
+    _add,
+    _scale,
+    _product,
+)
 
 
 _OTHERS = " (magnitude, gradient, taylor, random)"
