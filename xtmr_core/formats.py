@@ -53,6 +53,11 @@ class StoredWeights:
         """Bits per stored word."""
         return WORD_BITS[self.format]
 
+    @property
+    def unsigned(self) -> np.dtype[np.unsignedinteger]:
+        """The unsigned integer type of a word's bit pattern (masks and votes must not sign-extend)."""
+        return np.dtype(f"uint{self.bits}")
+
     def decode(self, words: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
         """Read weights back from stored words.
 

@@ -81,7 +81,7 @@ class FaultInjector:
         self._full = (1 << self.stored.bits) - 1
         # Unsigned clean words, so masks and votes never see sign extension.
         self._words = self.stored.words.astype(np.int64) & self._full
-        self._unsigned = {8: np.uint8, 16: np.uint16, 32: np.uint32}[self.stored.bits]
+        self._unsigned = self.stored.unsigned
         self._lock = threading.RLock()
         self.worker = copy.deepcopy(model).to(self.device).eval()
         for p in self.worker.parameters():

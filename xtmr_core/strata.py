@@ -78,7 +78,7 @@ def deciding_pairs(stored: StoredWeights, layout: WeightLayout, fault: FaultMode
     """
     wb = stored.bits
     full = (1 << wb) - 1
-    unsigned = {8: np.uint8, 16: np.uint16, 32: np.uint32}[wb]
+    unsigned = stored.unsigned
     words = stored.words.astype(np.int64) & full
     clean = np.abs(stored.values().astype(np.float64))
     starts = layout.offsets[:-1]
