@@ -355,26 +355,28 @@ def _cmd_train(a: argparse.Namespace) -> int:
         raise XtmrError(f"--weight-decay and --augment must be >= 0, got {a.weight_decay} and {a.augment}")
     _check_sources(a)
     _check_output(a.out, "--out")
-    from xtmr_core.training import train_and_save  # torch loads here, after the cheap checks
+    from xtmr_core.training import TrainingRecipe, train_and_save  # torch loads here, after the cheap checks
 
-    command = "python -m xtmr_core " + shlex.join(a._argv)
-    entry = train_and_save(
+    recipe = TrainingRecipe(
         a.model,
         a.dataset,
-        a.out,
         epochs=a.epochs,
         lr=a.lr,
         seed=a.seed,
         width=a.width,
         batch_size=a.batch_size,
-        command=command,
-        device=_device(a.device),
         lr_schedule=a.lr_schedule,
         optimizer=a.optimizer,
         weight_decay=a.weight_decay,
         augment=a.augment,
-        splits=None if dataset_kind(a.dataset) == "builtin" else _splits(a),
         num_classes=a.num_classes,
+    )
+    entry = train_and_save(
+        recipe,
+        a.out,
+        splits=None if dataset_kind(a.dataset) == "builtin" else _splits(a),
+        command="python -m xtmr_core " + shlex.join(a._argv),
+        device=_device(a.device),
         allow_code=True,
     )
     print(json.dumps(entry, indent=2))
@@ -774,6 +776,8 @@ def _cmd_store(a: argparse.Namespace) -> int:
         print(
             f"{info['path']}\n  size    {human_bytes(info['bytes'])}\n  trials  {info.get('trials', 0):,} "
             f"(one plan each)\n  points  {info.get('points', 0):,}\n  plans   {info.get('plans', 0):,}\n"
+            f"  scores  {info.get('scores', 0):,} (one scorer and rule of one model each), "
+            f"{info.get('tables', 0):,} single-flip scans\n"
             f"  models  {', '.join(info.get('models', [])) or '-'}"
         )
     elif a.action == "clear":
