@@ -11,8 +11,8 @@ from xtmr_core.checkpoints import load_model
 from xtmr_core.data import DataSplits, load_dataset
 from xtmr_core.errors import XtmrError
 from xtmr_core.models import build_model
+from xtmr_core.training import TrainingRecipe, train_and_save, train_model
 from xtmr_core.training import accuracy_on_test as accuracy_of
-from xtmr_core.training import train_and_save, train_model
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,8 @@ def test_train_and_save_outside_checkpoint_dir(tmp_path, capsys):
     manifest = training.CHECKPOINT_DIR / "MANIFEST.json"
     before = manifest.read_bytes() if manifest.exists() else None
     out = tmp_path / "mlp_digits.pt"
-    entry = train_and_save("mlp", "digits", out, epochs=1, lr=1e-2, seed=3, command="cmd", progress=True)
+    recipe = TrainingRecipe("mlp", "digits", epochs=1, lr=1e-2, seed=3)
+    entry = train_and_save(recipe, out, command="cmd", progress=True)
     assert "mlp on digits" in capsys.readouterr().err  # the tqdm bar
     assert entry["file"] == "mlp_digits.pt" and entry["command"] == "cmd" and entry["seed"] == 3
     assert entry["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
@@ -127,24 +128,15 @@ def test_train_and_save_outside_checkpoint_dir(tmp_path, capsys):
     assert entry["test_accuracy"] > 0.8
     assert (manifest.read_bytes() if manifest.exists() else None) == before
     # Same seed, same file contents.
-    again = train_and_save(
-        "mlp", "digits", tmp_path / "again.pt", epochs=1, lr=1e-2, seed=3, command="cmd", progress=False
-    )
+    again = train_and_save(recipe, tmp_path / "again.pt", command="cmd", progress=False)
     assert again["sha256"] == entry["sha256"]
 
 
 def test_train_and_save_updates_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "CHECKPOINT_DIR", tmp_path)
     (tmp_path / "MANIFEST.json").write_text(json.dumps({"checkpoints": {"old.pt": {"file": "old.pt"}}}))
-    entry = train_and_save(
-        "mlp",
-        "digits",
-        tmp_path / "mlp_digits.pt",
-        epochs=1,
-        lr=1e-2,
-        command="python -m xtmr_core train ...",
-        progress=False,
-    )
+    recipe = TrainingRecipe("mlp", "digits", epochs=1, lr=1e-2)
+    entry = train_and_save(recipe, tmp_path / "mlp_digits.pt", command="python -m xtmr_core train ...", progress=False)
     manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
     assert manifest["checkpoints"]["mlp_digits.pt"] == entry
     assert manifest["checkpoints"]["old.pt"] == {"file": "old.pt"}

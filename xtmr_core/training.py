@@ -7,7 +7,9 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,13 +32,13 @@ def train_model(
     batch_size: int = 64,
     seed: int = 0,
     device: torch.device | str | None = None,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     lr_schedule: str = "constant",
     optimizer: str = "adam",
     weight_decay: float = 0.0,
     augment: int = 0,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Train a classifier in place with Adam (or SGD) and cross-entropy on ``splits``' train part.
 
     Deterministic on the CPU for a given seed: the batch order comes from a private generator and
@@ -91,7 +93,7 @@ def train_model(
     n = len(splits.y_train)
     steps_per_epoch = math.ceil(n / batch_size)
     total = epochs * steps_per_epoch
-    history: list[dict] = []
+    history: list[dict[str, Any]] = []
     step = 0
     order_gen = torch.Generator().manual_seed(int(seed))
     opt: torch.optim.Optimizer
@@ -196,7 +198,7 @@ def recipe_meta(
     epochs: int,
     lr: float,
     batch_size: int,
-) -> dict:
+) -> dict[str, Any]:
     """The training recipe a checkpoint's meta records first, in this order (the CLI and the app share it)."""
     return {
         "model": model,
@@ -247,67 +249,94 @@ def seeded_model(
     return splits, net, width
 
 
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """What decides a trained model's weights, recorded in its checkpoint: the model, the data and how it is
+    trained (``train_and_save``; the hyper-parameters as in ``train_model``).
+
+    Attributes:
+        model: a model reference (``vocabulary.model_kind``). dataset: a dataset name (or an image folder's).
+        epochs, lr, seed, batch_size: as in ``train_model``.
+        width: width multiplier; ``None`` = ``default_width(model)``.
+        lr_schedule, optimizer, weight_decay, augment: as in ``train_model`` (recorded when not the default).
+        num_classes: outputs of a model from outside the zoo (default: the data's class count).
+    """
+
+    model: str
+    dataset: str
+    epochs: int
+    lr: float
+    seed: int = 0
+    width: float | None = None
+    batch_size: int = 64
+    lr_schedule: str = "constant"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    augment: int = 0
+    num_classes: int | None = None
+
+    def extras(self) -> dict[str, str | float | int]:
+        """The newer recipe options that differ from their defaults (a checkpoint trained without them keeps its
+        bytes: its meta never names them)."""
+        return {
+            name: value
+            for name, value, default in (
+                ("optimizer", self.optimizer, "adam"),
+                ("weight_decay", self.weight_decay, 0.0),
+                ("augment", self.augment, 0),
+            )
+            if value != default
+        }
+
+
 def train_and_save(
-    model: str,
-    dataset: str,
+    recipe: TrainingRecipe,
     out: str | Path,
     *,
-    epochs: int,
-    lr: float,
-    seed: int = 0,
-    width: float | None = None,
-    batch_size: int = 64,
+    splits: DataSplits | None = None,
     command: str = "",
     progress: bool = True,
     device: torch.device | str | None = None,
-    lr_schedule: str = "constant",
-    optimizer: str = "adam",
-    weight_decay: float = 0.0,
-    augment: int = 0,
-    splits: DataSplits | None = None,
-    num_classes: int | None = None,
     allow_code: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """Build, train (on ``device``, default ``default_device()``), evaluate and save a model.
 
-    The model is initialised under ``torch.manual_seed(seed)`` (inside ``fork_rng``), trained with
+    The model is initialised under ``torch.manual_seed(recipe.seed)`` (inside ``fork_rng``), trained with
     ``train_model``, evaluated on the test split on the CPU, and saved with ``save_checkpoint``.
     When ``out`` lies in ``CHECKPOINT_DIR`` the manifest ``checkpoints/MANIFEST.json`` gets its entry.
 
     Args:
-        model: one of ``models.MODELS``.
-        dataset: one of ``data.DATASETS``.
+        recipe: the model, the data and the training hyper-parameters.
         out: the checkpoint path to write.
-        epochs, lr, seed, batch_size: as in ``train_model``.
-        width: width multiplier; ``None`` = ``default_width(model)``.
-        lr_schedule, optimizer, weight_decay, augment: as in ``train_model`` (recorded when not the default).
-        splits: already loaded data (an image folder) instead of ``dataset``, which is then only its name.
-        num_classes: outputs of a model from outside the zoo (default: the data's class count).
-        allow_code: allow a model from user code (``model_source.build_from_source``).
+        splits: already loaded data (an image folder) instead of ``recipe.dataset``, which is then only its name.
         command: the command line that reproduces this run, recorded in meta and manifest.
         progress: show a tqdm progress bar on stderr.
         device: where to train (``None`` = ``default_device()``); the test accuracy is measured on the CPU.
+        allow_code: allow a model from user code (``model_source.build_from_source``).
 
     Returns:
         The manifest entry: ``{"file", "model", "dataset", "width", "in_shape", "num_classes",
         "seed", "epochs", "lr", "batch_size", "test_accuracy", "params", "bytes", "sha256",
         "command", "torch"}``.
     """
+    r = recipe
+    model, dataset, seed, epochs, lr, batch_size = r.model, r.dataset, r.seed, r.epochs, r.lr, r.batch_size
+    num_classes = r.num_classes
     splits, net, width_used = seeded_model(
-        model, dataset, seed, width, splits=splits, num_classes=num_classes, allow_code=allow_code
+        model, dataset, seed, r.width, splits=splits, num_classes=num_classes, allow_code=allow_code
     )
     classes = splits.num_classes if num_classes is None else int(num_classes)
 
     bar = None
     callback = None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm's hints (types-tqdm) are not in the lock
 
         bar = tqdm(
             total=epochs * math.ceil(len(splits.y_train) / batch_size), desc=f"{model} on {dataset}", unit="step"
         )
 
-        def callback(rec: dict) -> None:
+        def callback(rec: dict[str, Any]) -> None:
             if rec["test_accuracy"] is None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", refresh=False)
@@ -323,10 +352,10 @@ def train_and_save(
             batch_size=batch_size,
             seed=seed,
             progress=callback,
-            lr_schedule=lr_schedule,
-            optimizer=optimizer,
-            weight_decay=weight_decay,
-            augment=augment,
+            lr_schedule=r.lr_schedule,
+            optimizer=r.optimizer,
+            weight_decay=r.weight_decay,
+            augment=r.augment,
             device=device,
         )
     finally:
@@ -336,18 +365,10 @@ def train_and_save(
     net.to("cpu")
     accuracy = accuracy_on_test(net, splits, "cpu")
     # The newer recipe options only when used, so checkpoints trained without them keep their bytes.
-    extras = {
-        k: v
-        for k, v, default in (
-            ("optimizer", optimizer, "adam"),
-            ("weight_decay", weight_decay, 0.0),
-            ("augment", augment, 0),
-        )
-        if v != default
-    }
+    extras = r.extras()
     meta = {
         **recipe_meta(model, splits.name, width_used, splits, seed, epochs, lr, batch_size),
-        "lr_schedule": lr_schedule,
+        "lr_schedule": r.lr_schedule,
         **extras,
         "test_accuracy": accuracy,
         "final_loss": history[-1]["loss"],
@@ -409,9 +430,9 @@ def _check_fits(model: nn.Module, splits: DataSplits, device: torch.device) -> N
         )
 
 
-def _update_manifest(path: Path, entry: dict) -> None:
+def _update_manifest(path: Path, entry: dict[str, Any]) -> None:
     """Set the manifest's entry for ``entry['file']``, keeping the others; written atomically."""
-    manifest = {"checkpoints": {}}
+    manifest: dict[str, Any] = {"checkpoints": {}}
     if path.is_file():
         manifest = json.loads(path.read_text())
     manifest.setdefault("checkpoints", {})[entry["file"]] = entry
