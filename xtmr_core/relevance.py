@@ -264,7 +264,7 @@ def lrp_weight_relevance(
     wanted = weight_layers(model)
     if not wanted:
         raise XtmrError("the model has no Conv2d or Linear layer to score")
-    sums = _relevance_sums(model, x, y, rule, epsilon, gamma, int(batch_size), return_bias)
+    sums = _relevance_sums(model, x, y, _Rule(rule, epsilon, gamma), int(batch_size), return_bias)
     folded, acc_zr, acc_r = sums.folded, sums.acc_zr, sums.acc_r
     device = sums.device
     found = {n: (sums.acc_w[k], sums.acc_b[k]) for k, n in enumerate(sums.names)}
@@ -340,10 +340,32 @@ def lrp_balance(
     y = torch.as_tensor(y)
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise XtmrError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-    sums = _relevance_sums(model, x, y, rule, epsilon, gamma, int(batch_size), True)
+    sums = _relevance_sums(model, x, y, _Rule(rule, epsilon, gamma), int(batch_size), True)
     bias = sum(float(b.sum()) for b in sums.acc_b) + sums.absorbed
     error = abs(sums.logits - sums.input - bias) / max(sums.logits_abs, 1e-30)
     return Balance(logits=sums.logits, input=sums.input, bias=bias, error=error, logits_abs=sums.logits_abs)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """An LRP rule with its two parameters (they travel together through every pass)."""
+
+    name: str
+    epsilon: float
+    gamma: float
+
+    @property
+    def stab(self) -> float:
+        """The epsilon added to z' (``_stabiliser``)."""
+        return _stabiliser(self.name, self.epsilon)
+
+    def weight(self, weight: Tensor) -> Tensor:
+        """The modified weight rho(w) (``_modified_weight``)."""
+        return _modified_weight(self.name, weight, self.gamma)
+
+    def composite(self) -> Composite:
+        """Zennit's composite that puts the rule's hooks on a canonical model (``_composite``)."""
+        return _composite(self.name, self.epsilon, self.gamma)
 
 
 @dataclass
@@ -353,6 +375,7 @@ class _Sums:
     folded: dict[str, str]
     names: list[str]
     device: torch.device
+    dtype: torch.dtype  # the canonical model's (its passes run in it)
     acc_w: list[Tensor]
     acc_b: list[Tensor]
     acc_zr: dict[str, Tensor]
@@ -362,10 +385,38 @@ class _Sums:
     logits_abs: float = 0.0
     absorbed: float = 0.0
 
+    @staticmethod
+    def zeros(
+        named: list[tuple[str, WeightLayer]], folded: dict[str, str], device: torch.device, dtype: torch.dtype
+    ) -> _Sums:
+        """Nothing accumulated yet for the weight layers ``named`` (``folded``: as ``lrp_ready`` returns it)."""
+
+        def zeros(*shape: int) -> Tensor:
+            return torch.zeros(shape, dtype=torch.float64, device=device)
+
+        layers = dict(named)
+        sums = _Sums(
+            folded=folded,
+            names=[n for n, _ in named],
+            device=device,
+            dtype=dtype,
+            acc_w=[zeros(*m.weight.shape) if m.weight is not None else zeros(_channels(m)) for _, m in named],
+            acc_b=[zeros(_channels(m)) for _, m in named],
+            # Per output channel of each folded layer: sum z' * R / stab(z') and sum R / stab(z').
+            acc_zr={n: zeros(layers[n].weight.shape[0]) for n in folded},
+            acc_r={},
+        )
+        sums.acc_r = {n: torch.zeros_like(v) for n, v in sums.acc_zr.items()}
+        return sums
+
+
+def _channels(m: WeightLayer) -> int:
+    return m.num_features if isinstance(m, _BatchNorm) else m.weight.shape[0]
+
 
 def _bn_affine(m: _BatchNorm, weight: Tensor | None) -> tuple[Tensor, Tensor]:
     """An evaluation BatchNorm as ``a * s + t`` per channel: ``s = w / sqrt(var + eps)``, ``t = beta - mean * s``."""
-    # _relevance_sums refuses a BatchNorm without running statistics
+    # _weight_layers refuses a BatchNorm without running statistics
     assert m.running_var is not None and m.running_mean is not None
     std = torch.sqrt(m.running_var + m.eps)
     s = (weight if weight is not None else torch.ones_like(std)) / std
@@ -373,41 +424,27 @@ def _bn_affine(m: _BatchNorm, weight: Tensor | None) -> tuple[Tensor, Tensor]:
     return s, beta - m.running_mean * s
 
 
-def _relevance_sums(
-    model: nn.Module, x: Tensor, y: Tensor, rule: str, epsilon: float, gamma: float, batch_size: int, with_bias: bool
-) -> _Sums:
-    work, folded = lrp_ready(model)
+def _weight_layers(work: nn.Module) -> list[tuple[str, WeightLayer]]:
+    """The canonical model's layers that carry a rule on their weights, by name; refuses a BatchNorm without running
+    statistics (its evaluation form is not an affine map)."""
     named = [(n, m) for n, m in work.named_modules() if isinstance(m, LRP_LAYERS)]
-    names = [n for n, _ in named]
-    modules = [m for _, m in named]
     for name, m in named:
         if isinstance(m, _BatchNorm) and (not m.track_running_stats or m.running_mean is None):
             raise XtmrError(f"LRP needs BatchNorm with running statistics (module {name}); use another scorer")
+    return named
+
+
+def _relevance_sums(model: nn.Module, x: Tensor, y: Tensor, rule: _Rule, batch_size: int, with_bias: bool) -> _Sums:
+    """One LRP pass per batch of ``x`` started at the logits of ``y``, with every weight layer's messages summed."""
+    work, folded = lrp_ready(model)
+    named = _weight_layers(work)
+    modules = [m for _, m in named]
     device, dtype = _model_device(work)
-    composite = _composite(rule, epsilon, gamma)
-    stab = _stabiliser(rule, epsilon)
+    composite = rule.composite()
     sink = work.lrp_sink
     assert isinstance(sink, Sink)  # lrp_ready attaches one
-
-    def channels(m: WeightLayer) -> int:
-        return m.num_features if isinstance(m, _BatchNorm) else m.weight.shape[0]
-
-    sums = _Sums(
-        folded=folded,
-        names=names,
-        device=device,
-        acc_w=[
-            torch.zeros(m.weight.shape if m.weight is not None else (channels(m),), dtype=torch.float64, device=device)
-            for m in modules
-        ],
-        acc_b=[torch.zeros(channels(m), dtype=torch.float64, device=device) for m in modules],
-        # Per output channel of each folded layer: sum z' * R / stab(z') and sum R / stab(z').
-        acc_zr={n: torch.zeros(dict(named)[n].weight.shape[0], dtype=torch.float64, device=device) for n in folded},
-        acc_r={},
-    )
-    sums.acc_r = {n: torch.zeros_like(v) for n, v in sums.acc_zr.items()}
+    sums = _Sums.zeros(named, folded, device, dtype)
     sink.total = 0.0
-
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size].detach().to(device=device, dtype=dtype)
         yb = y[start : start + batch_size].to(device=device, dtype=torch.long)
@@ -416,51 +453,76 @@ def _relevance_sums(
         sums.input += float(r_in.double().sum())
         sums.logits += float(logits[0].double().sum())
         sums.logits_abs += float(logits[0].double().abs().sum())
-
-        # Weight messages: rho(w) * d/d rho(w) sum_j z'_j * stopgrad(R_j / stab(z'_j)).
-        leaves: list[Tensor] = []
-        owners: list[tuple[int, str]] = []
-        total = torch.zeros((), device=device, dtype=dtype)
+        messages = _Messages(sums, rule.stab, with_bias)
         for k, m in enumerate(modules):
-            weight = None if m.weight is None else _modified_weight(rule, m.weight.detach(), gamma)
+            weight = None if m.weight is None else rule.weight(m.weight.detach())
             if isinstance(m, _BatchNorm):
-                # z' = a * s + t: the weight's message is a * s * R / z' (what reaches the input), t's a bias share.
-                s, t = _bn_affine(m, weight)
-                shape = (1, -1) + (1,) * (acts[k].ndim - 2)
-                z = acts[k] * s.reshape(shape) + t.reshape(shape)
-                ratio = r_out[k].detach() / stabilize(z.detach(), stab)
-                dims = [d for d in range(z.ndim) if d != 1]
-                sums.acc_w[k] += (acts[k] * s.reshape(shape) * ratio).sum(dim=dims).double()
-                sums.acc_b[k] += (t.reshape(shape) * ratio).sum(dim=dims).double()
-                continue
-            rho_w = weight.clone().requires_grad_(True)
-            bias = None
-            if m.bias is not None:
-                bias = m.bias.detach().clone().requires_grad_(with_bias)
-            z = _layer_forward(m, acts[k], rho_w, bias)
-            ratio = r_out[k].detach() / stabilize(z.detach(), stab)
-            total = total + (z * ratio).sum()
-            leaves.append(rho_w)
-            owners.append((k, "w"))
-            if with_bias and bias is not None:
-                leaves.append(bias)
-                owners.append((k, "b"))
-            if names[k] in folded:
-                dims = [d for d in range(z.ndim) if d != 1]
-                sums.acc_zr[names[k]] += (z.detach() * ratio).sum(dim=dims).double()
-                sums.acc_r[names[k]] += ratio.sum(dim=dims).double()
-        if leaves:
-            grads = torch.autograd.grad(total, leaves, allow_unused=True)
-            for (k, what), leaf, grad in zip(owners, leaves, grads):
-                if grad is None:
-                    continue
-                message = (leaf.detach() * grad).double()
-                if what == "w":
-                    sums.acc_w[k] += message
-                else:
-                    sums.acc_b[k] += message
+                _add_batchnorm_messages(sums, k, m, weight, acts[k], r_out[k], rule.stab)
+            else:
+                assert weight is not None  # a conv/linear layer has a weight
+                messages.add_layer(k, m, weight, acts[k], r_out[k])
+        messages.collect()
     sums.absorbed = sink.total
     return sums
+
+
+def _add_batchnorm_messages(
+    sums: _Sums, k: int, m: _BatchNorm, weight: Tensor | None, act: Tensor, r_out: Tensor, stab: float
+) -> None:
+    """An unfolded BatchNorm ``z' = a * s + t``: the weight's message is ``a * s * R / z'`` (what reaches the input),
+    ``t``'s a bias share."""
+    s, t = _bn_affine(m, weight)
+    shape = (1, -1) + (1,) * (act.ndim - 2)
+    z = act * s.reshape(shape) + t.reshape(shape)
+    ratio = r_out.detach() / stabilize(z.detach(), stab)
+    dims = [d for d in range(z.ndim) if d != 1]
+    sums.acc_w[k] += (act * s.reshape(shape) * ratio).sum(dim=dims).double()
+    sums.acc_b[k] += (t.reshape(shape) * ratio).sum(dim=dims).double()
+
+
+class _Messages:
+    """One batch's weight messages of the conv/linear layers: ``rho(w) * d/d rho(w) sum_j z'_j * stopgrad(R_j /
+    stab(z'_j))``, one autograd call for all layers (and their biases' when ``with_bias``)."""
+
+    def __init__(self, sums: _Sums, stab: float, with_bias: bool) -> None:
+        self.sums, self.stab, self.with_bias = sums, stab, with_bias
+        self.leaves: list[Tensor] = []
+        self.owners: list[tuple[int, str]] = []
+        self.total = torch.zeros((), device=sums.device, dtype=sums.dtype)
+
+    def add_layer(self, k: int, m: WeightLayer, weight: Tensor, act: Tensor, r_out: Tensor) -> None:
+        """Layer ``k``'s term of the sum (its input ``act``, the relevance ``r_out`` at its output)."""
+        rho_w = weight.clone().requires_grad_(True)
+        bias = None
+        if m.bias is not None:
+            bias = m.bias.detach().clone().requires_grad_(self.with_bias)
+        z = _layer_forward(m, act, rho_w, bias)
+        ratio = r_out.detach() / stabilize(z.detach(), self.stab)
+        self.total = self.total + (z * ratio).sum()
+        self.leaves.append(rho_w)
+        self.owners.append((k, "w"))
+        if self.with_bias and bias is not None:
+            self.leaves.append(bias)
+            self.owners.append((k, "b"))
+        name = self.sums.names[k]
+        if name in self.sums.folded:
+            dims = [d for d in range(z.ndim) if d != 1]
+            self.sums.acc_zr[name] += (z.detach() * ratio).sum(dim=dims).double()
+            self.sums.acc_r[name] += ratio.sum(dim=dims).double()
+
+    def collect(self) -> None:
+        """Add every leaf's message to the sums."""
+        if not self.leaves:
+            return
+        grads = torch.autograd.grad(self.total, self.leaves, allow_unused=True)
+        for (k, what), leaf, grad in zip(self.owners, self.leaves, grads):
+            if grad is None:
+                continue
+            message = (leaf.detach() * grad).double()
+            if what == "w":
+                self.sums.acc_w[k] += message
+            else:
+                self.sums.acc_b[k] += message
 
 
 def _param64(param: Tensor | None, like: Tensor) -> Tensor:
