@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from xtmr_core.errors import XtmrError
-from xtmr_core.protection import make_plan, overhead, top_weights
+from xtmr_core.plan_registry import PLAN_INFO, PlanInfo, register_plan, unregister_plan
+from xtmr_core.protection import BUILDERS, make_plan, overhead, spec_plan, top_weights
+from xtmr_core.spec import CampaignSpec
 from xtmr_core.vocabulary import parse_bits
 
 
@@ -94,3 +96,49 @@ def test_parse_bits():
     for bad in ("", "a", "5-3", "-1"):
         with pytest.raises(XtmrError):
             parse_bits(bad)
+
+
+def test_spec_plan_asks_for_scores_and_harms_only_when_its_builder_needs_them():
+    n, asked = 400, []
+
+    def scores(scorer):
+        asked.append(scorer)
+        return np.arange(n, dtype=float)
+
+    def harm():
+        asked.append("harm")
+        return np.tile(np.arange(32, dtype=np.float32), (n, 1))
+
+    offsets = np.array([0, 100, n])
+    for spec, wanted in [
+        (CampaignSpec("full"), []),
+        (CampaignSpec("bits", bits=(30,)), []),
+        (CampaignSpec("ecc"), []),
+        (CampaignSpec("magnitude", 5), ["magnitude"]),
+        (CampaignSpec("lrp", 5, per_layer=True), ["lrp"]),
+        (CampaignSpec("damage", 2, scorer="taylor"), ["taylor", "harm"]),
+    ]:
+        asked.clear()
+        plan = spec_plan(spec, scores=scores, harm=harm, offsets=offsets)
+        assert asked == wanted and plan.protect == spec.protect
+    # per layer ranks within [0, 100) and [100, 400): the top 5% of each
+    assert spec_plan(CampaignSpec("lrp", 5, per_layer=True), scores=scores, offsets=offsets).weights.tolist() == [
+        *range(95, 100),
+        *range(385, 400),
+    ]
+    damage = spec_plan(CampaignSpec("damage", 2, scorer="taylor", harm="scan"), scores=scores, harm=harm)
+    assert damage.label == "damage 2% (taylor, scan)" and damage.masks is not None
+    with pytest.raises(ValueError, match="needs harms"):
+        make_plan("damage", 32, budget=2, scores=np.ones(4))
+    with pytest.raises(ValueError, match="needs scores"):
+        spec_plan(CampaignSpec("lrp", 1))
+
+
+def test_every_registered_plan_has_a_builder_and_a_plan_without_one_says_so():
+    assert set(BUILDERS) == set(PLAN_INFO)
+    register_plan(PlanInfo("unbuilt", "not built", None, False, (), "#010203"))
+    try:
+        with pytest.raises(XtmrError, match="'unbuilt' has no builder"):
+            make_plan("unbuilt", 32)
+    finally:
+        unregister_plan("unbuilt")

@@ -3,8 +3,9 @@
 import pytest
 
 from xtmr_core.errors import XtmrError
+from xtmr_core.plan_registry import plan_info
 from xtmr_core.spec import CampaignSpec, grid, split_plan_name
-from xtmr_core.vocabulary import PLANS, SCORERS
+from xtmr_core.vocabulary import PLANS
 
 
 def test_fields_a_plan_ignores_are_normalised_so_equal_campaigns_share_a_key():
@@ -23,7 +24,7 @@ def test_every_plan_builds_and_its_point_has_no_protection(protect):
     spec = CampaignSpec(protect, budget=2, bits=(30,), ber=1e-3, trials=7, seed=3)
     point = spec.point
     assert point.protect == "none" and (point.ber, point.trials, point.seed) == (1e-3, 7, 3)
-    assert (spec.budget == 2.0) == (protect in SCORERS or protect == "damage")
+    assert (spec.budget == 2.0) == plan_info(protect).uses_budget  # which are: tests/test_plan_registry.py
 
 
 @pytest.mark.parametrize(
