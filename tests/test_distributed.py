@@ -242,3 +242,18 @@ def test_ray_workers_read_the_stored_trials_and_the_driver_writes_what_they_ran(
     exp.store = None
     serial = run_sweep(exp, **kw, trials=3)
     assert serial.to_csv(index=False) == ray.to_csv(index=False) == again.to_csv(index=False)
+
+
+@pytest.mark.slow
+def test_real_ray_workers_run_only_the_trials_the_store_lacks(ray_runner, tmp_path):
+    from xtmr_core.experiment import Experiment
+    from xtmr_core.store import Store
+    from xtmr_core.sweep import run_sweep
+
+    exp = Experiment("lenet5", "mnist5k", device="cpu", store=Store(tmp_path / "s.sqlite"))
+    kw = dict(protects=["magnitude"], budgets=[1], bers=[1e-3, 1e-2], formats=["int8"], seed=5)
+    run_sweep(exp, **kw, trials=2)
+    ray = run_sweep(exp, **kw, trials=3, runner=ray_runner)
+    assert (exp.store.read, exp.store.ran) == (2 * 4, 3 * 4)  # 2 plans x 2 points
+    exp.store = None
+    assert run_sweep(exp, **kw, trials=3).to_csv(index=False) == ray.to_csv(index=False)
