@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -482,30 +483,66 @@ class LrpSelfAttention(nn.Module):
         return (out if self.batch_first else out.transpose(0, 1)), None
 
 
-def _swin_forward(self: Any, x: Tensor) -> Tensor:
-    """torchvision's ``shifted_window_attention`` (BSD-3-Clause) with the projections called as modules and
-    LRP rules on the softmax, the products and the constant biases and masks.
+@dataclass(frozen=True)
+class _Windows:
+    """Where the windows of one Swin attention call lie: their size, the cyclic shift (0 on a side one window
+    covers) and the padded height and width."""
 
-    ``self`` is torchvision's ``ShiftedWindowAttention`` (or its V2), typed ``Any`` as torchvision has no hints."""
-    rules: dict[str, nn.Module] = self._xtmr_rules
-    window_size, num_heads = list(self.window_size), self.num_heads
-    logit_scale = getattr(self, "logit_scale", None)
-    relative_position_bias = self.get_relative_position_bias().detach()
+    size: tuple[int, int]
+    shift: tuple[int, int]
+    pad_h: int
+    pad_w: int
+
+    @property
+    def rows(self) -> int:
+        return self.pad_h // self.size[0]
+
+    @property
+    def cols(self) -> int:
+        return self.pad_w // self.size[1]
+
+    @property
+    def count(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def shifted(self) -> bool:
+        return sum(self.shift) > 0
+
+
+def _swin_partition(x: Tensor, window_size: list[int], shift_size: list[int]) -> tuple[Tensor, _Windows]:
+    """``x`` (b, h, w, c) padded, shifted and cut into windows of ``window_size`` ((b * windows, tokens, c))."""
     b, h, w, c = x.shape
     pad_r = (window_size[1] - w % window_size[1]) % window_size[1]
     pad_b = (window_size[0] - h % window_size[0]) % window_size[0]
     x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
     _, pad_h, pad_w, _ = x.shape
-    shift_size = list(self.shift_size)
+    shift = list(shift_size)
     if window_size[0] >= pad_h:
-        shift_size[0] = 0
+        shift[0] = 0
     if window_size[1] >= pad_w:
-        shift_size[1] = 0
-    if sum(shift_size) > 0:
-        x = torch.roll(x, shifts=(-shift_size[0], -shift_size[1]), dims=(1, 2))
-    num_windows = (pad_h // window_size[0]) * (pad_w // window_size[1])
-    x = x.view(b, pad_h // window_size[0], window_size[0], pad_w // window_size[1], window_size[1], c)
-    x = x.permute(0, 1, 3, 2, 4, 5).reshape(b * num_windows, window_size[0] * window_size[1], c)
+        shift[1] = 0
+    win = _Windows((window_size[0], window_size[1]), (shift[0], shift[1]), pad_h, pad_w)
+    if win.shifted:
+        x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+    x = x.view(b, win.rows, window_size[0], win.cols, window_size[1], c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(b * win.count, window_size[0] * window_size[1], c), win
+
+
+def _swin_merge(x: Tensor, win: _Windows, b: int, c: int) -> Tensor:
+    """The windows put back in place and shifted back: (b, padded height, padded width, c)."""
+    x = x.view(b, win.rows, win.cols, win.size[0], win.size[1], c)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(b, win.pad_h, win.pad_w, c)
+    if win.shifted:
+        x = torch.roll(x, shifts=(win.shift[0], win.shift[1]), dims=(1, 2))
+    return x
+
+
+def _swin_scores(self: Any, x: Tensor) -> tuple[Tensor, Tensor]:
+    """The attention scores of the windows ``x`` (before biases and masks) and their values ``v``."""
+    rules: dict[str, nn.Module] = self._xtmr_rules
+    num_heads, c = self.num_heads, x.shape[-1]
+    logit_scale = getattr(self, "logit_scale", None)
     if logit_scale is not None and self.qkv.bias is not None:
         # Swin V2 zeroes the key bias (torchvision does it on a copy at every call; here once, in the LRP copy).
         length = self.qkv.bias.numel() // 3
@@ -519,34 +556,50 @@ def _swin_forward(self: Any, x: Tensor) -> Tensor:
         kn = rules["norm_k"](k, dim=-1)
         attn = rules["scores"](qn, kn.transpose(-2, -1))
         scale = torch.clamp(logit_scale.detach(), max=math.log(100.0)).exp()
-        attn = rules["logit_scale"](attn, scale)
-    else:
-        q = rules["scale"](q, (c // num_heads) ** -0.5)
-        attn = rules["scores"](q, k.transpose(-2, -1))
+        return rules["logit_scale"](attn, scale), v
+    q = rules["scale"](q, (c // num_heads) ** -0.5)
+    return rules["scores"](q, k.transpose(-2, -1)), v
+
+
+def _swin_mask(like: Tensor, win: _Windows) -> Tensor:
+    """The shifted windows' attention mask: 0 between tokens of one region, -100 across regions (windows x 1 x
+    tokens x tokens), built on ``like``'s device and dtype."""
+    (wh, ww), (sh, sw) = win.size, win.shift
+    attn_mask = like.new_zeros((win.pad_h, win.pad_w))
+    h_slices = ((0, -wh), (-wh, -sh), (-sh, None))
+    w_slices = ((0, -ww), (-ww, -sw), (-sw, None))
+    count = 0
+    for hs in h_slices:
+        for ws in w_slices:
+            attn_mask[hs[0] : hs[1], ws[0] : ws[1]] = count
+            count += 1
+    attn_mask = attn_mask.view(win.rows, wh, win.cols, ww)
+    attn_mask = attn_mask.permute(0, 2, 1, 3).reshape(win.count, wh * ww)
+    attn_mask = attn_mask.unsqueeze(1) - attn_mask.unsqueeze(2)
+    attn_mask = attn_mask.masked_fill(attn_mask != 0, (-100.0)).masked_fill(attn_mask == 0, 0.0)
+    return attn_mask.unsqueeze(1).unsqueeze(0)
+
+
+def _swin_forward(self: Any, x: Tensor) -> Tensor:
+    """torchvision's ``shifted_window_attention`` (BSD-3-Clause) with the projections called as modules and
+    LRP rules on the softmax, the products and the constant biases and masks.
+
+    ``self`` is torchvision's ``ShiftedWindowAttention`` (or its V2), typed ``Any`` as torchvision has no hints."""
+    rules: dict[str, nn.Module] = self._xtmr_rules
+    num_heads = self.num_heads
+    relative_position_bias = self.get_relative_position_bias().detach()
+    b, h, w, c = x.shape
+    x, win = _swin_partition(x, list(self.window_size), list(self.shift_size))
+    attn, v = _swin_scores(self, x)
     attn = rules["bias"](attn, relative_position_bias)
-    if sum(shift_size) > 0:
-        attn_mask = x.new_zeros((pad_h, pad_w))
-        h_slices = ((0, -window_size[0]), (-window_size[0], -shift_size[0]), (-shift_size[0], None))
-        w_slices = ((0, -window_size[1]), (-window_size[1], -shift_size[1]), (-shift_size[1], None))
-        count = 0
-        for hs in h_slices:
-            for ws in w_slices:
-                attn_mask[hs[0] : hs[1], ws[0] : ws[1]] = count
-                count += 1
-        attn_mask = attn_mask.view(pad_h // window_size[0], window_size[0], pad_w // window_size[1], window_size[1])
-        attn_mask = attn_mask.permute(0, 2, 1, 3).reshape(num_windows, window_size[0] * window_size[1])
-        attn_mask = attn_mask.unsqueeze(1) - attn_mask.unsqueeze(2)
-        attn_mask = attn_mask.masked_fill(attn_mask != 0, (-100.0)).masked_fill(attn_mask == 0, 0.0)
-        attn = attn.view(x.size(0) // num_windows, num_windows, num_heads, x.size(1), x.size(1))
-        attn = rules["mask"](attn, attn_mask.unsqueeze(1).unsqueeze(0))
+    if win.shifted:
+        attn_mask = _swin_mask(x, win)
+        attn = attn.view(x.size(0) // win.count, win.count, num_heads, x.size(1), x.size(1))
+        attn = rules["mask"](attn, attn_mask)
         attn = attn.view(-1, num_heads, x.size(1), x.size(1))
     attn = rules["softmax"](attn)
     x = rules["mix"](attn, v).transpose(1, 2).reshape(x.size(0), x.size(1), c)
-    x = self.proj(x)
-    x = x.view(b, pad_h // window_size[0], pad_w // window_size[1], window_size[0], window_size[1], c)
-    x = x.permute(0, 1, 3, 2, 4, 5).reshape(b, pad_h, pad_w, c)
-    if sum(shift_size) > 0:
-        x = torch.roll(x, shifts=(shift_size[0], shift_size[1]), dims=(1, 2))
+    x = _swin_merge(self.proj(x), win, b, c)
     return x[:, :h, :w, :].contiguous()
 
 
