@@ -92,7 +92,7 @@ class Experiment:
         ref_size: int = 256,
         ref_seed: int = 0,
         net: torch.nn.Module | None = None,
-        meta: dict | None = None,
+        meta: dict[str, Any] | None = None,
         trials_per_pass: int | None = None,
         keep_batchnorm: bool = False,
         fault_biases: bool = False,
@@ -120,11 +120,11 @@ class Experiment:
         self.ref_size, self.ref_seed = int(ref_size), int(ref_seed)
         self.trials_per_pass = trials_per_pass
         self._lock = threading.RLock()
-        self._scores: dict[tuple, np.ndarray] = {}
-        self._injectors: dict[tuple, FaultInjector] = {}
-        self._clean_pred: dict[tuple, torch.Tensor] = {}
-        self._harms: dict[tuple, np.ndarray] = {}
-        self._deciding: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._scores: dict[tuple[str, str, int], np.ndarray] = {}
+        self._injectors: dict[tuple[str, str], FaultInjector] = {}
+        self._clean_pred: dict[tuple[str, str], torch.Tensor] = {}
+        self._harms: dict[tuple[str, str, str], np.ndarray] = {}
+        self._deciding: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._reference: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def to(self, device: torch.device | str) -> Experiment:
@@ -143,7 +143,7 @@ class Experiment:
             self._clean_pred.clear()
         return self
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         """What travels to another process (a Ray worker): the model, data and scores, on the CPU. Locks,
         injectors and clean predictions do not travel; the receiver rebuilds them on first use."""
         with self._lock:
@@ -156,7 +156,7 @@ class Experiment:
             state["device"] = torch.device("cpu")
         return state
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         """Rebuild an experiment on the CPU (``to`` moves it); the clean model is still never changed."""
         self.__dict__.update(state)
         self._lock = threading.RLock()
@@ -461,7 +461,7 @@ class Experiment:
 
     def _stored(
         self, base: CampaignSpec, specs: Sequence[CampaignSpec], plans: Sequence[ProtectionPlan], strata: Strata | None
-    ) -> tuple[list[dict[int, Any]] | None, Callable[[int, list], None] | None]:
+    ) -> tuple[list[dict[int, Any]] | None, Callable[[int, list[Any]], None] | None]:
         """``run_point``'s ``known`` and ``on_computed`` for the plans ``specs`` of the point ``base`` in
         the results store (``(None, None)`` without a store)."""
         store = self.store
@@ -481,7 +481,7 @@ class Experiment:
             "fingerprint": fingerprint,
         }
 
-        def keep(trial: int, computed: list) -> None:
+        def keep(trial: int, computed: list[Any]) -> None:
             stratum = None if strata is None else strata.stratum_of(trial)
             store.write(
                 pkey,
@@ -505,7 +505,7 @@ class Experiment:
                 for t in (s.x_test, s.y_test, s.x_train, s.y_train):
                     a = t.detach().cpu().contiguous().numpy()
                     h.update(f"{a.dtype}{a.shape}".encode())
-                    h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
+                    h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1).tobytes())
                 self._fingerprint = {
                     "weights": self.weights_checksum(),
                     "data": h.hexdigest(),

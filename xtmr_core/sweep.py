@@ -67,7 +67,7 @@ PAIRED_COLUMNS = [
 ]
 
 
-def point_rows(exp: Experiment, point: PointResult) -> list[dict]:
+def point_rows(exp: Experiment, point: PointResult) -> list[dict[str, Any]]:
     """The table rows of one grid point: ``result_row`` plus ``PAIRED_COLUMNS`` for each plan (the
     baseline first)."""
     rows = []
@@ -91,7 +91,7 @@ def point_rows(exp: Experiment, point: PointResult) -> list[dict]:
     return rows
 
 
-def result_row(exp: Experiment, r: CampaignResult) -> dict:
+def result_row(exp: Experiment, r: CampaignResult) -> dict[str, Any]:
     """One table row of a campaign result."""
     lo, hi = r.ci95
     return {
@@ -118,7 +118,11 @@ def result_row(exp: Experiment, r: CampaignResult) -> dict:
 
 
 def check_sweep(
-    protects: Sequence[str], bers: Sequence[float], formats: Sequence[str], budgets: Sequence[float] = (), **common
+    protects: Sequence[str],
+    bers: Sequence[float],
+    formats: Sequence[str],
+    budgets: Sequence[float] = (),
+    **common: Any,
 ) -> None:
     """Reject a sweep with any invalid point before running any of it (``grid`` checks every spec).
 
@@ -180,14 +184,14 @@ def run_sweep(
             for spec in specs:
                 exp.plan(spec)
 
-        def report(done: int, total: int, item: tuple) -> None:
+        def report(done: int, total: int, item: tuple[list[CampaignSpec], str]) -> None:
             if progress is not None:
                 progress(done, total, f"{item[0][0].fmt} @ BER {item[0][0].ber:g} ({len(item[0])} plans)")
 
         items = [(specs, design) for specs in points.values()]
         parts = runner(exp, paired_point_rows, items, progress=report, carry=carry_point)
         return pd.DataFrame([row for part in parts for row in part], columns=[*COLUMNS, *PAIRED_COLUMNS])
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     for i, (base, specs) in enumerate(points.items()):
         if should_stop is not None and should_stop():
             break
@@ -198,14 +202,14 @@ def run_sweep(
     return pd.DataFrame(rows, columns=[*COLUMNS, *PAIRED_COLUMNS])
 
 
-def carry_point(exp: Experiment, item: tuple) -> Any:
+def carry_point(exp: Experiment, item: tuple[list[CampaignSpec], str]) -> Any:
     """The stored trials of one grid point ``item = (specs, design)``, to travel with its task
     (``Experiment.carried``)."""
     specs, design = item
     return exp.carried(specs, design)
 
 
-def paired_point_rows(exp: Experiment, item: tuple) -> list[dict]:
+def paired_point_rows(exp: Experiment, item: tuple[list[CampaignSpec], str]) -> list[dict[str, Any]]:
     """The rows of one grid point, ``item = (specs, design)``, run paired (``Experiment.evaluate_point``):
     the unit of work a ``distributed`` runner sends to other processes (module-level, so it travels)."""
     specs, design = item
@@ -241,8 +245,8 @@ def iso_table(table: pd.DataFrame, target: float) -> pd.DataFrame:
     parts = []
     for (fmt, ber), group in scored.groupby(["format", "ber"], sort=True):
         cost = iso_reliability_cost(group, target)
-        cost.insert(0, "ber", ber)
-        cost.insert(0, "format", fmt)
+        cost.insert(0, "ber", float(ber))  # type: ignore[arg-type]  # groupby keys are typed Hashable
+        cost.insert(0, "format", str(fmt))
         cost["max_budget_tried"] = cost["protect"].map(group.groupby("protect")["budget"].max()).astype(float)
         parts.append(cost)
     return (

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from xtmr_core.errors import XtmrError
 from xtmr_core.report.claims import CLAIMS, STATUSES, Claim, all_claims, find
@@ -83,9 +84,9 @@ def _command(
     return " ".join(parts)
 
 
-def draw_figures(view: ReportView, out: Path) -> dict:
+def draw_figures(view: ReportView, out: Path) -> dict[Any, str]:
     """Draw every figure into ``out/figures``; returns their paths relative to ``out``."""
-    figs: dict = {}
+    figs: dict[Any, str] = {}
     for model, fmt in view.pairs():
         for kind, draw in (("ber", figure_ber), ("budget", figure_budget), ("frontier", figure_frontier)):
             rel = f"{FIGURES}/{model}_{fmt}_{kind}.png"

@@ -218,10 +218,10 @@ class Runner(Protocol):
         dataset: str,
         checkpoints: dict[str, str | Path],
         progress: Callable[[int, str], None],
-    ) -> list[dict]: ...
+    ) -> list[dict[str, Any]]: ...
 
 
-def point_rows(exp, point: GridPoint) -> list[dict]:
+def point_rows(exp: Any, point: GridPoint) -> list[dict[str, Any]]:
     """Run every plan of one grid point on ``exp`` (an ``Experiment`` of ``point.model``) and return its rows.
 
     The unit of work of every runner: one ``Experiment.evaluate_point``, so the plans of a point share their
@@ -268,10 +268,10 @@ class LocalRunner:
     """Runs grid points in this process, one ``Experiment`` per model (kept between calls: the scores stay)."""
 
     def __init__(self) -> None:
-        self.experiments: dict[tuple, object] = {}
+        self.experiments: dict[tuple[str, str, str], Any] = {}
         self.seconds: dict[str, float] = {}
 
-    def experiment(self, model: str, dataset: str, checkpoint: str | Path | None):
+    def experiment(self, model: str, dataset: str, checkpoint: str | Path | None) -> Any:
         """The cached ``Experiment`` of one model."""
         from xtmr_core.experiment import Experiment
 
@@ -286,8 +286,8 @@ class LocalRunner:
         dataset: str,
         checkpoints: dict[str, str | Path],
         progress: Callable[[int, str], None],
-    ) -> list[dict]:
-        rows: list[dict] = []
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
         for point in points:
             t0 = time.perf_counter()
             progress(0, f"{point.model} {point.fmt} @ {point.ber:g} ({len(point.plans)} plans)")
@@ -298,7 +298,7 @@ class LocalRunner:
         return rows
 
 
-def require_checkpoints(models: Sequence[str], dataset: str, checkpoints: dict | None = None) -> None:
+def require_checkpoints(models: Sequence[str], dataset: str, checkpoints: dict[str, Any] | None = None) -> None:
     """Raise ``XtmrError`` (with the command that fixes it) unless every model has a checkpoint.
 
     Args:
@@ -431,12 +431,16 @@ class GridRunner:
         self.runner, self.device = runner, device
 
     def __call__(
-        self, points: Sequence[GridPoint], dataset: str, checkpoints: dict, progress: Callable[[int, str], None]
-    ) -> list[dict]:
+        self,
+        points: Sequence[GridPoint],
+        dataset: str,
+        checkpoints: dict[str, Any],
+        progress: Callable[[int, str], None],
+    ) -> list[dict[str, Any]]:
         """Run every grid point; ``progress(n, label)`` after each point."""
         from xtmr_core.experiment import Experiment
 
-        rows_of: dict[int, list[dict]] = {}
+        rows_of: dict[int, list[dict[str, Any]]] = {}
         for model in dict.fromkeys(p.model for p in points):
             mine = [i for i, p in enumerate(points) if p.model == model]
             exp = Experiment(model, dataset, checkpoints.get(model), self.device)
@@ -463,7 +467,7 @@ def run_grid(
     *,
     runner: Runner | None = None,
     progress: bool = True,
-) -> tuple[pd.DataFrame, dict]:
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Run every grid point and the per-bit scan of a grid.
 
     Args:
@@ -480,7 +484,7 @@ def run_grid(
     Raises:
         XtmrError: a model without a checkpoint, or a dataset that is not present.
     """
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     start = time.perf_counter()
     checkpoints = dict(checkpoints or {})
@@ -504,7 +508,7 @@ def run_grid(
             bar.set_postfix_str(label)
         bar.update(n)
 
-    info: dict = {"models": {}, "budget_bers": {}, "probe_seconds": 0.0}
+    info: dict[str, Any] = {"models": {}, "budget_bers": {}, "probe_seconds": 0.0}
     try:
         t0 = time.perf_counter()
         probe = pd.DataFrame(run(probes, dataset, checkpoints, tick)) if probes else pd.DataFrame()
@@ -520,7 +524,7 @@ def run_grid(
                     fronts[(m, f)] += [b] if b is not None else []
         info["budget_bers"] = fronts
         # The per-bit scan and the weight scores come first: then the trial counts are sized on what is left.
-        flips: list[dict] = []
+        flips: list[dict[str, Any]] = []
         for model in grid.models:
             t0 = time.perf_counter()
             exp = local.experiment(model, dataset, checkpoints.get(model))
@@ -542,7 +546,7 @@ def run_grid(
                             "dataset": dataset,
                             "format": fmt,
                             "protect": "none",
-                            **rec,
+                            **{str(k): v for k, v in rec.items()},
                         }
                     )
             info["models"][model]["scan_seconds"] = time.perf_counter() - t0
@@ -586,7 +590,11 @@ def stored_scan(exp: Any, fmt: str, weights: int, step: Callable[[int], None]) -
 
 
 def stored_counts(
-    grid: Grid, fronts: dict[tuple[str, str], list[float]], local: LocalRunner, dataset: str, checkpoints: dict
+    grid: Grid,
+    fronts: dict[tuple[str, str], list[float]],
+    local: LocalRunner,
+    dataset: str,
+    checkpoints: dict[str, Any],
 ) -> dict[tuple[str, str, float], int]:
     """Per (model, format, BER): how many trials of every plan of the grid point the results store holds."""
     out = {}
@@ -596,7 +604,7 @@ def stored_counts(
     return out
 
 
-def _num_classes(local: LocalRunner, model: str, dataset: str, checkpoints: dict) -> int:
+def _num_classes(local: LocalRunner, model: str, dataset: str, checkpoints: dict[str, Any]) -> int:
     return int(local.experiment(model, dataset, checkpoints.get(model)).splits.num_classes)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,12 +38,13 @@ def paired(a: pd.Series | None, b: pd.Series | None) -> Interval:
     the CSV); all ``nan`` when a row is missing."""
     if a is None or b is None:
         return Interval(math.nan, math.nan, math.nan)
-    design = {}
+    plan, base = list(trial_accuracies(a)), list(trial_accuracies(b))
     parsed = parse_text(a.get("strata", ""))
     labels = a.get("trial_strata")
     if parsed is not None and isinstance(labels, str) and labels.strip():
-        design = {"strata": [int(s) for s in labels.split()], "weights": parsed[0], "rare": parsed[1]}
-    return paired_interval(trial_accuracies(a), trial_accuracies(b), **design)
+        strata = [int(s) for s in labels.split()]
+        return paired_interval(plan, base, strata=strata, weights=parsed[0], rare=parsed[1])
+    return paired_interval(plan, base)
 
 
 def word(d: Interval) -> str:
@@ -61,7 +63,7 @@ class ReportView:
 
     table: pd.DataFrame
     grid: Grid
-    info: dict
+    info: dict[str, Any]
     camp: pd.DataFrame = field(init=False)
     flips: pd.DataFrame = field(init=False)
 
