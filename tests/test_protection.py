@@ -7,7 +7,7 @@ import pytest
 
 from xtmr_core.errors import XtmrError
 from xtmr_core.plan_registry import PLAN_INFO, PlanInfo, register_plan, unregister_plan
-from xtmr_core.protection import BUILDERS, make_plan, overhead, spec_plan, top_weights
+from xtmr_core.protection import BUILDERS, ProtectionPlan, make_plan, overhead, spec_plan, top_weights
 from xtmr_core.spec import CampaignSpec
 from xtmr_core.vocabulary import parse_bits
 
@@ -132,6 +132,12 @@ def test_spec_plan_asks_for_scores_and_harms_only_when_its_builder_needs_them():
         make_plan("damage", 32, budget=2, scores=np.ones(4))
     with pytest.raises(ValueError, match="needs scores"):
         spec_plan(CampaignSpec("lrp", 1))
+
+
+def test_a_plan_with_a_read_path_injection_lacks_is_refused_when_built():
+    assert make_plan("ecc", 32).ecc and not make_plan("full", 32).ecc
+    with pytest.raises(ValueError, match="unknown read path 'hamming'"):
+        ProtectionPlan("x", None, (), read_path="hamming")
 
 
 def test_every_registered_plan_has_a_builder_and_a_plan_without_one_says_so():

@@ -73,6 +73,10 @@ class ProtectionPlan:
     title: str = ""
     read_path: str = "tmr"
 
+    def __post_init__(self) -> None:
+        if self.read_path not in READ_PATHS:  # injection has no way to read it: fail where the plan is built
+            raise ValueError(f"unknown read path {self.read_path!r}: injection reads {', '.join(READ_PATHS)}")
+
     @property
     def label(self) -> str:
         """A short human name, e.g. ``lrp 1%``, ``bits 30``, ``ecc`` or ``lrp 1% +range``."""
