@@ -8,11 +8,6 @@ os.environ["XTMR_STORE"] = "none"
 
 import pytest  # noqa: E402
 import torch
-
-# One torch thread per test process: on a loaded 2-core machine torch's second thread waits for a core and burns
-# it (test_lrp_rules' torchvision subset: 97.5 s with 2 threads at load 3.2, 18.2 s with 1; idle 9.5 s vs 9.1 s).
-# Tests compare results computed in one process (pools.npz was made with one thread too), so no check depends on it.
-torch.set_num_threads(1)
 from torch import nn
 
 from xtmr_core.device import available_devices
@@ -21,6 +16,11 @@ from xtmr_core.errors import XtmrError
 #: The devices tests that touch a device run on: the CPU always, CUDA too where a GPU is present, so the
 #: suite exercises CUDA on a GPU machine and skips nothing on a CPU one.
 DEVICES_PRESENT = available_devices()
+
+# One torch thread per test process: on a loaded 2-core machine torch's second thread waits for a core and burns
+# it (test_lrp_rules' torchvision subset: 97.5 s with 2 threads at load 3.2, 18.2 s with 1; idle 9.5 s vs 9.1 s).
+# Tests compare results computed in one process (pools.npz was made with one thread too), so no check depends on it.
+torch.set_num_threads(1)
 
 
 class TinyCNN(nn.Module):
