@@ -115,6 +115,11 @@ def test_ratios_are_the_reliability_improvement_with_paired_intervals():
     assert math.isnan(ratio_interval("recovered", p, b, 0.2).estimate)  # no loss to recover
     with pytest.raises(ValueError):
         ratio_interval("recovered", p, b)
+    # the design travels as keywords (**design): a misspelt one is refused, as a named keyword would be
+    st = dict(strata=[0, 1] * 7 + [0], weights=[0.5, 0.5])
+    assert ratio_interval("recovered", p, b, 0.95, **st) != r
+    with pytest.raises(TypeError, match="'strat'"):
+        ratio_interval("recovered", p, b, 0.95, strat=st["strata"])
 
 
 def test_reliability_improvement_both_ways():

@@ -39,7 +39,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -382,6 +382,24 @@ def paired_interval(
     return mean_interval(d, c, confidence, strata=strata, weights=weights, rare=rare, flat="unknown")
 
 
+class TrialDesign(TypedDict, total=False):
+    """How paired trials were drawn, as keywords (``CampaignResult.design``); none given = plain trials.
+
+    Keys: ``strata``, ``weights`` and ``rare`` as in ``mean_interval``.
+    """
+
+    strata: Sequence[int] | None
+    weights: Sequence[float] | None
+    rare: Sequence[bool] | None
+
+
+def _check_design(design: TrialDesign) -> None:
+    """Refuse an unknown keyword among ``design`` (``**design`` would take any), as a call with it would be."""
+    unknown = sorted(set(design) - set(TrialDesign.__optional_keys__))
+    if unknown:
+        raise TypeError(f"got an unexpected keyword argument {unknown[0]!r}")
+
+
 def ratio_interval(
     kind: str,
     plan: Sequence[float],
@@ -391,10 +409,7 @@ def ratio_interval(
     correct_base: Sequence[np.ndarray] | np.ndarray | None = None,
     clean_correct: np.ndarray | None = None,
     confidence: float = 0.95,
-    *,
-    strata: Sequence[int] | None = None,
-    weights: Sequence[float] | None = None,
-    rare: Sequence[bool] | None = None,
+    **design: Unpack[TrialDesign],
 ) -> Interval:
     """A paired ratio with its interval: ``recovered`` share or ``relative_gain`` of a plan over ``base``.
 
@@ -406,11 +421,12 @@ def ratio_interval(
         kind: ``recovered`` or ``relative_gain``.
         plan, base: paired per-trial accuracies. clean: the clean accuracy (for ``recovered``).
         correct_plan, correct_base: per-image correctness of the trials; clean_correct: of the clean model.
-        confidence: nominal level. strata, weights, rare: as in ``mean_interval``.
+        confidence: nominal level. design: ``strata``, ``weights``, ``rare`` as in ``mean_interval``.
 
     Returns:
         The ``Interval``; estimate ``nan`` where the denominator is 0 (no loss to recover; base accuracy 0).
     """
+    _check_design(design)
     if kind not in ("recovered", "relative_gain"):
         raise ValueError(f"unknown ratio {kind!r}")
     if kind == "recovered" and clean is None:
@@ -419,40 +435,68 @@ def ratio_interval(
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, confidence, 0)
     data = np.stack([np.asarray(plan[:n], dtype=np.float64), np.asarray(base[:n], dtype=np.float64)])
-    design = _Design.of(n, strata, weights, rare)
-    ref = float(clean) if kind == "recovered" and clean is not None else 0.0  # None was refused above
-    sign = 1.0 if kind == "recovered" else -1.0  # denominator: clean - base, or base
-
-    def of_means(m: np.ndarray) -> np.ndarray:
-        denom = sign * (ref - m[1])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(denom > 0, (m[0] - m[1]) / np.where(denom > 0, denom, 1.0), np.nan)
-
-    mp, mb = design.means(data)
-    denom = float(sign * (ref - mb))
+    trials = _Design.of(n, design.get("strata"), design.get("weights"), design.get("rare"))
+    ratio = _Ratio(kind, float(clean) if kind == "recovered" and clean is not None else 0.0)  # None refused above
+    mp, mb = trials.means(data)
+    denom = ratio.denominator(float(mb))
     if not denom > 0:
         return Interval(math.nan, math.nan, math.nan, confidence, n)
-    est = float(of_means(np.array([mp, mb])))
-    if n < 2 or not design.complete:
+    est = float(ratio.of_means(np.array([mp, mb])))
+    if n < 2 or not trials.complete or trials.flat_plain(data[:1] - data[1:]):
         return Interval(est, math.nan, math.nan, confidence, n)
-    if design.flat_plain(data[:1] - data[1:]):
-        return Interval(est, math.nan, math.nan, confidence, n)
-    lin = (data[0] - data[1] + sign * est * data[1]) / denom  # the ratio linearised at the estimate
+    lin = (data[0] - data[1] + ratio.sign * est * data[1]) / denom  # the ratio linearised at the estimate
     lo, hi = _union(
-        _bca(data, of_means, design, confidence, design.effective_n(data[0] - data[1])),
-        _t_bounds(lin, design, confidence, est),
+        _bca(data, ratio.of_means, trials, confidence, trials.effective_n(data[0] - data[1])),
+        _t_bounds(lin, trials, confidence, est),
     )
     cp, cb = _matrix(correct_plan, n), _matrix(correct_base, n)
-    tw = None if strata is None else design.trial_weights(n)
     var = 0.0
     if cp is not None and cb is not None:
-        if kind == "recovered":
-            if clean_correct is not None:
-                cc = np.asarray(clean_correct, dtype=np.float64)[None, :]
-                var = image_variance((cp - cb - est * (cc - cb)) / denom, tw)
-        else:
-            var = image_variance((cp - cb - est * cb) / denom, tw)
+        tw = None if trials.plain else trials.trial_weights(n)
+        var = ratio.image_variance(cp, cb, clean_correct, est, denom, tw)
     return _combine(est, lo, hi, var, confidence, n)
+
+
+@dataclass(frozen=True)
+class _Ratio:
+    """``recovered`` (denominator ``clean - base``) or ``relative_gain`` (denominator ``base``) of plan over base."""
+
+    kind: str
+    ref: float  # the clean accuracy for ``recovered``, else 0
+
+    @property
+    def sign(self) -> float:
+        """+1 when the denominator is ``ref - base``, -1 when it is ``base``."""
+        return 1.0 if self.kind == "recovered" else -1.0
+
+    def denominator(self, base: float) -> float:
+        """The denominator at the base mean ``base``."""
+        return float(self.sign * (self.ref - base))
+
+    def of_means(self, m: np.ndarray) -> np.ndarray:
+        """The ratio of the row means ``m`` (plan, base); ``nan`` where the denominator is not positive."""
+        denom = self.sign * (self.ref - m[1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out: np.ndarray = np.where(denom > 0, (m[0] - m[1]) / np.where(denom > 0, denom, 1.0), np.nan)
+            return out
+
+    def image_variance(
+        self,
+        cp: np.ndarray,
+        cb: np.ndarray,
+        clean_correct: np.ndarray | None,
+        est: float,
+        denom: float,
+        tw: np.ndarray | None,
+    ) -> float:
+        """The test-set term: ``image_variance`` of the ratio linearised per image at ``est`` (``cp``, ``cb``: per-image
+        correctness of plan and base); 0 for ``recovered`` without the clean model's."""
+        if self.kind != "recovered":
+            return image_variance((cp - cb - est * cb) / denom, tw)
+        if clean_correct is None:
+            return 0.0
+        cc = np.asarray(clean_correct, dtype=np.float64)[None, :]
+        return image_variance((cp - cb - est * (cc - cb)) / denom, tw)
 
 
 #: The unprotected loss (clean - unprotected accuracy) below which there is nothing to protect: 0.5 point.
