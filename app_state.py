@@ -25,7 +25,7 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,7 @@ from xtmr_core.sweep_view import MIN_TRIALS as MIN_TRIALS  # "X as X": re-export
 from xtmr_core.sweep_view import mask_recovered
 from xtmr_core.sweep_view import thin_points as thin_points
 from xtmr_core.sweep_view import unprotected_meets as unprotected_meets
+from xtmr_core.training import TrainingRecipe
 from xtmr_core.vocabulary import DATASETS, FORMATS, SCORERS, WORD_BITS, model_kind
 from xtmr_core.vote_view import VoteDemo, random_flips, vote_demo
 
@@ -153,15 +154,18 @@ def experiment(choice: ModelChoice) -> Experiment:
     return Experiment(choice.model, splits.name, net=net, meta=meta, splits=splits)
 
 
-def train_weights(model: str, dataset: str, folder: ImageFolderSpec | None, **kwargs: object) -> tuple[bytes, list]:
+def train_weights(
+    model: str, dataset: str, folder: ImageFolderSpec | None, *, progress: Callable | None = None, **recipe: Any
+) -> tuple[bytes, list]:
     """``session_checkpoints.train_checkpoint`` of ``model`` on a builtin dataset or on the image folder
-    ``folder`` (its splits from the shared cache); ``kwargs`` as there (epochs, lr, seed, batch size, progress).
+    ``folder`` (its splits from the shared cache); ``recipe``: the other ``training.TrainingRecipe`` fields
+    (epochs, lr, seed, batch_size), ``progress`` as in ``training.train_model``.
 
     Raises:
         XtmrError: data that cannot be read, or a model that does not fit it.
     """
     splits = folder_splits(folder) if folder is not None else None
-    return train_checkpoint(model, dataset, splits=splits, **kwargs)  # type: ignore[arg-type]
+    return train_checkpoint(TrainingRecipe(model, dataset, **recipe), splits=splits, progress=progress)
 
 
 # ---------------------------------------------------------------- campaigns

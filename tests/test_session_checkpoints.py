@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from xtmr_core.checkpoints import load_state_dict_bytes
 from xtmr_core.models import build_model
 from xtmr_core.session_checkpoints import checkpoint_bytes, digest, train_checkpoint
+from xtmr_core.training import TrainingRecipe
 
 
 def test_round_trip_through_safe_loader():
@@ -22,11 +25,7 @@ def test_round_trip_through_safe_loader():
 def test_train_checkpoint_stops_when_asked_and_loads():
     seen = []
     data, history = train_checkpoint(
-        "mlp",
-        "digits",
-        epochs=3,
-        lr=1e-3,
-        seed=0,
+        TrainingRecipe("mlp", "digits", epochs=3, lr=1e-3, seed=0),
         device="cpu",
         progress=seen.append,
         should_stop=lambda: len(seen) >= 2,
@@ -36,13 +35,20 @@ def test_train_checkpoint_stops_when_asked_and_loads():
     assert meta["stopped"] is True and meta["epochs"] == 3 and 0.0 <= meta["test_accuracy"] <= 1.0
     # same seed, same recipe: the same bytes
     again, _ = train_checkpoint(
-        "mlp",
-        "digits",
-        epochs=3,
-        lr=1e-3,
-        seed=0,
+        TrainingRecipe("mlp", "digits", epochs=3, lr=1e-3, seed=0),
         device="cpu",
         progress=(seen2 := []).append,
         should_stop=lambda: len(seen2) >= 2,
     )
     assert digest(again) == digest(data)
+    assert not {"lr_schedule", "optimizer", "weight_decay", "augment"} & set(meta)  # defaults leave the bytes alone
+
+
+def test_train_checkpoint_follows_and_records_the_whole_recipe():
+    two_steps = {"device": "cpu", "should_stop": lambda: True}
+    base = TrainingRecipe("mlp", "digits", epochs=1, lr=1e-2, seed=0)
+    plain, _ = train_checkpoint(base, **two_steps)
+    sgd, _ = train_checkpoint(replace(base, optimizer="sgd", weight_decay=1e-3, lr_schedule="cosine"), **two_steps)
+    assert digest(sgd) != digest(plain)  # the options reach the optimiser, not only the meta
+    _, meta = load_state_dict_bytes(sgd, "mlp", "digits", "cpu")
+    assert (meta["optimizer"], meta["weight_decay"], meta["lr_schedule"]) == ("sgd", 1e-3, "cosine")

@@ -15,7 +15,7 @@ import torch
 
 from xtmr_core.checkpoints import checkpoint_bytes
 from xtmr_core.data import DataSplits
-from xtmr_core.training import recipe_meta, seeded_model, train_model
+from xtmr_core.training import TrainingRecipe, recipe_meta, seeded_model, train_model
 
 __all__ = ["checkpoint_bytes", "digest", "train_checkpoint"]
 
@@ -26,18 +26,12 @@ def digest(data: bytes) -> str:
 
 
 def train_checkpoint(
-    model: str,
-    dataset: str,
+    recipe: TrainingRecipe,
     *,
-    epochs: int,
-    lr: float,
-    seed: int = 0,
-    batch_size: int = 64,
-    width: float | None = None,
+    splits: DataSplits | None = None,
     device: torch.device | str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    splits: DataSplits | None = None,
 ) -> tuple[bytes, list[dict[str, Any]]]:
     """Build and train a model (``training.train_model``) and return it as checkpoint bytes.
 
@@ -45,37 +39,49 @@ def train_checkpoint(
     torchvision architecture too; never user code: this is the app's path).
 
     Args:
-        model, dataset: a name from ``models.MODELS`` or ``torchvision:NAME`` / a name from ``data.DATASETS``.
-        splits: already loaded data (an image folder) instead of ``dataset``, which is then only its name.
-        epochs, lr, seed, batch_size, device, progress, should_stop: as in ``training.train_model``.
-        width: width multiplier; ``None`` = ``models.default_width(model)``.
+        recipe: the model (a name from ``models.MODELS`` or ``torchvision:NAME``), the dataset (a name from
+            ``data.DATASETS``) and the hyper-parameters, as in ``training.train_and_save``.
+        splits: already loaded data (an image folder) instead of ``recipe.dataset``, which is then only its name.
+        device, progress, should_stop: as in ``training.train_model``.
 
     Returns:
-        ``(bytes, history)``: the checkpoint (meta records the recipe, the last epoch's
-        ``test_accuracy`` and ``stopped``) and ``train_model``'s per-epoch history.
+        ``(bytes, history)``: the checkpoint (meta records the recipe, the options that differ from their
+        defaults, the last epoch's ``test_accuracy`` and ``stopped``) and ``train_model``'s per-epoch history.
 
     Raises:
         XtmrError: as ``train_model`` (bad settings, a model that does not fit, divergence) or
             ``load_dataset``.
     """
-    splits, net, width = seeded_model(model, dataset, seed, width, splits=splits)  # never user code: the app's path
+    r = recipe
+    # never user code: the app's path
+    splits, net, width = seeded_model(r.model, r.dataset, r.seed, r.width, splits=splits, num_classes=r.num_classes)
     history = train_model(
         net,
         splits,
-        epochs=int(epochs),
-        lr=float(lr),
-        batch_size=int(batch_size),
-        seed=int(seed),
+        epochs=int(r.epochs),
+        lr=float(r.lr),
+        batch_size=int(r.batch_size),
+        seed=int(r.seed),
         device=device,
         progress=progress,
         should_stop=should_stop,
+        lr_schedule=r.lr_schedule,
+        optimizer=r.optimizer,
+        weight_decay=r.weight_decay,
+        augment=r.augment,
     )
+    # The options only where they differ from the defaults, so a checkpoint trained without them keeps its bytes.
+    options = {"lr_schedule": r.lr_schedule} if r.lr_schedule != "constant" else {}
     meta = {
-        **recipe_meta(model, splits.name, width, splits, seed, epochs, lr, batch_size),
+        **recipe_meta(r.model, splits.name, width, splits, r.seed, r.epochs, r.lr, r.batch_size),
+        **options,
+        **r.extras(),
         "test_accuracy": float(history[-1]["test_accuracy"]) if history else None,
         "final_loss": float(history[-1]["loss"]) if history else None,
         "stopped": bool(history and history[-1].get("stopped")),
         "trained_in": "app",
         "torch": str(torch.__version__),
     }
+    if r.num_classes is not None:
+        meta["num_classes"] = int(r.num_classes)
     return checkpoint_bytes(net, meta), history
