@@ -33,7 +33,7 @@ def delta_harm(stored: StoredWeights) -> np.ndarray:
     """
     wb = stored.bits
     full = (1 << wb) - 1
-    unsigned = {8: np.uint8, 16: np.uint16, 32: np.uint32}[wb]
+    unsigned = stored.unsigned
     words = stored.words.astype(np.int64) & full
     clean = stored.values().astype(np.float64)
     out = np.empty((words.size, wb), dtype=np.float32)
