@@ -71,3 +71,11 @@ def test_a_report_rerun_reads_every_trial_and_writes_the_same_csv(tmp_path, monk
     assert (tmp_path / "a" / CSV_NAME).read_bytes() == (tmp_path / "b" / CSV_NAME).read_bytes()
     text = (tmp_path / "b" / REPORT_NAME).read_text()
     assert "Results store: 0 trials read" not in text and ", 0 run (" in text
+
+
+def test_a_sized_point_gets_at_least_min_trials_even_above_the_grids_count():
+    few = Grid(**{**GRID.__dict__, "trials": 3, "min_trials": 6})  # report --quick --minutes M
+    first = size_grid(few, PROBE, FRONTS, RESERVE_S + 1000)
+    assert (first.trials, first.sweep_trials) == (6, 6)
+    stored = {("lenet5", "fp32", 1e-4): 6, ("lenet5", "fp32", 1e-3): 6}
+    assert size_grid(few, PROBE, FRONTS, RESERVE_S + 1000, stored).trials == 12

@@ -351,8 +351,8 @@ def size_grid(
     point (the seconds its trials took when they were run, also when they were read from the results store).
     Trials already in the store cost nothing: ``stored`` gives, per (model, format, BER), how many trials of
     every plan of the point are stored, so a second run with the same budget adds trials to the first's (up to
-    ``grid.trials`` more than the fewest stored at any point). Only timings and stored counts decide: the choice
-    cannot favour any plan.
+    ``max(grid.trials, grid.min_trials)`` more than the fewest stored at any frontier point). Only timings and
+    stored counts decide: the choice cannot favour any plan.
     """
     if not grid.minutes or probe.empty:
         return grid
@@ -376,8 +376,8 @@ def size_grid(
         front_n, sweep_n = counts(n)
         return sum(c * max(0, (front_n if front else sweep_n) - have) for c, have, front in points)
 
-    cap = grid.trials + min((have for _, have, front in points if front), default=0)
-    n = min(grid.min_trials, cap)
+    cap = max(grid.trials, grid.min_trials) + min((have for _, have, front in points if front), default=0)
+    n = grid.min_trials  # the fewest a sized point gets, whatever the budget (as before the store)
     budget = seconds_left - RESERVE_S
     while n < cap and new_seconds(n + 1) <= budget:
         n += 1
