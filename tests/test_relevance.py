@@ -137,75 +137,85 @@ class SlowLRP:
         a = x
         for op in self.ops:
             inputs.append(a)
-            if op[0] == "linear":
-                w, _, b, _ = self.params[op[1]]
-                a = self._linear(a, w, b)
-            elif op[0] == "conv":
-                w, _, b, pad = self.params[op[1]]
-                a = self._conv(a, w, b, pad)
-            elif op[0] == "relu":
-                a = np.maximum(a, 0)
-            elif op[0] == "maxpool":
-                k = op[1]
-                c, h, wd = a.shape
-                out = np.zeros((c, h // k, wd // k))
-                for ch, p, q in itertools.product(range(c), range(h // k), range(wd // k)):
-                    out[ch, p, q] = a[ch, p * k : (p + 1) * k, q * k : (q + 1) * k].max()
-                a = out
-            elif op[0] == "flatten":
-                a = a.reshape(-1)
+            a = self._forward(op, a)
         self.logits.append(a[target])
         rel = np.zeros_like(a)
         rel[target] = a[target]  # relevance starts at the true class's logit
-
         for op, a in zip(reversed(self.ops), reversed(inputs)):
-            if op[0] == "linear":
-                name = op[1]
-                _, rw, b, _ = self.params[name]
-                self.r_out[name].append(rel.copy())
-                z = self._linear(a, rw, b)  # z' with the rule's weights
-                new = np.zeros_like(a)
-                for j in range(rw.shape[0]):
-                    d = _stab(z[j], self.eps)
-                    self.brel[name][j] += b[j] * rel[j] / d
-                    for i in range(rw.shape[1]):
-                        msg = a[i] * rw[j, i] * rel[j] / d
-                        self.wrel[name][j, i] += msg
-                        new[i] += msg
-                rel = new
-            elif op[0] == "conv":
-                name = op[1]
-                _, rw, b, pad = self.params[name]
-                self.r_out[name].append(rel.copy())
-                z = self._conv(a, rw, b, pad)
-                new = np.zeros_like(a)
-                cin, h, wd = a.shape
-                cout, _, kh, kw = rw.shape
-                for o, p, q in itertools.product(range(cout), range(z.shape[1]), range(z.shape[2])):
-                    d = _stab(z[o, p, q], self.eps)
-                    self.brel[name][o] += b[o] * rel[o, p, q] / d
-                    for i, r, c in itertools.product(range(cin), range(kh), range(kw)):
-                        y, xx = p + r - pad, q + c - pad
-                        if 0 <= y < h and 0 <= xx < wd:
-                            msg = a[i, y, xx] * rw[o, i, r, c] * rel[o, p, q] / d
-                            self.wrel[name][o, i, r, c] += msg
-                            new[i, y, xx] += msg
-                rel = new
-            elif op[0] == "relu":
-                pass  # relevance passes through unchanged
-            elif op[0] == "maxpool":
-                k = op[1]
-                new = np.zeros_like(a)
-                c, h, wd = a.shape
-                for ch, p, q in itertools.product(range(c), range(h // k), range(wd // k)):
-                    win = a[ch, p * k : (p + 1) * k, q * k : (q + 1) * k]
-                    r, cc = np.unravel_index(int(np.argmax(win)), win.shape)
-                    zmax = win[r, cc]
-                    new[ch, p * k + r, q * k + cc] = zmax * rel[ch, p, q] / _stab(zmax, CAPTUM_STAB)
-                rel = new
-            elif op[0] == "flatten":
-                rel = rel.reshape(a.shape)
+            rel = self._backward(op, a, rel)
         self.r_input.append(rel)
+
+    def _forward(self, op: tuple, a: np.ndarray) -> np.ndarray:
+        if op[0] == "linear":
+            w, _, b, _ = self.params[op[1]]
+            return self._linear(a, w, b)
+        if op[0] == "conv":
+            w, _, b, pad = self.params[op[1]]
+            return self._conv(a, w, b, pad)
+        if op[0] == "relu":
+            return np.maximum(a, 0)
+        if op[0] == "maxpool":
+            k = op[1]
+            c, h, wd = a.shape
+            out = np.zeros((c, h // k, wd // k))
+            for ch, p, q in itertools.product(range(c), range(h // k), range(wd // k)):
+                out[ch, p, q] = a[ch, p * k : (p + 1) * k, q * k : (q + 1) * k].max()
+            return out
+        if op[0] == "flatten":
+            return a.reshape(-1)
+        return a
+
+    def _backward(self, op: tuple, a: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """The relevance at the input ``a`` of ``op`` from ``rel`` at its output."""
+        if op[0] == "linear":
+            return self._back_linear(op[1], a, rel)
+        if op[0] == "conv":
+            return self._back_conv(op[1], a, rel)
+        if op[0] == "maxpool":
+            k = op[1]
+            new = np.zeros_like(a)
+            c, h, wd = a.shape
+            for ch, p, q in itertools.product(range(c), range(h // k), range(wd // k)):
+                win = a[ch, p * k : (p + 1) * k, q * k : (q + 1) * k]
+                r, cc = np.unravel_index(int(np.argmax(win)), win.shape)
+                zmax = win[r, cc]
+                new[ch, p * k + r, q * k + cc] = zmax * rel[ch, p, q] / _stab(zmax, CAPTUM_STAB)
+            return new
+        if op[0] == "flatten":
+            return rel.reshape(a.shape)
+        return rel  # relu: relevance passes through unchanged
+
+    def _back_linear(self, name: str, a: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        _, rw, b, _ = self.params[name]
+        self.r_out[name].append(rel.copy())
+        z = self._linear(a, rw, b)  # z' with the rule's weights
+        new = np.zeros_like(a)
+        for j in range(rw.shape[0]):
+            d = _stab(z[j], self.eps)
+            self.brel[name][j] += b[j] * rel[j] / d
+            for i in range(rw.shape[1]):
+                msg = a[i] * rw[j, i] * rel[j] / d
+                self.wrel[name][j, i] += msg
+                new[i] += msg
+        return new
+
+    def _back_conv(self, name: str, a: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        _, rw, b, pad = self.params[name]
+        self.r_out[name].append(rel.copy())
+        z = self._conv(a, rw, b, pad)
+        new = np.zeros_like(a)
+        cin, h, wd = a.shape
+        cout, _, kh, kw = rw.shape
+        for o, p, q in itertools.product(range(cout), range(z.shape[1]), range(z.shape[2])):
+            d = _stab(z[o, p, q], self.eps)
+            self.brel[name][o] += b[o] * rel[o, p, q] / d
+            for i, r, c in itertools.product(range(cin), range(kh), range(kw)):
+                y, xx = p + r - pad, q + c - pad
+                if 0 <= y < h and 0 <= xx < wd:
+                    msg = a[i, y, xx] * rw[o, i, r, c] * rel[o, p, q] / d
+                    self.wrel[name][o, i, r, c] += msg
+                    new[i, y, xx] += msg
+        return new
 
 
 MLP_OPS = [("linear", "fc1"), ("relu",), ("linear", "fc2"), ("relu",), ("linear", "fc3")]
@@ -549,72 +559,84 @@ class SlowGraphLRP:
     def run(self, x: np.ndarray, target: int) -> float:
         t = {"x": x}
         for op in self.ops:
-            kind, out = op[0], op[1]
-            if kind == "conv":
-                w, b, geo = self.params[out]
-                t[out] = self._conv(t[op[2]], w, b, geo)
-            elif kind == "linear":
-                w, b, _ = self.params[out]
-                t[out] = w @ t[op[2]] + b
-            elif kind == "relu":
-                t[out] = np.clip(t[op[2]], 0, op[3] if op[3] is not None else np.inf)
-            elif kind == "add":
-                t[out] = t[op[2]] + t[op[3]]
-            elif kind == "avgpool":
-                t[out] = t[op[2]].mean(axis=(1, 2), keepdims=True)
-            elif kind == "flatten":
-                t[out] = t[op[2]].reshape(-1)
+            t[op[1]] = self._forward(op, t)
         logits = t[self.ops[-1][1]]
         rel = {k: np.zeros_like(v) for k, v in t.items()}
         rel[self.ops[-1][1]][target] = logits[target]
         for op in reversed(self.ops):
-            kind, out = op[0], op[1]
-            r = rel[out]
-            if kind == "conv":
-                w, b, (stride, pad, groups) = self.params[out]
-                a = t[op[2]]
-                z = t[out]
-                cin, h, wd = a.shape
-                cout, cg, kh, kw = w.shape
-                per = cout // groups
-                for o, p, q in itertools.product(range(cout), range(z.shape[1]), range(z.shape[2])):
-                    d = self._stab(z[o, p, q])
-                    self.brel[out][o] += b[o] * r[o, p, q] / d
-                    for i, rr, c in itertools.product(range(cg), range(kh), range(kw)):
-                        y, xx = p * stride + rr - pad, q * stride + c - pad
-                        if 0 <= y < h and 0 <= xx < wd:
-                            ch = (o // per) * cg + i
-                            msg = a[ch, y, xx] * w[o, i, rr, c] * r[o, p, q] / d
-                            self.wrel[out][o, i, rr, c] += msg
-                            rel[op[2]][ch, y, xx] += msg
-            elif kind == "linear":
-                w, b, _ = self.params[out]
-                a, z = t[op[2]], t[out]
-                for j in range(w.shape[0]):
-                    d = self._stab(z[j])
-                    self.brel[out][j] += b[j] * r[j] / d
-                    for i in range(w.shape[1]):
-                        msg = a[i] * w[j, i] * r[j] / d
-                        self.wrel[out][j, i] += msg
-                        rel[op[2]][i] += msg
-            elif kind == "relu":
-                rel[op[2]] += r
-            elif kind == "add":
-                z = t[out]
-                for idx in np.ndindex(z.shape):
-                    d = self._stab(z[idx])
-                    rel[op[2]][idx] += t[op[2]][idx] * r[idx] / d
-                    rel[op[3]][idx] += t[op[3]][idx] * r[idx] / d
-            elif kind == "avgpool":
-                a = t[op[2]]
-                n = a.shape[1] * a.shape[2]
-                for c in range(a.shape[0]):
-                    d = _stab(float(t[out][c, 0, 0]), CAPTUM_STAB)
-                    rel[op[2]][c] += a[c] / n * r[c, 0, 0] / d
-            elif kind == "flatten":
-                rel[op[2]] += r.reshape(t[op[2]].shape)
+            self._backward(op, t, rel)
         self.r_input.append(rel["x"])
         return float(logits[target])
+
+    def _forward(self, op: tuple, t: dict[str, np.ndarray]) -> np.ndarray:
+        kind, out = op[0], op[1]
+        if kind == "conv":
+            w, b, geo = self.params[out]
+            return self._conv(t[op[2]], w, b, geo)
+        if kind == "linear":
+            w, b, _ = self.params[out]
+            return w @ t[op[2]] + b
+        if kind == "relu":
+            return np.clip(t[op[2]], 0, op[3] if op[3] is not None else np.inf)
+        if kind == "add":
+            return t[op[2]] + t[op[3]]
+        if kind == "avgpool":
+            return t[op[2]].mean(axis=(1, 2), keepdims=True)
+        assert kind == "flatten", kind
+        return t[op[2]].reshape(-1)
+
+    def _backward(self, op: tuple, t: dict[str, np.ndarray], rel: dict[str, np.ndarray]) -> None:
+        """Add the relevance ``op`` passes back to its inputs' entries of ``rel``."""
+        kind, out = op[0], op[1]
+        r = rel[out]
+        if kind == "conv":
+            self._back_conv(op, t, rel)
+        elif kind == "linear":
+            w, b, _ = self.params[out]
+            a, z = t[op[2]], t[out]
+            for j in range(w.shape[0]):
+                d = self._stab(z[j])
+                self.brel[out][j] += b[j] * r[j] / d
+                for i in range(w.shape[1]):
+                    msg = a[i] * w[j, i] * r[j] / d
+                    self.wrel[out][j, i] += msg
+                    rel[op[2]][i] += msg
+        elif kind == "relu":
+            rel[op[2]] += r
+        elif kind == "add":
+            z = t[out]
+            for idx in np.ndindex(z.shape):
+                d = self._stab(z[idx])
+                rel[op[2]][idx] += t[op[2]][idx] * r[idx] / d
+                rel[op[3]][idx] += t[op[3]][idx] * r[idx] / d
+        elif kind == "avgpool":
+            a = t[op[2]]
+            n = a.shape[1] * a.shape[2]
+            for c in range(a.shape[0]):
+                d = _stab(float(t[out][c, 0, 0]), CAPTUM_STAB)
+                rel[op[2]][c] += a[c] / n * r[c, 0, 0] / d
+        elif kind == "flatten":
+            rel[op[2]] += r.reshape(t[op[2]].shape)
+
+    def _back_conv(self, op: tuple, t: dict[str, np.ndarray], rel: dict[str, np.ndarray]) -> None:
+        out = op[1]
+        r = rel[out]
+        w, b, (stride, pad, groups) = self.params[out]
+        a = t[op[2]]
+        z = t[out]
+        cin, h, wd = a.shape
+        cout, cg, kh, kw = w.shape
+        per = cout // groups
+        for o, p, q in itertools.product(range(cout), range(z.shape[1]), range(z.shape[2])):
+            d = self._stab(z[o, p, q])
+            self.brel[out][o] += b[o] * r[o, p, q] / d
+            for i, rr, c in itertools.product(range(cg), range(kh), range(kw)):
+                y, xx = p * stride + rr - pad, q * stride + c - pad
+                if 0 <= y < h and 0 <= xx < wd:
+                    ch = (o // per) * cg + i
+                    msg = a[ch, y, xx] * w[o, i, rr, c] * r[o, p, q] / d
+                    self.wrel[out][o, i, rr, c] += msg
+                    rel[op[2]][ch, y, xx] += msg
 
 
 def _bn_stats(model: nn.Module, shape, seed: int) -> nn.Module:
