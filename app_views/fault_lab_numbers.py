@@ -38,9 +38,11 @@ def draw_numbers(box, point, k: int, total: int, *, n: int, stale: bool = False)
         else:
             running = " · estimate, running…" if k < total else ""
             st.caption(f"BER {ui.fmt_ber(base.ber)} · {k} of {total} trials{running}")
-        _headline(point, k, n)
+        # the paired difference once (its judgement carries it): each interval is a bootstrap of a few ms
+        judged = point.judge(-1, 0, k) if len(point.results) > 1 else None
+        _headline(point, k, n, judged)
         _small_numbers(point.results[-1], n)
-        diff = point.difference(-1, 0, k) if len(point.results) > 1 else None
+        diff = None if judged is None else judged.difference
         if diff is not None and math.isfinite(diff.low):
             st.markdown(
                 f"Paired: **{ui.signed_pt(diff.estimate)}**, 95% CI {ui.signed_pt(diff.low, unit=False)} … "
@@ -50,12 +52,13 @@ def draw_numbers(box, point, k: int, total: int, *, n: int, stale: bool = False)
             )
 
 
-def _headline(point, k: int, n: int) -> None:
-    """Unprotected and the plan, big: mean accuracy over ``k`` trials, with arrows against clean and unprotected."""
+def _headline(point, k: int, n: int, judged) -> None:
+    """Unprotected and the plan, big: mean accuracy over ``k`` trials, with arrows against clean and, for the
+    plan, the paired difference of ``judged`` (its ``Judgement`` against unprotected; ``None``: no plan)."""
     base, res = point.results[0], point.results[-1]
     acc_b, acc_p = point.accuracy(0, k), point.accuracy(-1, k)
-    diff = point.difference(-1, 0, k) if len(point.results) > 1 else None
-    clear = diff is not None and point.judge(-1, 0, k).decided
+    diff = None if judged is None else judged.difference
+    clear = judged is not None and judged.decided
     a, b = st.columns(2)
     with a.container(key=f"head_unprotected_{n}"):
         st.metric(

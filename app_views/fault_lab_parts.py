@@ -78,8 +78,11 @@ def live_lab(choice: ModelChoice, n_weights: int, n_classes: int, page: tuple[st
     controls = _fault_options(choice, n_weights, controls)
     _whole_page_if_changed(page, controls)
     spec = _spec(controls, boxes)
-    point = _run(choice, spec, boxes)
+    point, n = _run(choice, spec, boxes)
     fault_lab_results.summary(point, spec, n_classes)
+    # the chart after the numbers and the verdict: the browser draws a Plotly chart in one blocking task, which
+    # holds back numbers that arrive in the same batch (measured: see tests/fault_lab_latency.py)
+    draw_bars(boxes.chart, point, k=point.trials, n=n)
     layers = app_state.protected_layers(choice, spec)
     fault_lab_results.trials_and_layers(point, layers)
     fault_lab_results.wrecked_digits(choice, spec, point)
@@ -215,9 +218,10 @@ def _spec(c: Controls, boxes: Boxes) -> CampaignSpec:
         st.stop()
 
 
-def _run(choice: ModelChoice, spec: CampaignSpec, boxes: Boxes):
-    """The plan and its unprotected baseline on the same trials (one grid point), drawn as trials complete; a
-    plan that cannot run says why in one line (and which plans still can) and stops."""
+def _run(choice: ModelChoice, spec: CampaignSpec, boxes: Boxes) -> tuple[object, int]:
+    """The plan and its unprotected baseline on the same trials (one grid point), its numbers drawn as trials
+    complete, and the element-key number its chart is to take; a plan that cannot run says why in one line (and
+    which plans still can) and stops."""
     try:
         return _stream(choice, spec, boxes)
     except XtmrError as e:
@@ -228,9 +232,10 @@ def _run(choice: ModelChoice, spec: CampaignSpec, boxes: Boxes):
         st.stop()
 
 
-def _stream(choice: ModelChoice, spec: CampaignSpec, boxes: Boxes):
-    """``app_state.point`` with the numbers redrawn after the first trials and at most every 0.25 s after; the
-    previous setting's numbers stay, dimmed, until the first trial of a new one."""
+def _stream(choice: ModelChoice, spec: CampaignSpec, boxes: Boxes) -> tuple[object, int]:
+    """``app_state.point`` with the numbers redrawn after the first trials and at most every 0.25 s after (the
+    chart after the first two); the previous setting's numbers stay, dimmed, until the first trial of a new one.
+    Returns the point and the key number of its final drawing (the caller draws the final chart)."""
     specs = (spec,)
     n = [0]  # how many times the numbers were drawn in this run: each drawing gets its own element keys
     if not app_state.is_cached(choice, specs):
@@ -254,10 +259,9 @@ def _stream(choice: ModelChoice, spec: CampaignSpec, boxes: Boxes):
 
     point = app_state.point(choice, specs, on_trial=on_trial)
     draw_numbers(boxes.numbers, point, point.trials, spec.trials, n=n[0])
-    draw_bars(boxes.chart, point, k=point.trials, n=n[0])
     boxes.status.caption(
         f":material/check_circle: {point.trials} trials, each of both plans on the same faults"
         + (" (stratified)" if point.strata is not None else "")
     )
     st.session_state["fl_shown"] = point
-    return point
+    return point, n[0]
