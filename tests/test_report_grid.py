@@ -19,6 +19,7 @@ GRID = Grid(
     budget_bers=1,
     minutes=10.0,
     min_trials=4,
+    accumulate=True,
 )
 FRONTS = {("lenet5", "fp32"): [1e-4]}
 #: 0.01 s per unprotected trial at each BER
@@ -79,3 +80,13 @@ def test_a_sized_point_gets_at_least_min_trials_even_above_the_grids_count():
     assert (first.trials, first.sweep_trials) == (6, 6)
     stored = {("lenet5", "fp32", 1e-4): 6, ("lenet5", "fp32", 1e-3): 6}
     assert size_grid(few, PROBE, FRONTS, RESERVE_S + 1000, stored).trials == 12
+
+
+def test_without_accumulate_a_rerun_takes_the_stored_counts():
+    fixed = Grid(**{**GRID.__dict__, "accumulate": False})
+    first = size_grid(fixed, PROBE, FRONTS, RESERVE_S + 8)
+    stored = {("lenet5", "fp32", 1e-4): first.trials, ("lenet5", "fp32", 1e-3): first.sweep_trials}
+    again = size_grid(fixed, PROBE, FRONTS, RESERVE_S + 1000, stored)  # more time left: still the same counts
+    assert (again.trials, again.sweep_trials) == (first.trials, first.sweep_trials)
+    few = {k: 1 for k in stored}  # fewer than min_trials stored: sized afresh
+    assert size_grid(fixed, PROBE, FRONTS, RESERVE_S + 8, few).trials == first.trials

@@ -126,7 +126,8 @@ def run_report(
         caveats: sentences the document states about this run (e.g. what was left out).
         progress: show a progress bar on stderr.
         minutes: a wall-clock budget that sizes the trial counts (``Grid.minutes``; 0: none, the grid's trial
-            counts as they are). Trials already in the results store are free: a second run adds to them.
+            counts as they are). Trials already in the results store are free: a second run adds to them. Without
+            it, a rerun of a sized grid (the full one's 30 minutes) reuses the trial counts it stored.
 
     Returns:
         The path of the written ``REPRODUCTION.md``.
@@ -144,7 +145,7 @@ def run_report(
     if minutes is not None:
         if minutes < 0:
             raise XtmrError(f"--minutes must be 0 or more, got {minutes:g}")
-        base = replace(base, minutes=float(minutes))
+        base = replace(base, minutes=float(minutes), accumulate=True)
     caveats = list(caveats)
     if not models and grid is None and not checkpoints:  # the default grid runs the models that are shipped
         present, missing = shipped_models(base.models, dataset)

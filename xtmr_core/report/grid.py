@@ -94,6 +94,9 @@ class Grid:
             the other BER-sweep points, at most ``trials`` / ``sweep_trials`` — so they depend on the machine's
             speed only, never on the results.
         min_trials: the fewest trials a sized point gets.
+        accumulate: with ``minutes``, spend the budget on trials the results store lacks (``--minutes`` given: a
+            second run adds trials); else a rerun whose frontier points all hold at least ``min_trials`` stored
+            trials reuses that count (nothing changed: everything is read).
         sensitivity_weights: weights flipped per bit position in the per-bit scan.
         paper_ber: the BER of the paper's table (also the first BER of the budget sweep).
         budget_bers: at how many BERs the budget sweep and the frontier run: the paper's, then the one where
@@ -115,6 +118,7 @@ class Grid:
     combos: tuple[float, ...] = ()
     minutes: float = 0.0
     min_trials: int = 6
+    accumulate: bool = False
 
 
 # 1e-2 extends the paper's 1e-7..1e-3 because int8 storage barely degrades by 1e-3.
@@ -350,8 +354,10 @@ def size_grid(
     Each plan-trial at a point is costed at ``SAFETY`` times the probe's seconds per unprotected trial at that
     point (the seconds its trials took when they were run, also when they were read from the results store).
     Trials already in the store cost nothing: ``stored`` gives, per (model, format, BER), how many trials of
-    every plan of the point are stored, so a second run with the same budget adds trials to the first's (up to
-    ``max(grid.trials, grid.min_trials)`` more than the fewest stored at any frontier point). Only timings and
+    every plan of the point are stored. With ``grid.accumulate`` a second run with the same budget adds trials
+    to the first's (up to ``max(grid.trials, grid.min_trials)`` more than the fewest stored at any frontier
+    point); without it, a rerun whose frontier points all hold ``min_trials`` stored trials or more takes the
+    count they all hold (the earlier run's): it reads everything and writes the same CSV. Only timings and
     stored counts decide: the choice cannot favour any plan.
     """
     if not grid.minutes or probe.empty:
@@ -376,7 +382,11 @@ def size_grid(
         front_n, sweep_n = counts(n)
         return sum(c * max(0, (front_n if front else sweep_n) - have) for c, have, front in points)
 
-    cap = max(grid.trials, grid.min_trials) + min((have for _, have, front in points if front), default=0)
+    have_front = min((have for _, have, front in points if front), default=0)
+    if not grid.accumulate and have_front >= grid.min_trials:  # a rerun: the counts an earlier run stored
+        front_n, sweep_n = counts(have_front)
+        return replace(grid, trials=front_n, sweep_trials=sweep_n)
+    cap = max(grid.trials, grid.min_trials) + (have_front if grid.accumulate else 0)
     n = grid.min_trials  # the fewest a sized point gets, whatever the budget (as before the store)
     budget = seconds_left - RESERVE_S
     while n < cap and new_seconds(n + 1) <= budget:
