@@ -156,14 +156,16 @@ def test_outcomes_mix_plans_and_give_each_images_correctness(tiny_model, tiny_da
 
 
 def test_paired_points_give_the_same_results_batched(tiny_model, tiny_data, device):
-    from xtmr_core.campaign import run_point
+    from xtmr_core.campaign import PointHooks, PointOptions, run_point
 
     x, y = (t.to(device) for t in tiny_data)
     inj = FaultInjector(tiny_model, "fp32", device=device)
     plans, fault = _plans(32, inj.n_weights)[1:4], FaultModel(0.02)
-    one = run_point(inj, plans, fault, x, y, trials=5, seed=2, per_pass=1)
-    many = run_point(inj, plans, fault, x, y, trials=5, seed=2, per_pass=4)  # chunks of 1 trial x 4 plans
-    stopped = run_point(inj, plans, fault, x, y, trials=5, seed=2, per_pass=8, should_stop=lambda: True)
+    one = run_point(inj, plans, fault, x, y, PointOptions(trials=5, seed=2, per_pass=1))
+    many = run_point(inj, plans, fault, x, y, PointOptions(trials=5, seed=2, per_pass=4))  # chunks of 1 trial x 4 plans
+    stopped = run_point(
+        inj, plans, fault, x, y, PointOptions(trials=5, seed=2, per_pass=8), PointHooks(should_stop=lambda: True)
+    )
     for a, b in zip(one.results, many.results):
         assert a.flips == b.flips and len(a.correct) == len(b.correct) == 5
         if device.type == "cpu":

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from xtmr_core.campaign import run_point
+from xtmr_core.campaign import PointOptions, run_point
 from xtmr_core.faults import FaultModel, Region, sample_faults
 from xtmr_core.formats import encode
 from xtmr_core.injection import FaultInjector, trial_rng
@@ -220,7 +220,7 @@ def test_a_stratified_point_carries_its_strata_into_every_estimate(tiny_model, t
     plans = [make_plan("none", 32), make_plan("full", 32)]
     strata = make_strata(inj.stored, inj.layout, plans, fault)
     assert strata is not None
-    point = run_point(inj, plans[1:], fault, x, y, trials=13, seed=0, strata=strata)
+    point = run_point(inj, plans[1:], fault, x, y, PointOptions(trials=13, seed=0, strata=strata))
     base = point.results[0]
     assert point.strata is strata and base.strata == list(strata.schedule(13)) and point.trials == 13
     expect = sum(
@@ -231,7 +231,7 @@ def test_a_stratified_point_carries_its_strata_into_every_estimate(tiny_model, t
     assert d["design"] == "stratified" and [r["trials"] for r in d["strata"]] == list(strata.allocation(13))
     assert base.to_dict()["stratum_weights"] == list(strata.weights)
     # the first 8 trials of a 13-trial point are the trials of an 8-trial point: stored trials stay valid
-    short = run_point(inj, plans[1:], fault, x, y, trials=8, seed=0, strata=strata)
+    short = run_point(inj, plans[1:], fault, x, y, PointOptions(trials=8, seed=0, strata=strata))
     assert short.results[1].accuracies == point.results[1].accuracies[:8]
     early = point.judge(1, k=strata.min_trials - 1)  # a stratum still lacks its second trial
     assert early.verdict == "not enough trials" and early.needed == strata.min_trials

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -237,52 +237,98 @@ def _record(result: CampaignResult, outcome: tuple[float, float, int, np.ndarray
     result.correct.append(correct)
 
 
+@dataclass(frozen=True)
+class PointOptions:
+    """Which trials a grid point runs, and how (``run_point``, ``run_campaign``): the options that travel together
+    from a spec to the trial loop.
+
+    Attributes:
+        trials: the fixed number of trials (no early stop: the mean is unbiased).
+        seed: campaign seed; trial ``t`` draws its faults from ``trial_rng(seed, t)``.
+        baseline: prepend the unprotected plan unless ``plans[0]`` already is one (``run_point``; a lone
+            ``run_campaign`` never does).
+        strata: stratified sampling (``strata.make_strata``): trial ``t`` belongs to stratum
+            ``strata.stratum_of(t)`` (whatever ``trials`` is) and draws its faults conditionally;
+            every result then carries the strata and their exact weights, and every estimate and
+            interval is the stratified one. ``None`` = plain Monte Carlo.
+        per_pass: weight sets evaluated per forward pass (``batched.trials_per_pass``; ``None`` = chosen per
+            device: 1 on a CPU, from free memory on a GPU). Same faults and results whatever it is; with more
+            than 1, ``should_stop`` is polled after each trial but the rest of a batch was already computed.
+        known: outcomes already computed (a results store), one ``{trial: outcome}`` per plan of the point in
+            its final order (the baseline first where ``baseline`` prepends it): those are taken as they are
+            and only the other (plan, trial) pairs run. A trial's faults depend on ``(seed, trial)`` and its
+            stratum alone, so the point is the one a run of every trial gives, bit for bit.
+    """
+
+    trials: int = 20
+    seed: int = 0
+    baseline: bool = True
+    strata: Strata | None = None
+    per_pass: int | None = None
+    known: Sequence[Mapping[int, Outcome]] | None = None
+
+
+@dataclass(frozen=True)
+class PointHooks:
+    """What a caller watches and steers while a point runs; each is optional.
+
+    Attributes:
+        progress: called after each trial (all plans) with ``(done, trials)``.
+        should_stop: polled after each trial; ``True`` ends the point (all plans) with the trials so far
+            (a user's cancel, not a statistical rule).
+        on_trial: called after each trial with the partial ``PointResult`` so far (streaming display:
+            ``point.difference(1)`` on it is the live paired interval).
+        on_computed: called after each trial that ran anything, with the trial index and one ``(plan
+            position, outcome, seconds)`` per plan that ran (what a results store keeps).
+    """
+
+    progress: Callable[[int, int], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+    on_trial: Callable[[PointResult], None] | None = None
+    on_computed: Callable[[int, list[tuple[int, Outcome, float]]], Any] | None = None
+
+    def after_trial(
+        self, point: PointResult, trial: int, trials: int, computed: list[tuple[int, Outcome, float]]
+    ) -> bool:
+        """Tell the caller that ``trial`` (of ``trials``) is recorded: what ran of it, the point so far, the
+        count, in that order; ``True`` when the caller asks to stop."""
+        if self.on_computed is not None and computed:
+            self.on_computed(trial, computed)
+        if self.on_trial is not None:
+            self.on_trial(point)
+        if self.progress is not None:
+            self.progress(trial + 1, trials)
+        return self.should_stop is not None and self.should_stop()
+
+
 def run_campaign(
     injector: FaultInjector,
     plan: ProtectionPlan,
     fault: FaultModel,
     x: torch.Tensor,
     y: torch.Tensor,
+    options: PointOptions | None = None,
+    hooks: PointHooks | None = None,
     *,
-    trials: int = 20,
-    seed: int = 0,
     clean_pred: torch.Tensor | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    per_pass: int | None = None,
 ) -> CampaignResult:
-    """Run ``trials`` seeded trials of one configuration (a fixed number: no early stop, so the mean is
+    """Run ``options.trials`` seeded trials of one configuration (a fixed number: no early stop, so the mean is
     unbiased). To compare plans, run them together with ``run_point`` (same trials, stopped as a whole).
 
     Args:
         injector: the fault injector (its format decides the stored words).
         plan: the protection plan. fault: the fault model.
         x, y: the test split, on the injector's device.
-        trials: number of trials.
-        seed: campaign seed; trial ``t`` uses ``trial_rng(seed, t)``.
+        options: trials, seed, sampling design, batching and known outcomes (``PointOptions``; default 20
+            trials of seed 0); ``baseline`` is ignored: the plan runs alone.
+        hooks: progress, cancel and per-trial callbacks (``PointHooks``).
         clean_pred: the clean model's predictions on ``x`` (computed if ``None``).
-        progress: called with ``(done, trials)`` after each trial.
-        should_stop: polled after each trial; ``True`` ends the campaign with the trials run so far
-            (a user's cancel, not a statistical rule).
-        per_pass: weight sets per forward pass (as in ``run_point``).
 
     Returns:
         The ``CampaignResult``.
     """
-    return run_point(
-        injector,
-        [plan],
-        fault,
-        x,
-        y,
-        trials=trials,
-        seed=seed,
-        clean_pred=clean_pred,
-        progress=progress,
-        should_stop=should_stop,
-        baseline=False,
-        per_pass=per_pass,
-    ).results[0]
+    alone = replace(options if options is not None else PointOptions(), baseline=False)
+    return run_point(injector, [plan], fault, x, y, alone, hooks, clean_pred=clean_pred).results[0]
 
 
 @dataclass
@@ -458,20 +504,12 @@ def run_point(
     fault: FaultModel,
     x: torch.Tensor,
     y: torch.Tensor,
+    options: PointOptions | None = None,
+    hooks: PointHooks | None = None,
     *,
-    trials: int = 20,
-    seed: int = 0,
     clean_pred: torch.Tensor | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    on_trial: Callable[[PointResult], None] | None = None,
-    baseline: bool = True,
-    strata: Strata | None = None,
-    per_pass: int | None = None,
-    known: Sequence[Mapping[int, Outcome]] | None = None,
-    on_computed: Callable[[int, list[tuple[int, Outcome, float]]], Any] | None = None,
 ) -> PointResult:
-    """Run every plan of one grid point on the same trials, stopped as a whole after ``trials``.
+    """Run every plan of one grid point on the same trials, stopped as a whole after ``options.trials``.
 
     Trial ``t`` draws its primary faults from ``(seed, t)`` alone (``faults.sample_faults`` spawns one
     stream per copy), so every plan sees the same primary faults and plans differ only by what they
@@ -479,93 +517,132 @@ def run_point(
 
     Args:
         injector: the fault injector of the point's format.
-        plans: the plans to compare; with ``baseline`` the unprotected plan is put first (once).
+        plans: the plans to compare; with ``options.baseline`` the unprotected plan is put first (once).
         fault: the fault model. x, y: the test split.
-        trials: the fixed number of trials (no early stop: the mean is unbiased).
-        seed: campaign seed. clean_pred: the clean model's predictions (computed if ``None``).
-        progress: called after each trial (all plans) with ``(done, trials)``.
-        should_stop: polled after each trial; ``True`` ends the point (all plans) with the trials so far.
-        on_trial: called after each trial with the partial ``PointResult`` so far (streaming display:
-            ``point.difference(1)`` on it is the live paired interval).
-        baseline: prepend the ``none`` plan unless ``plans[0]`` already is one.
-        strata: stratified sampling (``strata.make_strata``): trial ``t`` belongs to stratum
-            ``strata.stratum_of(t)`` (whatever ``trials`` is) and draws its faults conditionally;
-            every result then carries the strata and their exact weights, and every estimate and
-            interval is the stratified one.
-        per_pass: weight sets evaluated per forward pass (``batched.trials_per_pass``; ``None`` = chosen per
-            device: 1 on a CPU, from free memory on a GPU). Same faults and results whatever it is; with more
-            than 1, ``should_stop`` is polled after each trial but the rest of a batch was already computed.
-        known: outcomes already computed (a results store), one ``{trial: outcome}`` per plan of the point in
-            its final order (the baseline first where ``baseline`` prepends it): those are taken as they are
-            and only the other (plan, trial) pairs run. A trial's faults depend on ``(seed, trial)`` and its
-            stratum alone, so the point is the one a run of every trial gives, bit for bit.
-        on_computed: called after each trial that ran anything, with the trial index and one ``(plan
-            position, outcome, seconds)`` per plan that ran (what a results store keeps).
+        options: trials, seed, baseline, sampling design, batching and known outcomes (``PointOptions``;
+            default 20 trials of seed 0 with the baseline).
+        hooks: progress, cancel and per-trial callbacks (``PointHooks``; default none).
+        clean_pred: the clean model's predictions (computed if ``None``).
 
     Returns:
-        The ``PointResult`` (``results[0]`` is the baseline when ``baseline``).
+        The ``PointResult`` (``results[0]`` is the baseline when ``options.baseline``).
     """
-    if int(trials) < 1:
+    options = options if options is not None else PointOptions()
+    hooks = hooks if hooks is not None else PointHooks()
+    trials = int(options.trials)
+    if trials < 1:
         raise ValueError("a campaign needs at least one trial")
+    plans = _with_baseline(injector, plans, options.baseline)
+    clean_pred = _clean_pred(injector, x, clean_pred)
+    point = _start_point(injector, plans, fault, y, clean_pred, options)
+    done = _known(options.known, len(plans))
+    # Batched (a GPU): several trials' weight sets per forward pass, the same faults, the same outcomes.
+    step = trials_per_pass(injector, x, options.per_pass)
+    chunk = max(1, step // len(plans)) if step > 1 else 1
+    setups = [TrialSetup(injector, plan, fault, x, y, clean_pred, int(options.seed)) for plan in plans]
+    for first in range(0, trials, chunk):
+        ts = range(first, min(first + chunk, trials))
+        ran = _run_pass(_missing_jobs(setups, ts, done, point.strata), step)
+        for tt in ts:
+            computed = _record_trial(point, tt, done, ran)
+            if hooks.after_trial(point, tt, trials, computed):
+                return point  # the chunk's later trials are dropped: the point ends where it was stopped
+    return point
+
+
+def _with_baseline(injector: FaultInjector, plans: Sequence[ProtectionPlan], baseline: bool) -> list[ProtectionPlan]:
+    """The point's plans in order: the unprotected plan first when ``baseline`` asks and it is not there yet."""
     plans = list(plans)
     if baseline and not (plans and plans[0].protect == "none" and not plans[0].guard):
         plans = [make_plan("none", injector.stored.bits), *plans]
-    clean_pred = _clean_pred(injector, x, clean_pred)
-    point = PointResult([empty_result(injector, p, fault, y, clean_pred, seed) for p in plans], strata)
-    if known is not None and len(known) != len(plans):
-        raise ValueError(f"known outcomes for {len(known)} plans, the point has {len(plans)}")
-    done: Sequence[Mapping[int, Outcome]] = known if known is not None else [{} for _ in plans]
-    if strata is not None:
+    return plans
+
+
+def _start_point(
+    injector: FaultInjector,
+    plans: list[ProtectionPlan],
+    fault: FaultModel,
+    y: torch.Tensor,
+    clean_pred: torch.Tensor,
+    options: PointOptions,
+) -> PointResult:
+    """The point with every plan's configuration and no trials yet (its strata and their weights when stratified)."""
+    point = PointResult([empty_result(injector, p, fault, y, clean_pred, options.seed) for p in plans], options.strata)
+    if options.strata is not None:
         for result in point.results:
-            result.strata, result.stratum_weights, result.stratum_rare = [], strata.weights, strata.rare
-    # Batched (a GPU): several trials' weight sets per forward pass, the same faults, the same outcomes.
-    step = trials_per_pass(injector, x, per_pass)
-    chunk = max(1, step // len(plans)) if step > 1 else 1
-    setups = [TrialSetup(injector, plan, fault, x, y, clean_pred, int(seed)) for plan in plans]
-    t = 0
-    while t < int(trials):
-        ts = range(t, min(t + chunk, int(trials)))
-        jobs, where = [], []
-        for tt in ts:
-            for pi, plan in enumerate(plans):
-                if tt in done[pi]:
-                    continue
-                faults = None
-                where.append((tt, pi))
-                if strata is not None:
-                    faults = stratified_faults(
-                        injector.regions(plan, fault), fault, strata, strata.stratum_of(tt), trial_rng(seed, tt)
-                    )
-                jobs.append(Job(setups[pi], tt, faults))
-        t0 = time.perf_counter()
-        if step > 1 and jobs:
-            outs = outcomes(jobs, per_pass=step)
-            seconds = [(time.perf_counter() - t0) / len(jobs)] * len(jobs)
-        else:
-            outs, seconds = [], []
-            for j in jobs:
-                outs.append(trial_outcome(j.setup, j.trial, faults=j.faults))
-                seconds.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-        ran = {pair: k for k, pair in enumerate(where)}
-        for tt in ts:
-            computed = []
-            for pi, result in enumerate(point.results):
-                if strata is not None:
-                    result.strata.append(strata.stratum_of(tt))  # type: ignore[union-attr]
-                k = ran.get((tt, pi))
-                if k is None:
-                    _record(result, done[pi][tt])
-                else:
-                    _record(result, outs[k])
-                    computed.append((pi, outs[k], seconds[k]))
-            if on_computed is not None and computed:
-                on_computed(tt, computed)
-            if on_trial is not None:
-                on_trial(point)
-            if progress is not None:
-                progress(tt + 1, int(trials))
-            if should_stop is not None and should_stop():
-                return point  # the chunk's later trials are dropped: the point ends where it was stopped
-        t += len(ts)
+            result.strata, result.stratum_weights, result.stratum_rare = [], options.strata.weights, options.strata.rare
     return point
+
+
+def _known(known: Sequence[Mapping[int, Outcome]] | None, n_plans: int) -> Sequence[Mapping[int, Outcome]]:
+    """The outcomes already computed per plan (none when not given), checked to match the point's plans."""
+    if known is None:
+        return [{} for _ in range(n_plans)]
+    if len(known) != n_plans:
+        raise ValueError(f"known outcomes for {len(known)} plans, the point has {n_plans}")
+    return known
+
+
+def _missing_jobs(
+    setups: list[TrialSetup], trials: range, done: Sequence[Mapping[int, Outcome]], strata: Strata | None
+) -> list[tuple[tuple[int, int], Job]]:
+    """The (trial, plan position) pairs of ``trials`` not already done, trial by trial, each with its job (its
+    faults drawn from its stratum when stratified)."""
+    jobs = []
+    for tt in trials:
+        for pi, setup in enumerate(setups):
+            if tt in done[pi]:
+                continue
+            faults = None
+            if strata is not None:
+                regions = setup.injector.regions(setup.plan, setup.fault)
+                faults = stratified_faults(
+                    regions, setup.fault, strata, strata.stratum_of(tt), trial_rng(setup.seed, tt)
+                )
+            jobs.append(((tt, pi), Job(setup, tt, faults)))
+    return jobs
+
+
+@dataclass
+class _Pass:
+    """What one pass over a chunk of trials computed: each (trial, plan position) run, its outcome and seconds."""
+
+    ran: dict[tuple[int, int], tuple[Outcome, float]]
+
+    def get(self, trial: int, plan: int) -> tuple[Outcome, float] | None:
+        """The outcome and seconds of ``plan`` at ``trial`` when this pass ran it."""
+        return self.ran.get((trial, plan))
+
+
+def _run_pass(jobs: list[tuple[tuple[int, int], Job]], step: int) -> _Pass:
+    """Run the jobs: stacked ``step`` weight sets per forward pass (each job gets its share of the time), or one
+    at a time (each job its own time)."""
+    t0 = time.perf_counter()
+    if step > 1 and jobs:
+        outs = outcomes([job for _, job in jobs], per_pass=step)
+        seconds = [(time.perf_counter() - t0) / len(jobs)] * len(jobs)
+    else:
+        outs, seconds = [], []
+        for _, job in jobs:
+            outs.append(trial_outcome(job.setup, job.trial, faults=job.faults))
+            seconds.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+    return _Pass({pair: (out, sec) for (pair, _), out, sec in zip(jobs, outs, seconds, strict=True)})
+
+
+def _record_trial(
+    point: PointResult, trial: int, done: Sequence[Mapping[int, Outcome]], ran: _Pass
+) -> list[tuple[int, Outcome, float]]:
+    """Append ``trial`` to every plan of the point (its stratum, then the outcome known or just run); the
+    ``(plan position, outcome, seconds)`` of the plans that ran."""
+    computed = []
+    for pi, result in enumerate(point.results):
+        if point.strata is not None:
+            result.strata.append(point.strata.stratum_of(trial))  # type: ignore[union-attr]
+        got = ran.get(trial, pi)
+        if got is None:
+            _record(result, done[pi][trial])
+        else:
+            _record(result, got[0])
+            computed.append((pi, got[0], got[1]))
+    return computed

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from xtmr_core.campaign import CampaignResult, PointResult, run_point
+from xtmr_core.campaign import CampaignResult, PointHooks, PointOptions, PointResult, run_point
 from xtmr_core.canonize import deployed_model, lrp_ready
 from xtmr_core.checkpoints import load_model
 from xtmr_core.damage import delta_harm, scan_harm
@@ -299,7 +299,7 @@ class Experiment:
 
         Args:
             spec: the campaign: plan, fault model, format, trials and seed.
-            progress, should_stop: as in ``campaign.run_point`` (a fixed number of trials).
+            progress, should_stop: as in ``campaign.PointHooks`` (a fixed number of trials).
             design: ``auto`` or ``plain`` (``evaluate_point``).
 
         Returns:
@@ -318,17 +318,13 @@ class Experiment:
                 _fault_model(spec),
                 self.x_test,
                 self.y_test,
-                trials=spec.trials,
-                seed=spec.seed,
+                PointOptions(
+                    spec.trials, spec.seed, baseline=False, strata=strata, per_pass=self.trials_per_pass, known=known
+                ),
+                PointHooks(
+                    progress, should_stop, on_trial=lambda part: publish(_snapshot(part)), on_computed=on_computed
+                ),
                 clean_pred=self.clean_predictions(spec.fmt, spec.int8_granularity),
-                progress=progress,
-                should_stop=should_stop,
-                on_trial=lambda part: publish(_snapshot(part)),
-                baseline=False,
-                strata=strata,
-                per_pass=self.trials_per_pass,
-                known=known,
-                on_computed=on_computed,
             )
 
         def waited(part: PointResult) -> None:
@@ -359,7 +355,7 @@ class Experiment:
 
         Args:
             specs: the campaigns of the point (at least one).
-            progress, should_stop, on_trial: as in ``campaign.run_point`` (``on_trial`` gets the
+            progress, should_stop, on_trial: as in ``campaign.PointHooks`` (``on_trial`` gets the
                 partial ``PointResult`` after each trial, for a live display).
             design: ``auto`` stratifies the trials by the faults on the deciding bits where that pays
                 (``strata.make_strata``: the float formats at a BER where such a fault is rare), ``plain``
@@ -395,17 +391,11 @@ class Experiment:
                 fault,
                 self.x_test,
                 self.y_test,
-                trials=base.trials,
-                seed=base.seed,
+                PointOptions(
+                    base.trials, base.seed, baseline=False, strata=strata, per_pass=self.trials_per_pass, known=known
+                ),
+                PointHooks(progress, should_stop, on_trial=live, on_computed=on_computed),
                 clean_pred=self.clean_predictions(base.fmt, base.int8_granularity),
-                progress=progress,
-                should_stop=should_stop,
-                on_trial=live,
-                baseline=False,
-                strata=strata,
-                per_pass=self.trials_per_pass,
-                known=known,
-                on_computed=on_computed,
             )
 
         def waited(part: PointResult) -> None:  # another session computes this point: show its trials
@@ -462,8 +452,8 @@ class Experiment:
     def _stored(
         self, base: CampaignSpec, specs: Sequence[CampaignSpec], plans: Sequence[ProtectionPlan], strata: Strata | None
     ) -> tuple[list[dict[int, Any]] | None, Callable[[int, list[Any]], None] | None]:
-        """``run_point``'s ``known`` and ``on_computed`` for the plans ``specs`` of the point ``base`` in
-        the results store (``(None, None)`` without a store)."""
+        """``run_point``'s ``PointOptions.known`` and ``PointHooks.on_computed`` for the plans ``specs`` of the point
+        ``base`` in the results store (``(None, None)`` without a store)."""
         store = self.store
         if store is None:
             return None, None
