@@ -118,7 +118,7 @@ class SlowViT:
             return w @ a + b
         return slow_linear(a, w, b, r, self.wrel[f"{name}.weight"], self.brel[name])
 
-    def run(self, img: np.ndarray, target: int) -> float:
+    def run(self, img: np.ndarray, target: int) -> float:  # noqa: PLR0915 (a slow reference, written out step by step)
         p, m = self.p, self.m
         heads, dim = 2, 4
         dh = dim // heads
@@ -351,7 +351,7 @@ def _edge(seed: int = 0) -> EdgeNet:
     return model.double().eval()
 
 
-def slow_edge(model: EdgeNet, img: np.ndarray, target: int, acc: dict, other: list[float], r_inputs: list) -> float:
+def slow_edge(model: EdgeNet, img: np.ndarray, target: int, acc: dict, other: list[float], r_inputs: list) -> float:  # noqa: PLR0915 (slow reference)
     """The EdgeNet's LRP for one image (4×4 pixels), op by op."""
     P = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     wc, bc = P["conv.weight"], P["conv.bias"]

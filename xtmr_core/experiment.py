@@ -82,7 +82,7 @@ class Experiment:
             there is no BatchNorm to fold); its outputs equal ``trained``'s to float rounding.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (left: the model, data and deployment options; one ExperimentSource value is next)
         self,
         model: str = "lenet5",
         dataset: str = "mnist5k",

@@ -134,7 +134,7 @@ def check_sweep(
     grid(protects, budgets or [0.0], bers, formats, **common)
 
 
-def run_sweep(
+def run_sweep(  # noqa: PLR0913 (left: a sweep grid value is next)
     exp: Experiment,
     protects: Sequence[str],
     budgets: Sequence[float],

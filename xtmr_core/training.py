@@ -23,7 +23,7 @@ from xtmr_core.models import default_width
 from xtmr_core.vocabulary import LR_SCHEDULES, OPTIMIZERS, model_kind
 
 
-def train_model(
+def train_model(  # noqa: C901, PLR0912, PLR0913, PLR0915 (left: to take the TrainingRecipe and split per epoch)
     model: nn.Module,
     splits: DataSplits,
     *,
