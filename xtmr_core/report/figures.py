@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from xtmr_core.report.grid import ber_plans
 from xtmr_core.report.view import ReportView
 
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn, not when the report package loads
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-def _figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 3.6):
+
+def _figure(
+    ncols: int, nrows: int = 1, width: float = 5.0, height: float = 3.6
+) -> tuple[Figure, np.ndarray[Any, np.dtype[np.object_]]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -23,7 +31,7 @@ def _figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 3.6)
     return fig, axes
 
 
-def _band(ax, x, rows: pd.DataFrame, label: str, band: bool = True, **kw) -> None:
+def _band(ax: Axes, x: npt.ArrayLike, rows: pd.DataFrame, label: str, band: bool = True, **kw: Any) -> None:
     y = 100 * rows["mean_accuracy"].to_numpy(float)
     (line,) = ax.plot(x, y, marker="o", ms=3, label=label, **kw)
     if not band:
@@ -34,7 +42,7 @@ def _band(ax, x, rows: pd.DataFrame, label: str, band: bool = True, **kw) -> Non
         ax.fill_between(np.asarray(x, float)[ok], lo[ok], hi[ok], color=line.get_color(), alpha=0.12, lw=0)
 
 
-def _zoom(ax, rows: pd.DataFrame) -> None:
+def _zoom(ax: Axes, rows: pd.DataFrame) -> None:
     """y from a little below the lowest mean or CI bound shown to 100: small differences stay visible."""
     vals = 100 * pd.concat([rows["mean_accuracy"], rows["ci_low"]]).astype(float)
     vals = vals[np.isfinite(vals)]
