@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -264,7 +265,7 @@ def render_claims(claims: Sequence[Claim]) -> list[str]:
 # Sections.
 
 
-def _store_line(meta: dict) -> list[str]:
+def _store_line(meta: Mapping[str, Any]) -> list[str]:
     """What the results store gave this run: how many trials it read and how many it ran (each trial of one
     plan; none when the run had no store or the meta predates it)."""
     counts = meta.get("trials_read_run")
@@ -278,7 +279,7 @@ def _store_line(meta: dict) -> list[str]:
     ]
 
 
-def _section_run(view: ReportView, meta: dict) -> list[str]:
+def _section_run(view: ReportView, meta: Mapping[str, Any]) -> list[str]:
     g, camp = view.grid, view.camp
     lines = [
         "## 1. What was run",
@@ -455,7 +456,7 @@ def _section_paper(view: ReportView) -> list[str]:
     return lines
 
 
-def _section_figures(view: ReportView, figs: dict) -> list[str]:
+def _section_figures(view: ReportView, figs: Mapping[tuple[str, ...], str]) -> list[str]:
     lines = [
         "## 3. Accuracy vs BER and vs budget",
         "",
@@ -473,7 +474,7 @@ def _section_figures(view: ReportView, figs: dict) -> list[str]:
 _CEILINGS = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 
 
-def _section_frontier(view: ReportView, figs: dict) -> list[str]:
+def _section_frontier(view: ReportView, figs: Mapping[tuple[str, ...], str]) -> list[str]:
     lines = [
         "## 4. The frontier: accuracy against extra memory",
         "",
@@ -512,7 +513,8 @@ def _section_frontier(view: ReportView, figs: dict) -> list[str]:
                 cells = [f"≤ {ceiling:g}%"]
                 for col in ("overhead_pct", "overhead_with_index_pct"):
                     ok = sel[sel[col] <= ceiling + 1e-9]
-                    r = ok.loc[ok["mean_accuracy"].idxmax()] if not ok.empty else None
+                    # a one-label list: pandas-stubs type idxmax's label as Hashable, which .loc[label] rejects
+                    r = ok.loc[[ok["mean_accuracy"].idxmax()]].iloc[0] if not ok.empty else None
                     cells.append("—" if r is None else f"{r['name']}: {fmt_acc(r['mean_accuracy'])}")
                 best.append(cells)
             lines += ["Best plan within an extra-memory ceiling (highest mean accuracy):", ""]
@@ -551,7 +553,7 @@ def _section_saliency(view: ReportView) -> list[str]:
     return lines + _table(["model", "format", "BER", "budget", "LRP (%)", *(f"{s} − LRP" for s in others)], rows)
 
 
-def _section_bits(view: ReportView, figs: dict) -> list[str]:
+def _section_bits(view: ReportView, figs: Mapping[tuple[str, ...], str]) -> list[str]:
     lines = [
         "## 6. Per-bit sensitivity",
         "",
@@ -583,7 +585,13 @@ def _section_bits(view: ReportView, figs: dict) -> list[str]:
     return lines
 
 
-def write_document(view: ReportView, claims: Sequence[Claim], out_dir: Path, figs: dict, meta: dict) -> Path:
+def write_document(
+    view: ReportView,
+    claims: Sequence[Claim],
+    out_dir: Path,
+    figs: Mapping[tuple[str, ...], str],
+    meta: Mapping[str, Any],
+) -> Path:
     """Write ``REPRODUCTION.md`` from the report's rows and claim records.
 
     Args:
