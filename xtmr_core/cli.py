@@ -13,7 +13,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from xtmr_core.errors import XtmrError
 from xtmr_core.spec import CampaignSpec, grid, split_plan_name
@@ -46,14 +46,21 @@ from xtmr_core.vocabulary import (
 )
 
 if TYPE_CHECKING:
+    import torch
+
     from xtmr_core.campaign import PointResult
+    from xtmr_core.data import DataSplits
+    from xtmr_core.experiment import Experiment
+    from xtmr_core.image_folder import ImageFolderSpec
     from xtmr_core.stats import Interval, Judgement
+    from xtmr_core.store import Store
+    from xtmr_core.zoo import ZooRow
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2)."""
 
-    def error(self, message: str) -> None:  # noqa: D401 - argparse's signature
+    def error(self, message: str) -> NoReturn:  # noqa: D401 - argparse's signature
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
@@ -67,7 +74,7 @@ def _floats(text: str) -> list[float]:
     return values
 
 
-def _names(choices: Sequence[str]):
+def _names(choices: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         names = [v.strip() for v in text.split(",") if v.strip()]
         bad = [n for n in names if n not in choices]
@@ -319,21 +326,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _device(name: str | None):
+def _device(name: str | None) -> torch.device | None:
     from xtmr_core.device import resolve_device
 
     return resolve_device(name) if name else None
+
+
+class _Bar(Protocol):
+    """The part of a tqdm bar ``_Progress`` uses (tqdm ships no type stubs)."""
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None: ...
+    def update(self, n: float | None = 1) -> bool | None: ...
+    def close(self) -> None: ...
 
 
 class _Progress:
     """A tqdm bar on stderr, opened at the first step, so input errors found earlier print alone."""
 
     def __init__(self, total: int, desc: str) -> None:
-        self.total, self.desc, self.bar = total, desc, None
+        self.total, self.desc = total, desc
+        self.bar: _Bar | None = None
 
     def step(self, label: str | None = None) -> None:
         if self.bar is None:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no stubs (types-tqdm not installed)
 
             self.bar = tqdm(total=self.total, desc=self.desc, file=sys.stderr, leave=False, dynamic_ncols=True)
         if label:
@@ -383,7 +399,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-def _image_folder(a: argparse.Namespace):
+def _image_folder(a: argparse.Namespace) -> ImageFolderSpec:
     """The ``ImageFolderSpec`` of ``--dataset imagefolder:PATH`` and its options (checked, nothing read)."""
     from xtmr_core.image_folder import ImageFolderSpec
 
@@ -398,7 +414,7 @@ def _image_folder(a: argparse.Namespace):
     ).check()
 
 
-def _splits(a: argparse.Namespace):
+def _splits(a: argparse.Namespace) -> DataSplits:
     """The data of ``--dataset``: a built-in dataset, or the image folder read with its options."""
     if dataset_kind(a.dataset) == "builtin":
         from xtmr_core.data import load_dataset
@@ -425,7 +441,7 @@ def _check_sources(a: argparse.Namespace) -> None:
             raise XtmrError(f"model file {source} not found")
 
 
-def _experiment(a: argparse.Namespace):
+def _experiment(a: argparse.Namespace) -> Experiment:
     from xtmr_core.experiment import Experiment
 
     device = _device(a.device)
@@ -630,7 +646,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     protects = list(dict.fromkeys(["none", *a.protect]))
     # checks every point, torch-free; the bar counts grid points (all plans of a point run together)
     n_points = len({spec.point for spec in grid(protects, a.budgets, a.bers, a.formats, **_common(a))})
-    from xtmr_core.distributed import make_runner
+    from xtmr_core.distributed import RayRunner, make_runner
     from xtmr_core.sweep import iso_table, iso_text, run_sweep
 
     store, before = _use_store(a)
@@ -651,7 +667,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
-        if runner is not None:
+        if isinstance(runner, RayRunner):  # what make_runner gives for --ray; only a Ray runner holds a cluster
             runner.shutdown()
     out = Path(a.out)
     table.to_csv(out, index=False)
@@ -700,11 +716,11 @@ def _cmd_coverage(a: argparse.Namespace) -> int:
     print(format_table(table))
     red = reduction(table)
     print("\nvariance reduction of the stratified design (plain campaigns of the same population):")
-    for r in red.itertuples():
+    for r in red.to_dict("records"):  # records, not itertuples: the stubs cannot type a namedtuple's columns
         print(
-            f"  {r.point} {r.quantity} n={r.n}: VRF {r.vrf:.1f}; |error| q95 plain {100 * r.q95_plain:.3f} pt, "
-            f"stratified {100 * r.q95_strat:.3f} pt ({r.q95_ratio:.1f}x); stratified half-width "
-            f"{100 * r.half_width_strat:.3f} pt"
+            f"  {r['point']} {r['quantity']} n={r['n']}: VRF {r['vrf']:.1f}; |error| q95 plain "
+            f"{100 * r['q95_plain']:.3f} pt, stratified {100 * r['q95_strat']:.3f} pt ({r['q95_ratio']:.1f}x); "
+            f"stratified half-width {100 * r['half_width_strat']:.3f} pt"
         )
     return 0
 
@@ -730,13 +746,14 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
-def _use_store(a: argparse.Namespace) -> tuple[Any, tuple[int, int]]:
+def _use_store(a: argparse.Namespace) -> tuple[Store | None, tuple[int, int]]:
     """Open the results store of ``--store`` / ``$XTMR_STORE`` (or the default) for every ``Experiment`` this
     run builds, and its ``(read, ran)`` counts so far. A store chosen by name that cannot be opened is an
     input error (exit 2); the default location that cannot be: a warning, and the run goes on without one."""
     from xtmr_core.store import ENV, OFF, default_store, open_store
 
     chosen = a.store if a.store is not None else os.environ.get(ENV, "").strip() or None
+    store: Store | None
     if chosen is not None and chosen.strip().lower() == OFF:
         os.environ[ENV] = OFF
         return None, (0, 0)
@@ -752,7 +769,7 @@ def _use_store(a: argparse.Namespace) -> tuple[Any, tuple[int, int]]:
     return store, (0, 0) if store is None else (store.read, store.ran)
 
 
-def _store_text(store: Any, before: tuple[int, int]) -> str:
+def _store_text(store: Store | None, before: tuple[int, int]) -> str:
     """How many trials (one plan each) this run read from the store and how many it ran."""
     if store is None:
         return "results store off: every trial was run"
@@ -823,7 +840,7 @@ def _cmd_zoo(a: argparse.Namespace) -> int:
         write_image_folder(folder)
         print(f"wrote a 3-class image folder to {folder}", file=sys.stderr)
 
-    def show(row) -> None:
+    def show(row: ZooRow) -> None:
         err = "" if row.balance_error is None else f" balance {row.balance_error:.2e}"
         print(f"{row.name:24s} {row.status:6s} {row.size:4d}px {row.seconds:6.1f}s{err} {row.operation}", flush=True)
 
