@@ -204,12 +204,8 @@ def _add_store_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
-    parser = _Parser(prog="python -m xtmr_core", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    t = sub.add_parser("train", help="train a model and save a checkpoint")
+def _train_options(t: argparse.ArgumentParser) -> None:
+    """The options of ``train``."""
     _add_source_args(t)
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--lr", type=float, default=1e-3)
@@ -223,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="checkpoint file to write")
     t.add_argument("--device", choices=DEVICES, help="where to train (default: cuda if present, else cpu)")
 
-    e = sub.add_parser("evaluate", help="one fault campaign: accuracy under faults with a protection plan")
+
+def _evaluate_options(e: argparse.ArgumentParser) -> None:
+    """The options of ``evaluate``."""
     _add_model_args(e)
     e.add_argument("--format", choices=FORMATS, default="fp32", help="how weights are stored")
     e.add_argument("--int8-granularity", choices=INT8_GRANULARITIES, default="channel")
@@ -254,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_arg(e)
 
-    s = sub.add_parser("sweep", help="a grid of campaigns to CSV, and the budget each scorer needs")
+
+def _sweep_options(s: argparse.ArgumentParser) -> None:
+    """The options of ``sweep``."""
     _add_model_args(s)
     s.add_argument("--formats", type=_names(FORMATS), default=["fp32"], help="e.g. fp32,int8")
     s.add_argument(
@@ -270,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ray_arg(s)
     _add_store_arg(s)
 
-    b = sub.add_parser("bench", help="time fault trials against a clean evaluation")
+
+def _bench_options(b: argparse.ArgumentParser) -> None:
+    """The options of ``bench``."""
     b.add_argument("--models", type=_names(MODELS), default=["lenet5", "vgg16", "resnet20"])
     b.add_argument("--bers", type=_floats, default=[1e-6, 1e-4, 1e-2])
     b.add_argument("--repeats", type=int, default=20, help="timed repetitions per cell (median)")
@@ -284,13 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="time LRP weight scores on 256 reference images per model instead of fault trials",
     )
 
-    c = sub.add_parser("coverage", help="measure the intervals' coverage on held-out pools of real trials")
+
+def _coverage_options(c: argparse.ArgumentParser) -> None:
+    """The options of ``coverage``."""
     c.add_argument("--quick", action="store_true", help="small pools and few resamples (a smoke test)")
     c.add_argument("--pool-trials", type=int, default=400, help="trials per pool (default 400)")
     c.add_argument("--reps", type=int, default=1000, help="resampled campaigns per n (default 1000)")
     c.add_argument("--out", help="also write the table as CSV")
 
-    r = sub.add_parser("report", help="reproduce the paper's experiment into docs/REPRODUCTION.md")
+
+def _report_options(r: argparse.ArgumentParser) -> None:
+    """The options of ``report``."""
     r.add_argument("--quick", action="store_true", help="a reduced grid (under a minute)")
     r.add_argument("--out", default="docs", help="folder for REPRODUCTION.md, figures and CSV")
     r.add_argument("--dataset", choices=DATASETS, default="mnist5k")
@@ -305,24 +311,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ray_arg(r)
     _add_store_arg(r)
 
-    st = sub.add_parser("store", help="the results store: its size and contents, clear it, export its trials")
+
+def _store_options(st: argparse.ArgumentParser) -> None:
+    """The options of ``store``."""
     st.add_argument("action", choices=("info", "clear", "export"), help="info, clear or export (CSV)")
     st.add_argument(
         "--store", metavar="PATH", help="the store (default: $XTMR_STORE, else ~/.cache/xtmr/results.sqlite)"
     )
     st.add_argument("--out", help="export: CSV file to write (default: standard output)")
 
-    w = sub.add_parser("warm", help="fill the results store with the Fault lab's default points (every BER stop)")
+
+def _warm_options(w: argparse.ArgumentParser) -> None:
+    """The options of ``warm``."""
     w.add_argument("--models", type=_names(MODELS), default=["lenet5"], help="shipped models (default: lenet5)")
     w.add_argument("--formats", type=_names(FORMATS), default=["fp32", "int8"], help="default: fp32,int8")
     _add_store_arg(w)
 
-    z = sub.add_parser("zoo", help="LRP weight relevance and its float64 balance over torchvision's classifiers")
+
+def _zoo_options(z: argparse.ArgumentParser) -> None:
+    """The options of ``zoo``."""
     z.add_argument("--image-folder", required=True, help="folder of class sub-folders (written if it does not exist)")
     z.add_argument("--out", default="zoo.csv", help="CSV file to write")
     z.add_argument("--names", type=lambda t: [n for n in t.split(",") if n], help="architectures (default: all)")
     z.add_argument("--max-params", type=float, default=100e6, help="largest parameter count (default 100e6)")
     z.add_argument("--images", type=int, default=4, help="reference images per architecture (default 4)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = _Parser(prog="python -m xtmr_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _train_options(sub.add_parser("train", help="train a model and save a checkpoint"))
+    _evaluate_options(
+        sub.add_parser("evaluate", help="one fault campaign: accuracy under faults with a protection plan")
+    )
+    _sweep_options(sub.add_parser("sweep", help="a grid of campaigns to CSV, and the budget each scorer needs"))
+    _bench_options(sub.add_parser("bench", help="time fault trials against a clean evaluation"))
+    _coverage_options(
+        sub.add_parser("coverage", help="measure the intervals' coverage on held-out pools of real trials")
+    )
+    _report_options(sub.add_parser("report", help="reproduce the paper's experiment into docs/REPRODUCTION.md"))
+    _store_options(
+        sub.add_parser("store", help="the results store: its size and contents, clear it, export its trials")
+    )
+    _warm_options(
+        sub.add_parser("warm", help="fill the results store with the Fault lab's default points (every BER stop)")
+    )
+    _zoo_options(
+        sub.add_parser("zoo", help="LRP weight relevance and its float64 balance over torchvision's classifiers")
+    )
     return parser
 
 
