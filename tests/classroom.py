@@ -118,10 +118,12 @@ class Session:
         self.page = await context.new_page()
         self.page.on("pageerror", lambda e: self.errors.append(str(e)[:200]))
         t0 = time.perf_counter()
-        await self.page.goto(f"{url}/fault_lab?model=lenet5&format={self.fmt}&ber={fmt_ber(START_BER)}")
+        await self.page.goto(
+            f"{url}/fault_lab?model=lenet5&format={self.fmt}&ber={fmt_ber(START_BER)}", timeout=timeout_s * 1000
+        )
         await self._final(fmt_ber(START_BER), timeout_s)
         self.open_s = time.perf_counter() - t0
-        await self.page.get_by_role("slider", name="Bit error rate (BER)").focus()
+        await self.page.get_by_role("slider", name="Bit error rate (BER)").focus(timeout=timeout_s * 1000)
 
     async def _final(self, ber: str, timeout_s: float) -> None:
         live = self.page.locator(LIVE, has_text=f"BER {ber} ·").filter(has_not_text="estimate").first
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=30)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--store", default="none", help="XTMR_STORE for the server (a file path, or none)")
-    ap.add_argument("--timeout", type=float, default=120.0, help="seconds a step may take before it counts as lost")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds a step may take before it counts as lost")
     ap.add_argument("--out", type=Path, help="write the JSON summary here too")
     args = ap.parse_args(argv)
     if not 1 <= args.sessions <= MAX_SESSIONS or not 2 <= args.steps <= MAX_STEPS:
