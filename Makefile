@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 PORT   ?= 8501
 
-.PHONY: run test lint setup browser bench report warm clean
+.PHONY: run test lint setup browser bench report warm classroom clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ report: setup
 # Fill the results store with the Fault lab's default points (lenet5, fp32 and int8, every BER stop).
 warm: setup
 	$(PY) -m xtmr_core warm
+
+# 30 headless browser sessions move the Fault lab's BER slider on one server (loopback; prints step latencies).
+classroom: setup browser
+	$(PY) tests/classroom.py --sessions 30 --steps 10 --store $${XTMR_STORE:-$$HOME/.cache/xtmr/results.sqlite}
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
