@@ -20,74 +20,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ui import BER_VALUES, fmt_ber  # noqa: E402  (after the path: this file runs as a script)
+from tests.app_server import CHROMIUM_ARGS, serve, stop  # noqa: E402  (after the path: this file runs as a script)
+from ui import BER_VALUES, fmt_ber  # noqa: E402
 
 MAX_SESSIONS = 60
 MAX_STEPS = 40
 LIVE = "[class*='st-key-live_']"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 START_BER = 1e-5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_server(store: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1"]
-    cmd += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    env = dict(os.environ, XTMR_STORE=store)
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"error: streamlit exited with {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.2)
-    _stop(proc)
-    raise SystemExit(f"error: streamlit did not answer within 180 s; see {log}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
 
 
 def _path(index: int, steps: int, up_first: bool) -> list[tuple[str, float]]:
@@ -214,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     log = ROOT / "test-artifacts" / "classroom-streamlit.log"
     log.parent.mkdir(exist_ok=True)
-    proc, url = _start_server(args.store, log)
+    proc, url = serve(ROOT, args.store, log)
     try:
         result = asyncio.run(_classroom(url, args))
     finally:
-        _stop(proc)
+        stop(proc)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -14,39 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.app_server import CHROMIUM_ARGS, serve, stop  # noqa: E402  (after the path: this file runs as a script)
 
 LIVE = "[class*='st-key-live_']"
 BER_STOPS = ("1e-5", "2e-5", "5e-5", "1e-4", "2e-4", "5e-4", "1e-3")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu"]
 TIMEOUT_MS = 300_000
-
-
-def _serve(root: Path, port: int, log: Path) -> subprocess.Popen:
-    """``streamlit run app.py`` in ``root`` with this interpreter's Streamlit, the results store off."""
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-    cmd += ["--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    env = {**os.environ, "XTMR_STORE": "none"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"streamlit exited with {proc.returncode}: see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"streamlit did not answer within 180 s: see {log}")
 
 
 def _idle(page) -> None:
@@ -112,13 +91,12 @@ def main() -> None:
     if not shutil.which("chromium"):
         raise SystemExit("chromium not found; install it with `make browser`")
     log = Path(f"/tmp/fault_lab_latency_{args.port}.log")
-    proc = _serve(args.root.resolve(), args.port, log)
+    proc, url = serve(args.root.resolve(), "none", log, port=args.port)
     try:
         time.sleep(12)  # the server imports torch and the engine on the first page
-        report = measure(f"http://127.0.0.1:{args.port}", args.steps)
+        report = measure(url, args.steps)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop(proc)
     print(json.dumps({"root": str(args.root), **report}, indent=1))
 
 

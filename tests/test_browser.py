@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,17 +32,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.app_server import CHROMIUM_ARGS, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STARTUP_S = 180  # server start, data loading and the first LRP scoring on a shared CPU
 UPDATE_S = 300  # a slider step on a loaded shared machine can take minutes
 #: (name, CSS viewport width, height, device scale): 1280×720 at 150% zoom is a 853×480 CSS viewport.
@@ -51,12 +43,6 @@ SIZES = (("1440x900", 1440, 900, 1.0), ("1024x768", 1024, 768, 1.0), ("1280x720_
 LIVE = "[class*='st-key-live_']"
 HEAD_VALUES = "[class*='st-key-head_'] [data-testid='stMetricValue'] > div"
 ALL_VALUES = "[data-testid='stMetricValue'] > div"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -205,7 +191,7 @@ def app_url():
     """A fresh ``streamlit run app.py`` on 127.0.0.1 for this module's tests; its log in ``test-artifacts/``."""
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "streamlit.log"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1"]
     cmd += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
