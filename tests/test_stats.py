@@ -157,6 +157,17 @@ def test_matching_budget_is_the_smallest_budget_not_worse_than_the_target():
     assert math.isnan(matching_budget({1.0: target - 0.2}, target)[0])
 
 
+def test_matching_budget_takes_a_stratified_design_as_paired_interval_does():
+    # PointResult.matching_budget passes a stratified point's design (strata, weights, rare): the same keywords
+    # paired_interval takes, and the interval it returns is paired_interval's under that design.
+    rng = np.random.default_rng(6)
+    target = rng.uniform(0.8, 0.9, 12)
+    design = {"strata": [0, 1] * 6, "weights": [0.9, 0.1], "rare": [False, True]}
+    cands = {1.0: target - 0.2, 5.0: target + 0.01}
+    budget, diff = matching_budget(cands, target, **design)
+    assert budget == 5.0 and diff == paired_interval(cands[5.0], target, **design)
+
+
 def test_iso_reliability_cost_picks_the_smallest_budget_reaching_the_target():
     table = pd.DataFrame(
         {

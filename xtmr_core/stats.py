@@ -631,6 +631,7 @@ def matching_budget(
     *,
     strata: Sequence[int] | None = None,
     weights: Sequence[float] | None = None,
+    rare: Sequence[bool] | None = None,
 ) -> tuple[float, Interval | None]:
     """The smallest budget whose paired accuracy is not below ``target``'s (paired data, same trials).
 
@@ -641,13 +642,15 @@ def matching_budget(
     Args:
         candidates: budget -> per-trial accuracies of one scorer's plan at that budget.
         target: per-trial accuracies of the plan to match (same trials).
-        confidence: nominal level of the verdict. strata, weights: as in ``mean_interval``.
+        confidence: nominal level of the verdict. strata, weights, rare: the trial design, as in ``paired_interval``.
 
     Returns:
         ``(budget, difference interval)``; ``(nan, None)`` when no tested budget matches.
     """
     for budget in sorted(candidates):
-        diff = paired_interval(candidates[budget], target, confidence=confidence, strata=strata, weights=weights)
+        diff = paired_interval(
+            candidates[budget], target, confidence=confidence, strata=strata, weights=weights, rare=rare
+        )
         if math.isfinite(diff.low) and not diff.high < 0:
             return float(budget), diff
     return math.nan, None
